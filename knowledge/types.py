@@ -1,0 +1,67 @@
+"""Typed values of the knowledge layer: documents in, chunks stored, hits out.
+
+`knowledge` imports nothing of ours, so these live here; `assistant.models` re-exports them and
+they cross every boundary above. Chroma result dicts never leave `knowledge.index`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DocFormat = Literal["markdown", "html", "text"]
+
+
+class Document(BaseModel):
+    """One help article, as loaded: `text` is normalised to Markdown-style headings (`#`, `##`)."""
+
+    source_id: str = Field(min_length=1, max_length=300, description="stable id; re-ingesting it replaces it")
+    title: str = Field(min_length=1, max_length=500)
+    url: str | None = None
+    text: str = Field(min_length=1)
+    format: DocFormat = "markdown"
+    metadata: dict[str, str] = Field(default_factory=dict, description="e.g. category, domain")
+
+
+class Chunk(BaseModel):
+    """A retrievable piece of a document. `start`/`end` are character offsets into `Document.text`."""
+
+    chunk_id: str
+    source_id: str
+    title: str
+    url: str | None = None
+    headings: list[str] = Field(default_factory=list, description="section headings above this chunk")
+    text: str
+    start: int
+    end: int
+    position: int = Field(description="index of the chunk within its document")
+
+    @property
+    def context_text(self) -> str:
+        """What gets embedded: the title and heading path keep a chunk findable out of context."""
+        path = " > ".join([self.title, *self.headings])
+        return f"{path}\n{self.text}"
+
+
+class SearchHit(BaseModel):
+    """A chunk found for a query; `score` is cosine similarity in 0..1 (higher is better)."""
+
+    chunk: Chunk
+    score: float
+    vector_score: float | None = None
+    lexical_score: float | None = None
+
+
+class IngestReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="files that could not be read, with the reason")
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_embedded / self.seconds if self.seconds > 0 else 0.0
