@@ -59,7 +59,7 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(4, ge=1, le=50, description="chunks given to the model per turn")
     candidates: int = Field(20, ge=1, le=200, description="chunks fetched from the index before fusion/re-ranking")
     lexical_weight: float = Field(
-        0.3, ge=0, le=1, description="weight of the keyword (BM25) ranking in hybrid fusion; 0 = vectors only"
+        0.5, ge=0, le=1, description="weight of the keyword (BM25) ranking in hybrid fusion; 0 = vectors only"
     )
 
 
@@ -75,6 +75,9 @@ class AnswerSettings(BaseModel):
     )
     min_sentence_support: float = Field(
         0.55, ge=0, le=1, description="a generated sentence needs this support in a cited chunk to be shown"
+    )
+    min_sentence_relevance: float = Field(
+        0.2, ge=-1, le=1, description="a shown sentence must be at least this similar to the question"
     )
     extractive_sentences: int = Field(2, ge=1, le=6, description="sentences quoted by the extractive answer")
     rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     rate_limits: Literal["on", "off"] = "on"
 
     shared_data_dir: Path = Field(Path("../shared/data"), description="public datasets for benchmarks")
+    company_name: str = Field("our company", description="how the assistant names the company in prompts")
     log_level: str = "INFO"
 
     @field_validator("widget_key", "agent_token", "cx_token", "admin_token", "identity_secret")

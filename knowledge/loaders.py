@@ -43,8 +43,35 @@ def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
     return meta, text[m.end() :]
 
 
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def tables_to_text(body: str) -> str:
+    """Markdown tables -> one line per row, "Label: Header 2 value; Header 3 value.", so that a row quoted
+    on its own (an extractive answer, a citation snippet) still says what its cells mean."""
+    lines = body.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if i + 1 < len(lines) and _TABLE_ROW.match(lines[i]) and _TABLE_RULE.match(lines[i + 1]):
+            header = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+            i += 2
+            while i < len(lines) and _TABLE_ROW.match(lines[i]):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                parts = [f"{h.lower()} {c}" if h else c for h, c in zip(header[1:], cells[1:]) if c]
+                row = f"{cells[0]}: " + "; ".join(parts) if parts else cells[0]
+                out.append("- " + row.rstrip(".") + ".")
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
+
+
 def load_markdown(raw: str, source_id: str) -> Document:
     meta, body = parse_front_matter(raw)
+    body = tables_to_text(body)
     title = meta.pop("title", "") or _first_h1(body) or _title_from_id(source_id)
     url = meta.pop("url", None) or None
     return Document(source_id=source_id, title=title, url=url, text=body.strip(), format="markdown", metadata=meta)

@@ -1,0 +1,202 @@
+"""Composing the reply of one turn from retrieved chunks and the customer's history.
+
+Guarded streaming: the model's text is cut into sentences as it streams; a sentence is shown only
+when it is supported by a source (`assistant.grounding`) and relevant to the question, so a small
+model's invention never reaches the customer while supported text still streams with one
+sentence of delay. When nothing generated survives but retrieval is strong, the reply quotes the
+best passage (mode `extractive`); when the knowledge does not support an answer, the assistant says
+so (mode `declined`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Generator
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from assistant.grounding import Passages, SentenceSupport, SentenceVectors, citation_for, clean_sentence, is_abstention
+from assistant.llm import ChatGateway
+from assistant.models import Citation, CustomerContext, Message, ReplyMode, SearchHit
+from assistant.prompts import ANSWER
+from assistant.settings import AnswerSettings
+from knowledge.embeddings import MiniLMEmbedder
+
+logger = logging.getLogger(__name__)
+
+DECLINE_TEXT = (
+    "I'm sorry, I couldn't find an answer to that in our help center. "
+    "Would you like me to connect you with a member of our team?"
+)
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+
+
+class AnswerEvidence(BaseModel):
+    """What the reply rests on; recorded on the turn and read by `assistant.confidence`."""
+
+    mode: ReplyMode
+    retrieval_top: float = 0.0
+    cited_scores: list[float] = Field(default_factory=list)
+    sentence_support: list[float] = Field(default_factory=list, description="support of each shown sentence")
+    dropped: list[str] = Field(default_factory=list, description="generated sentences withheld as unsupported")
+    abstained: bool = False
+    used_history: bool = False
+    generated_text: str = ""
+
+
+class AnswerResult(BaseModel):
+    text: str
+    citations: list[Citation]
+    evidence: AnswerEvidence
+
+
+def format_sources(hits: list[SearchHit]) -> str:
+    lines = []
+    for n, h in enumerate(hits, 1):
+        where = " > ".join([h.chunk.title, *h.chunk.headings])
+        lines.append(f"[{n}] ({where}) " + " ".join(h.chunk.text.split()))
+    return "\n".join(lines) or "(none)"
+
+
+def format_transcript(messages: list[Message], limit: int) -> str:
+    if limit <= 0 or not messages:
+        return ""
+    names = {"customer": "Customer", "assistant": "Assistant", "agent": "Agent", "system": "Note"}
+    rows = [f"{names[m.role]}: {' '.join(m.text.split())}" for m in messages[-limit:]]
+    return "Conversation so far:\n" + "\n".join(rows) + "\n\n"
+
+
+class Answerer:
+    def __init__(
+        self,
+        chat: ChatGateway,
+        embedder: MiniLMEmbedder,
+        settings: AnswerSettings,
+        company: str = "our company",
+        transcript_turns: int = 6,
+    ) -> None:
+        self.chat = chat
+        self.embedder = embedder
+        self.vectors = SentenceVectors(embedder)
+        self.settings = settings
+        self.company = company
+        self.transcript_turns = transcript_turns
+
+    def stream(
+        self,
+        question: str,
+        hits: list[SearchHit],
+        context: CustomerContext,
+        transcript: list[Message],
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Generator[str, None, AnswerResult]:
+        """Yield the text to show as it is approved; return the full result. Model failures propagate
+        as `ModelUnavailableError` (the engine turns them into a handoff)."""
+        cfg = self.settings
+        top = hits[0].score if hits else 0.0
+        strong = top >= cfg.min_retrieval_score
+        has_history = context.profile is not None
+        if not strong:
+            hits = []  # weak matches are noise to a small model, and must not be cited
+        if not hits and not has_history:
+            yield DECLINE_TEXT
+            return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
+
+        passages = Passages(hits=hits, history=context.text if has_history else "", embedder=self.vectors,
+                            question=question)
+        if cfg.mode == "extractive" and hits:
+            return (yield from self._extractive(passages, top, []))
+
+        shown: list[SentenceSupport] = []
+        shown_vecs: list[np.ndarray] = []
+        dropped: list[str] = []
+        generated: list[str] = []
+        buffer = ""
+
+        def judge(sentence: str) -> str | None:
+            s = clean_sentence(sentence)
+            if len(s.split()) < 3 or len(shown) >= 3:
+                return None
+            vec = self.embedder.embed_one(s)
+            if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs):
+                return None  # a repeat (small models loop)
+            sup = passages.support(s, vec)
+            if sup.support >= cfg.min_sentence_support and sup.relevance >= cfg.min_sentence_relevance:
+                shown.append(sup)
+                shown_vecs.append(vec)
+                return s
+            dropped.append(s)
+            return None
+
+        values = {
+            "company": self.company,
+            "sources": format_sources(hits),
+            "customer": context.text or "(none)",
+            "transcript": format_transcript(transcript, self.transcript_turns),
+            "question": question,
+        }
+        for piece in self.chat.stream(ANSWER, values, turn_id=turn_id, conversation_id=conversation_id):
+            generated.append(piece)
+            buffer += piece
+            while True:
+                m = _BOUNDARY.search(buffer)
+                if not m:
+                    break
+                sentence, buffer = buffer[: m.start()], buffer[m.end() :]
+                ok = judge(sentence)
+                if ok:
+                    yield ("" if len(shown) == 1 else " ") + ok
+        if re.search(r"[.!?][\"')\]]*$", clean_sentence(buffer)):  # an unfinished last sentence is dropped
+            ok = judge(buffer)
+            if ok:
+                yield ("" if len(shown) == 1 else " ") + ok
+        full = "".join(generated)
+        abstained = is_abstention(full)
+
+        if not shown:
+            if hits:
+                return (yield from self._extractive(passages, top, dropped, abstained, full))
+            yield DECLINE_TEXT
+            return AnswerResult(
+                text=DECLINE_TEXT, citations=[],
+                evidence=AnswerEvidence(mode="declined", retrieval_top=top, dropped=dropped, abstained=abstained,
+                                        generated_text=full),
+            )
+
+        citations: list[Citation] = []
+        seen: set[str] = set()
+        for sup in shown:
+            if sup.source is not None and hits[sup.source].chunk.chunk_id not in seen:
+                seen.add(hits[sup.source].chunk.chunk_id)
+                citations.append(citation_for(hits[sup.source], sup.source_sentence))
+        return AnswerResult(
+            text=" ".join(s.sentence for s in shown),
+            citations=citations,
+            evidence=AnswerEvidence(
+                mode="generated", retrieval_top=top, cited_scores=[c.score for c in citations],
+                sentence_support=[round(s.support, 4) for s in shown], dropped=dropped, abstained=abstained,
+                used_history=any(s.from_history for s in shown), generated_text=full,
+            ),
+        )
+
+    def _extractive(
+        self, passages: Passages, top: float, dropped: list[str], abstained: bool = False, generated: str = ""
+    ) -> Generator[str, None, AnswerResult]:
+        text, owners = passages.extractive(self.settings.extractive_sentences)
+        if not text:
+            yield DECLINE_TEXT
+            return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
+        yield text
+        citations = [citation_for(passages.hits[i], text) for i in owners]
+        return AnswerResult(
+            text=text,
+            citations=citations,
+            evidence=AnswerEvidence(
+                mode="extractive", retrieval_top=top, cited_scores=[c.score for c in citations],
+                sentence_support=[1.0], dropped=dropped, abstained=abstained, generated_text=generated,
+            ),
+        )

@@ -1,0 +1,230 @@
+"""The conversation engine: one turn = persist -> history -> standalone question -> retrieve ->
+answer (guarded, streamed) -> confidence -> record, with per-step timings on the turn record.
+
+The customer's message is committed before anything else runs. Whatever fails afterwards (the
+model, the index) ends the turn as a handoff with reason `error`, never as a lost message. While a
+person has the conversation the bot stays silent: the message is stored for the agent and
+`reply` is None.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from assistant.answer import AnswerEvidence, Answerer, AnswerResult
+from assistant.confidence import turn_confidence
+from assistant.errors import ModelUnavailableError, StoreUnavailableError
+from assistant.handoff import HandoffService
+from assistant.history import HistoryBuilder
+from assistant.llm import ChatGateway
+from assistant.models import (
+    CitationsEvent,
+    Conversation,
+    CustomerContext,
+    DoneEvent,
+    Feedback,
+    Handoff,
+    HandoffEvent,
+    Message,
+    Reply,
+    SearchHit,
+    TokenEvent,
+    Turn,
+    TurnEvent,
+)
+from assistant.prompts import CONDENSE_QUESTION
+from assistant.rewrite import heuristic_standalone
+from assistant.settings import Settings
+from assistant.store.repo import Store
+from knowledge.errors import KnowledgeError
+
+logger = logging.getLogger(__name__)
+
+Search = Callable[[str, int], list[SearchHit]]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._last = self._t0
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.ms[name] = round(self.ms.get(name, 0.0) + (now - self._last) * 1000, 3)
+        self._last = now
+
+    def skip(self) -> None:
+        """Time spent outside the engine (e.g. the client reading a stream) is not charged to a step."""
+        self._last = time.perf_counter()
+
+    def total(self) -> dict[str, float]:
+        return {**self.ms, "total": round((time.perf_counter() - self._t0) * 1000, 3)}
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        store: Store,
+        search: Search,
+        answerer: Answerer,
+        history: HistoryBuilder,
+        handoffs: HandoffService,
+        chat: ChatGateway,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.search = search
+        self.answerer = answerer
+        self.history = history
+        self.handoffs = handoffs
+        self.chat = chat
+        self.settings = settings
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    def start_conversation(
+        self, customer_id: str | None, verified: bool, channel: str = "web", metadata: dict[str, Any] | None = None
+    ) -> Conversation:
+        """An unverified caller is anonymous: the id they claim is kept in metadata for the agent, never
+        used to load history or to link the conversation to that customer."""
+        meta = dict(metadata or {})
+        if customer_id and not verified:
+            meta["claimed_customer_id"] = customer_id
+        return self.store.create_conversation(customer_id if verified else None, verified, channel, meta)
+
+    def transcript(self, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        conv = self.store.get_conversation(conversation_id)
+        return conv, self.store.list_messages(conversation_id)
+
+    def request_handoff(self, conversation_id: str, reason: str = "customer_request") -> Handoff:
+        """The customer asked for a person (or a rule decided so)."""
+        conv = self.store.get_conversation(conversation_id)
+        ctx = self.history.build(conv)
+        handoff, _ = self.handoffs.hand_off(conversation_id, reason, None, ctx)
+        return handoff
+
+    def record_feedback(self, conversation_id: str, feedback: Feedback) -> None:
+        self.store.add_feedback(conversation_id, feedback)
+
+    # -- one turn ---------------------------------------------------------------------------------
+
+    def run_turn(self, conversation_id: str, text: str) -> Turn:
+        turn: Turn | None = None
+        for ev in self.stream_turn(conversation_id, text):
+            if isinstance(ev, DoneEvent):
+                turn = ev.turn
+        assert turn is not None
+        return turn
+
+    def stream_turn(self, conversation_id: str, text: str) -> Iterator[TurnEvent]:
+        timer = _Timer()
+        conv = self.store.get_conversation(conversation_id)  # unknown id: raises before anything is written
+        previous = self.store.list_messages(conversation_id)
+        msg, turn_id = self.store.begin_turn(conversation_id, text)
+        timer.lap("persist")
+
+        if conv.status in ("waiting_for_agent", "with_agent"):
+            self.store.finish_turn(turn_id, state="done", reply_mode=None, timings_ms=timer.total())
+            yield DoneEvent(turn=Turn(
+                message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id, reply=None, confidence=0.0,
+                handoff=self.store.open_handoff(conversation_id), status=conv.status, timings_ms=timer.total(),
+            ))
+            return
+        if conv.status in ("resolved", "abandoned"):
+            conv = self.store.set_status(conversation_id, "bot")  # the customer came back: the bot picks up again
+
+        ctx = CustomerContext()
+        query: str | None = None
+        hits: list[SearchHit] = []
+        result: AnswerResult | None = None
+        error: str | None = None
+        try:
+            ctx = self.history.build(conv, text)
+            timer.lap("history")
+            query = self.standalone_question(text, previous, turn_id, conversation_id)
+            timer.lap("rewrite")
+            hits = self.search(query, self.settings.retrieval.top_k)
+            timer.lap("retrieve")
+            gen = self.answerer.stream(text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id)
+            result = yield from self._relay(gen, timer)
+            timer.lap("generate")
+        except (ModelUnavailableError, KnowledgeError) as exc:
+            error = str(exc)
+            logger.warning("turn %s degraded to a handoff: %s", turn_id, error)
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # an unexpected bug must still not lose the customer: hand off and record it
+            error = f"{type(exc).__name__}: {exc}"
+            logger.exception("turn %s failed; handing off", turn_id)
+
+        if result is None:
+            evidence = AnswerEvidence(mode="error", retrieval_top=hits[0].score if hits else 0.0)
+            confidence = 0.0
+            handoff, _ = self.handoffs.hand_off(conversation_id, "error", confidence, ctx)
+            timer.lap("handoff")
+            yield HandoffEvent(handoff=handoff)
+            self.store.finish_turn(
+                turn_id, state="error", query=query, chunk_ids=[h.chunk.chunk_id for h in hits],
+                chunk_scores=[h.score for h in hits], reply_mode="error", confidence=confidence,
+                evidence=evidence.model_dump(), handoff_id=handoff.id, timings_ms=timer.total(), error=error,
+            )
+            yield DoneEvent(turn=Turn(
+                message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id, reply=None, confidence=confidence,
+                handoff=handoff, status="waiting_for_agent", query=query, timings_ms=timer.total(),
+            ))
+            return
+
+        confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
+        timer.lap("confidence")
+        if result.citations:
+            yield CitationsEvent(citations=result.citations)
+        reply_msg = self.store.add_message(conversation_id, "assistant", result.text, result.citations, turn_id=turn_id)
+        timer.lap("record")
+        timings = timer.total()
+        self.store.finish_turn(
+            turn_id, state="done", reply_message_id=reply_msg.id, query=query,
+            chunk_ids=[h.chunk.chunk_id for h in hits], chunk_scores=[round(h.score, 4) for h in hits],
+            cited_chunk_ids=[c.chunk_id for c in result.citations], reply_mode=result.evidence.mode,
+            confidence=confidence, evidence=result.evidence.model_dump(), timings_ms=timings,
+        )
+        yield DoneEvent(turn=Turn(
+            message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id,
+            reply=Reply(text=result.text, citations=result.citations, mode=result.evidence.mode),
+            confidence=confidence, handoff=None, status=conv.status, query=query, timings_ms=timings,
+        ))
+
+    def _relay(self, gen: Generator[str, None, AnswerResult], timer: _Timer) -> Generator[TokenEvent, None, AnswerResult]:
+        """Pass the answer's text on as token events; the consumer's time is not charged to `generate`."""
+        while True:
+            try:
+                piece = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            timer.lap("generate")
+            yield TokenEvent(text=piece)
+            timer.skip()
+
+    def standalone_question(
+        self, text: str, previous: list[Message], turn_id: str | None = None, conversation_id: str | None = None
+    ) -> str:
+        """What to search for. The LLM rewrite runs only with a capable (configured) model."""
+        mode = self.settings.answer.rewrite
+        if mode == "auto":
+            mode = "llm" if self.settings.chat_provider == "openai" else "heuristic"
+        turns = [(m.role, m.text) for m in previous if m.role in ("customer", "assistant", "agent")]
+        if mode == "off" or not turns:
+            return text
+        if mode == "llm":
+            transcript = "\n".join(f"{r}: {t}" for r, t in turns[-6:])
+            try:
+                rewritten = self.chat.complete(CONDENSE_QUESTION, {"transcript": transcript, "question": text},
+                                               turn_id=turn_id, conversation_id=conversation_id).strip()
+                if 3 <= len(rewritten) <= 500:
+                    return rewritten
+            except ModelUnavailableError:
+                logger.info("question rewrite failed; using the heuristic")
+        return heuristic_standalone(text, turns)

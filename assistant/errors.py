@@ -1,0 +1,64 @@
+"""Errors of the assistant layer. Each docstring says what the user sees; `api.errors` maps them to
+HTTP responses in one place (`code` is the JSON error code)."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base class: the message is shown to the caller as is."""
+
+    code = "assistant_error"
+    status = 500
+
+
+class NotFoundError(AssistantError):
+    code = "not_found"
+    status = 404
+
+
+class ConversationNotFoundError(NotFoundError):
+    """The conversation id is unknown: 404 `conversation_not_found`."""
+
+    code = "conversation_not_found"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"no conversation with id {conversation_id!r}")
+
+
+class HandoffNotFoundError(NotFoundError):
+    """The handoff id is unknown: 404 `handoff_not_found`."""
+
+    code = "handoff_not_found"
+
+    def __init__(self, handoff_id: str) -> None:
+        super().__init__(f"no handoff with id {handoff_id!r}")
+
+
+class CustomerNotFoundError(NotFoundError):
+    """The customer id is unknown: 404 `customer_not_found`."""
+
+    code = "customer_not_found"
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"no customer with id {customer_id!r}")
+
+
+class ConflictError(AssistantError):
+    """The request does not fit the conversation's current state: 409 `conflict`."""
+
+    code = "conflict"
+    status = 409
+
+
+class StoreUnavailableError(AssistantError):
+    """The database is locked or unreachable: 503 `store_unavailable` (retry later; nothing was lost)."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class ModelUnavailableError(AssistantError):
+    """The chat model failed (load error, timeout, provider error): the turn is handed to a person."""
+
+    code = "model_unavailable"
+    status = 503

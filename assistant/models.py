@@ -1,0 +1,188 @@
+"""Domain types: the pydantic models that cross every boundary (store <-> engine <-> api).
+
+The knowledge layer's types are re-exported here so that layers above import one module.
+No LangChain message or Chroma dict ever travels between layers; they are converted at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge.types import Chunk, Document, IngestReport, SearchHit
+
+__all__ = [
+    "Chunk", "Document", "IngestReport", "SearchHit", "ConversationStatus", "Role", "CustomerProfile",
+    "CustomerEvent", "Citation", "Message", "Conversation", "PastConversation", "CustomerContext", "Reply",
+    "HandoffSummary", "Handoff", "Turn", "Feedback", "TokenEvent", "CitationsEvent", "HandoffEvent", "DoneEvent",
+    "TurnEvent", "utcnow",
+]
+
+ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
+Role = Literal["customer", "assistant", "agent", "system"]
+ReplyMode = Literal["generated", "extractive", "declined", "error"]
+HandoffStatus = Literal["waiting", "claimed", "resolved"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CustomerProfile(BaseModel):
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")
+    name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=50)
+    locale: str | None = Field(None, max_length=20)
+    created_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, description="plan, country, lifetime value, ...")
+
+
+class CustomerEvent(BaseModel):
+    """Something that happened to a customer: an order, a subscription change, a ticket."""
+
+    id: int | None = None
+    customer_id: str
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Citation(BaseModel):
+    source_id: str
+    title: str
+    url: str | None = None
+    snippet: str
+    score: float
+    chunk_id: str | None = None
+
+
+class Message(BaseModel):
+    id: str
+    conversation_id: str
+    seq: int
+    role: Role
+    text: str
+    created_at: datetime
+    citations: list[Citation] = Field(default_factory=list)
+    author_id: str | None = Field(None, description="the agent's id for agent messages")
+
+
+class Conversation(BaseModel):
+    id: str
+    customer_id: str | None = None
+    verified: bool = Field(False, description="customer identity proven by customer_hash; only then is history loaded")
+    status: ConversationStatus = "bot"
+    channel: str = "web"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    topic: str | None = None
+    outcome: str | None = None
+    summary: str | None = None
+
+
+class PastConversation(BaseModel):
+    """An earlier conversation as the history block shows it."""
+
+    id: str
+    started_at: datetime
+    channel: str
+    topic: str | None = None
+    outcome: str | None = None
+    summary: str
+
+
+class CustomerContext(BaseModel):
+    """What the model is told about the customer, already cut to the token budget."""
+
+    profile: CustomerProfile | None = None
+    events: list[CustomerEvent] = Field(default_factory=list)
+    past_conversations: list[PastConversation] = Field(default_factory=list)
+    text: str = Field("", description="the rendered block given to the model")
+    tokens: int = 0
+    truncated: bool = False
+
+
+class Reply(BaseModel):
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    mode: ReplyMode = "generated"
+
+
+class HandoffSummary(BaseModel):
+    """What an agent reads first: enough that the customer never has to repeat themselves."""
+
+    issue: str
+    customer_goal: str
+    attempted: list[str] = Field(default_factory=list, description="what the assistant tried, with its sources")
+    customer_context: str = ""
+    sentiment: str = "neutral"
+    effort: float = Field(0.0, description="predicted customer effort so far, CES scale 1..7")
+    suggested_next_step: str = ""
+
+
+class Handoff(BaseModel):
+    id: str
+    conversation_id: str
+    reason: str
+    confidence: float | None = None
+    status: HandoffStatus = "waiting"
+    summary: HandoffSummary
+    summary_source: Literal["model", "extractive"] = "extractive"
+    created_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    note: str | None = None
+
+
+class Turn(BaseModel):
+    """The result of one customer message (the [fixed] Turn of API.md, plus extra fields)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    message_id: str
+    conversation_id: str
+    turn_id: str
+    reply: Reply | None = None
+    confidence: float = 0.0
+    handoff: Handoff | None = None
+    status: ConversationStatus = "bot"
+    query: str | None = Field(None, description="the standalone question that was searched")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class Feedback(BaseModel):
+    csat: int | None = Field(None, ge=1, le=5)
+    ces: int | None = Field(None, ge=1, le=7)
+    resolved: bool | None = None
+    comment: str | None = Field(None, max_length=4000)
+
+
+# -- streaming: what a turn yields as it runs --------------------------------------------------------
+
+
+class TokenEvent(BaseModel):
+    type: Literal["token"] = "token"
+    text: str
+
+
+class CitationsEvent(BaseModel):
+    type: Literal["citations"] = "citations"
+    citations: list[Citation]
+
+
+class HandoffEvent(BaseModel):
+    type: Literal["handoff"] = "handoff"
+    handoff: Handoff
+
+
+class DoneEvent(BaseModel):
+    type: Literal["done"] = "done"
+    turn: Turn
+
+
+TurnEvent = Annotated[TokenEvent | CitationsEvent | HandoffEvent | DoneEvent, Field(discriminator="type")]

@@ -1,0 +1,74 @@
+"""Every prompt the assistant sends, in one place, each with a name and a version.
+
+A prompt is data: `Prompt.render(**variables)` checks that exactly the declared variables are
+given and returns plain (role, text) pairs; `assistant.llm` turns them into LangChain messages.
+The name and version of each call are logged (`llm_calls` table), so a change of wording is a
+new version that evaluations can compare. Bump `version` whenever the text changes.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+PromptRole = Literal["system", "user", "assistant"]
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    system: str
+    user: str
+    description: str = ""
+
+    @property
+    def variables(self) -> set[str]:
+        names: set[str] = set()
+        for part in (self.system, self.user):
+            names |= {f for _, f, _, _ in string.Formatter().parse(part) if f}
+        return names
+
+    def render(self, **values: str) -> list[tuple[PromptRole, str]]:
+        missing, extra = self.variables - values.keys(), values.keys() - self.variables
+        if missing or extra:
+            raise ValueError(f"prompt {self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        return [("system", self.system.format(**values)), ("user", self.user.format(**values))]
+
+
+ANSWER = Prompt(
+    name="answer",
+    version="1",
+    description=(
+        "Answer from numbered help-center sources and the customer's account details; cite as [n]. "
+        "Context sits in the user turn, right before the question: small models follow it far better there."
+    ),
+    system=(
+        "You are the customer support assistant of {company}. Answer only from the sources and the account "
+        "details you are given. If they do not contain the answer, say: I don't know. Never invent policies, "
+        "prices, dates or order details."
+    ),
+    user=(
+        "Sources:\n{sources}\n\n"
+        "Account details:\n{customer}\n\n"
+        "{transcript}"
+        "Question: {question}\n"
+        "Answer in one to three sentences, citing the source number like [1]."
+    ),
+)
+
+CONDENSE_QUESTION = Prompt(
+    name="condense_question",
+    version="1",
+    description="Rewrite a follow-up as a standalone question (used with capable models only).",
+    system=(
+        "Rewrite the customer's last message as one standalone question that can be understood without the "
+        "conversation. Keep names, order numbers and product names. Reply with the question only."
+    ),
+    user="Conversation:\n{transcript}\n\nLast message: {question}\n\nStandalone question:",
+)
+
+PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION)}

@@ -1,0 +1,76 @@
+"""Wiring: build the engine and its collaborators from `Settings`, once per process.
+
+The API's lifespan, the CLI and the benchmarks all build through here, so a request never loads a
+model or opens a database engine of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from assistant.answer import Answerer
+from assistant.engine import ConversationEngine
+from assistant.handoff import HandoffService
+from assistant.history import HistoryBuilder
+from assistant.llm import ChatGateway
+from assistant.settings import Settings
+from assistant.store.repo import Store
+from knowledge.embeddings import MiniLMEmbedder, shared_embedder
+from knowledge.errors import KnowledgeError
+from knowledge.index import KnowledgeIndex, open_client
+from knowledge.retriever import Retriever
+
+logger = logging.getLogger(__name__)
+
+
+def build_index(settings: Settings, embedder: MiniLMEmbedder | None = None) -> KnowledgeIndex:
+    emb = embedder or shared_embedder(
+        settings.embedding.model_path, settings.embedding.tokenizer_path, settings.embedding.max_length,
+        settings.embedding.batch_size,
+    )
+    client = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
+    return KnowledgeIndex(client, emb, settings.collection, settings.chunking.max_words,
+                          settings.chunking.overlap_words)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    index: KnowledgeIndex
+    retriever: Retriever
+    chat: ChatGateway
+    engine: ConversationEngine
+    startup_problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.sqlalchemy_url)
+        index = build_index(settings)
+        problems: list[str] = []
+        try:
+            index.collection  # noqa: B018 - opens (and checks) the collection now, not on the first turn
+        except KnowledgeError as exc:
+            problems.append(str(exc))
+            logger.error("knowledge index: %s", exc)
+        r = settings.retrieval
+        retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+        chat = ChatGateway.from_settings(settings, log=store.log_llm_call, model=chat_model)
+        if warm:
+            ok, detail = chat.ready()
+            if not ok:
+                problems.append(detail)
+                logger.error("chat model: %s (turns will be handed to a person)", detail)
+        answerer = Answerer(chat, index.embedder, settings.answer, settings.company_name,
+                            settings.history.transcript_turns)
+        h = settings.history
+        history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
+        engine = ConversationEngine(store, retriever.search, answerer, history, HandoffService(store), chat, settings)
+        return cls(settings, store, index, retriever, chat, engine, problems)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,401 @@
+"""The SQL store: repository functions over the tables, returning domain models (never rows).
+
+One `Store` per process holds one SQLAlchemy engine (never one per turn). Every write is its own
+short transaction, so a customer's message is committed before anything else of the turn runs.
+SQLite runs in WAL mode with a busy timeout, so readers never block the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from assistant.errors import ConversationNotFoundError, HandoffNotFoundError, StoreUnavailableError
+from assistant.models import (
+    Citation,
+    Conversation,
+    ConversationStatus,
+    CustomerEvent,
+    CustomerProfile,
+    Feedback,
+    Handoff,
+    HandoffSummary,
+    Message,
+    PastConversation,
+    Role,
+    utcnow,
+)
+from assistant.store.tables import (
+    Base,
+    ConversationRow,
+    CustomerEventRow,
+    CustomerRow,
+    FeedbackRow,
+    HandoffRow,
+    LLMCallRow,
+    MessageRow,
+    TurnRow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"the database cannot be opened ({exc.__class__.__name__}: {exc})") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except OperationalError as exc:
+            s.rollback()
+            raise StoreUnavailableError(f"the database is unavailable: {exc.orig}") from exc
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def ping(self) -> None:
+        with self.session() as s:
+            s.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- customers --------------------------------------------------------------------------------
+
+    def upsert_customer(self, profile: CustomerProfile) -> tuple[CustomerProfile, bool]:
+        """Create or replace a profile; returns it and whether it was new."""
+        with self.session() as s:
+            row = s.get(CustomerRow, profile.id)
+            created = row is None
+            if row is None:
+                row = CustomerRow(id=profile.id)
+                s.add(row)
+            row.name, row.email, row.phone, row.locale = profile.name, profile.email, profile.phone, profile.locale
+            row.created_at = profile.created_at or row.created_at or utcnow()
+            row.attributes = dict(profile.attributes)
+            row.updated_at = utcnow()
+            s.flush()
+            return _customer(row), created
+
+    def get_customer(self, customer_id: str) -> CustomerProfile | None:
+        with self.session() as s:
+            row = s.get(CustomerRow, customer_id)
+            return _customer(row) if row else None
+
+    def add_event(self, ev: CustomerEvent) -> CustomerEvent:
+        with self.session() as s:
+            row = CustomerEventRow(customer_id=ev.customer_id, type=ev.type, at=ev.at, data=ev.data)
+            s.add(row)
+            s.flush()
+            return ev.model_copy(update={"id": row.id})
+
+    def list_events(self, customer_id: str, limit: int = 50) -> list[CustomerEvent]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(CustomerEventRow)
+                .where(CustomerEventRow.customer_id == customer_id)
+                .order_by(CustomerEventRow.at.desc(), CustomerEventRow.id.desc())
+                .limit(limit)
+            )
+            return [
+                CustomerEvent(id=r.id, customer_id=r.customer_id, type=r.type, at=_aware(r.at), data=r.data or {})  # type: ignore[arg-type]
+                for r in rows
+            ]
+
+    def count_customers(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(CustomerRow)) or 0)
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        customer_id: str | None,
+        verified: bool,
+        channel: str = "web",
+        metadata: dict[str, Any] | None = None,
+        *,
+        status: ConversationStatus = "bot",
+        created_at: datetime | None = None,
+        topic: str | None = None,
+        outcome: str | None = None,
+        summary: str | None = None,
+    ) -> Conversation:
+        now = created_at or utcnow()
+        with self.session() as s:
+            row = ConversationRow(
+                id=new_id("conv"), customer_id=customer_id, verified=verified, status=status, channel=channel,
+                meta=metadata or {}, created_at=now, updated_at=now, topic=topic, outcome=outcome, summary=summary,
+                next_seq=0,
+            )
+            s.add(row)
+            s.flush()
+            return _conversation(row)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        with self.session() as s:
+            row = s.get(ConversationRow, conversation_id)
+            if row is None:
+                raise ConversationNotFoundError(conversation_id)
+            return _conversation(row)
+
+    def set_status(self, conversation_id: str, status: ConversationStatus) -> Conversation:
+        with self.session() as s:
+            row = s.get(ConversationRow, conversation_id)
+            if row is None:
+                raise ConversationNotFoundError(conversation_id)
+            row.status = status
+            row.updated_at = utcnow()
+            return _conversation(row)
+
+    def past_conversations(self, customer_id: str, exclude_id: str | None, limit: int) -> list[PastConversation]:
+        """The customer's earlier conversations, newest first, each with a one-line summary."""
+        with self.session() as s:
+            q = select(ConversationRow).where(ConversationRow.customer_id == customer_id)
+            if exclude_id:
+                q = q.where(ConversationRow.id != exclude_id)
+            rows = list(s.scalars(q.order_by(ConversationRow.created_at.desc()).limit(limit)))
+            out: list[PastConversation] = []
+            for r in rows:
+                summary = r.summary
+                if not summary:  # no stored summary: the customer's first message says what it was about
+                    first = s.scalar(
+                        select(MessageRow.text)
+                        .where(MessageRow.conversation_id == r.id, MessageRow.role == "customer")
+                        .order_by(MessageRow.seq)
+                        .limit(1)
+                    )
+                    summary = f"Customer wrote: {first}" if first else "(no messages)"
+                out.append(
+                    PastConversation(
+                        id=r.id, started_at=_aware(r.created_at), channel=r.channel, topic=r.topic,  # type: ignore[arg-type]
+                        outcome=r.outcome or r.status, summary=summary,
+                    )
+                )
+            return out
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        text_: str,
+        citations: list[Citation] | None = None,
+        author_id: str | None = None,
+        turn_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> Message:
+        with self.session() as s:
+            return self._add_message(s, conversation_id, role, text_, citations, author_id, turn_id, created_at)
+
+    def _add_message(
+        self,
+        s: Session,
+        conversation_id: str,
+        role: Role,
+        text_: str,
+        citations: list[Citation] | None,
+        author_id: str | None,
+        turn_id: str | None,
+        created_at: datetime | None = None,
+    ) -> Message:
+        # Allocate the next sequence number atomically (UPDATE ... RETURNING works on SQLite >= 3.35 and PostgreSQL),
+        # so concurrent writers to one conversation never collide or reorder.
+        now = created_at or utcnow()
+        seq = s.execute(
+            update(ConversationRow)
+            .where(ConversationRow.id == conversation_id)
+            .values(next_seq=ConversationRow.next_seq + 1, updated_at=now)
+            .returning(ConversationRow.next_seq)
+        ).scalar()
+        if seq is None:
+            raise ConversationNotFoundError(conversation_id)
+        row = MessageRow(
+            id=new_id("msg"), conversation_id=conversation_id, seq=int(seq), role=role, text=text_, created_at=now,
+            citations=[c.model_dump() for c in citations or []], author_id=author_id, turn_id=turn_id,
+        )
+        s.add(row)
+        s.flush()
+        return _message(row)
+
+    def list_messages(self, conversation_id: str, after_seq: int = 0, limit: int = 1000) -> list[Message]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id, MessageRow.seq > after_seq)
+                .order_by(MessageRow.seq)
+                .limit(limit)
+            )
+            return [_message(r) for r in rows]
+
+    # -- turns ------------------------------------------------------------------------------------
+
+    def begin_turn(self, conversation_id: str, text_: str) -> tuple[Message, str]:
+        """Persist the customer's message and open its turn record, in one transaction."""
+        turn_id = new_id("turn")
+        with self.session() as s:
+            msg = self._add_message(s, conversation_id, "customer", text_, None, None, turn_id)
+            s.add(TurnRow(id=turn_id, conversation_id=conversation_id, message_id=msg.id, state="pending",
+                          created_at=msg.created_at))
+            return msg, turn_id
+
+    def finish_turn(self, turn_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            row = s.get(TurnRow, turn_id)
+            if row is None:
+                return
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.finished_at = utcnow()
+
+    def get_turn(self, turn_id: str) -> dict[str, Any] | None:
+        """The raw turn record (a storage-edge dict, for inspection and tests)."""
+        with self.session() as s:
+            row = s.get(TurnRow, turn_id)
+            if row is None:
+                return None
+            return {c.name: getattr(row, c.key) for c in TurnRow.__table__.columns}
+
+    def log_llm_call(self, **fields: Any) -> None:
+        with self.session() as s:
+            s.add(LLMCallRow(created_at=utcnow(), **fields))
+
+    # -- handoffs and feedback --------------------------------------------------------------------
+
+    def create_handoff(self, conversation_id: str, reason: str, confidence: float | None, summary: HandoffSummary,
+                       summary_source: str = "extractive") -> Handoff:
+        with self.session() as s:
+            row = HandoffRow(
+                id=new_id("ho"), conversation_id=conversation_id, reason=reason, confidence=confidence,
+                status="waiting", summary=summary.model_dump(), summary_source=summary_source, created_at=utcnow(),
+            )
+            s.add(row)
+            conv = s.get(ConversationRow, conversation_id)
+            if conv is None:
+                raise ConversationNotFoundError(conversation_id)
+            conv.status = "waiting_for_agent"
+            conv.updated_at = row.created_at
+            s.flush()
+            return _handoff(row)
+
+    def open_handoff(self, conversation_id: str) -> Handoff | None:
+        with self.session() as s:
+            row = s.scalars(
+                select(HandoffRow)
+                .where(HandoffRow.conversation_id == conversation_id, HandoffRow.status != "resolved")
+                .order_by(HandoffRow.created_at.desc())
+                .limit(1)
+            ).first()
+            return _handoff(row) if row else None
+
+    def get_handoff(self, handoff_id: str) -> Handoff:
+        with self.session() as s:
+            row = s.get(HandoffRow, handoff_id)
+            if row is None:
+                raise HandoffNotFoundError(handoff_id)
+            return _handoff(row)
+
+    def list_handoffs(self, status: str | None = None, limit: int = 200) -> list[Handoff]:
+        with self.session() as s:
+            q = select(HandoffRow)
+            if status:
+                q = q.where(HandoffRow.status == status)
+            return [_handoff(r) for r in s.scalars(q.order_by(HandoffRow.created_at).limit(limit))]
+
+    def add_feedback(self, conversation_id: str, fb: Feedback) -> None:
+        with self.session() as s:
+            if s.get(ConversationRow, conversation_id) is None:
+                raise ConversationNotFoundError(conversation_id)
+            s.add(FeedbackRow(conversation_id=conversation_id, created_at=utcnow(), **fb.model_dump()))
+
+    def latest_feedback(self, conversation_id: str) -> Feedback | None:
+        with self.session() as s:
+            row = s.scalars(
+                select(FeedbackRow).where(FeedbackRow.conversation_id == conversation_id)
+                .order_by(FeedbackRow.id.desc()).limit(1)
+            ).first()
+            if row is None:
+                return None
+            return Feedback(csat=row.csat, ces=row.ces, resolved=row.resolved, comment=row.comment)
+
+
+def _customer(r: CustomerRow) -> CustomerProfile:
+    return CustomerProfile(
+        id=r.id, name=r.name, email=r.email, phone=r.phone, locale=r.locale, created_at=_aware(r.created_at),
+        attributes=r.attributes or {},
+    )
+
+
+def _conversation(r: ConversationRow) -> Conversation:
+    return Conversation(
+        id=r.id, customer_id=r.customer_id, verified=bool(r.verified), status=r.status,  # type: ignore[arg-type]
+        channel=r.channel, metadata=r.meta or {}, created_at=_aware(r.created_at), updated_at=_aware(r.updated_at),  # type: ignore[arg-type]
+        topic=r.topic, outcome=r.outcome, summary=r.summary,
+    )
+
+
+def _message(r: MessageRow) -> Message:
+    return Message(
+        id=r.id, conversation_id=r.conversation_id, seq=r.seq, role=r.role, text=r.text,  # type: ignore[arg-type]
+        created_at=_aware(r.created_at), citations=[Citation.model_validate(c) for c in r.citations or []],  # type: ignore[arg-type]
+        author_id=r.author_id,
+    )
+
+
+def _handoff(r: HandoffRow) -> Handoff:
+    return Handoff(
+        id=r.id, conversation_id=r.conversation_id, reason=r.reason, confidence=r.confidence,
+        status=r.status, summary=HandoffSummary.model_validate(r.summary),  # type: ignore[arg-type]
+        summary_source=r.summary_source, created_at=_aware(r.created_at), claimed_by=r.claimed_by,  # type: ignore[arg-type]
+        claimed_at=_aware(r.claimed_at), resolved_at=_aware(r.resolved_at), note=r.note,
+    )
