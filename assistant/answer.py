@@ -93,8 +93,10 @@ class Answerer:
         *,
         turn_id: str | None = None,
         conversation_id: str | None = None,
+        search_query: str | None = None,
     ) -> Generator[str, None, AnswerResult]:
-        """Yield the text to show as it is approved; return the full result. Model failures propagate
+        """`search_query` is what was searched (the standalone question); relevance is judged against it, so
+        that a follow-up like "and for cards?" is judged with its context. Yield the text to show as it is approved; return the full result. Model failures propagate
         as `ModelUnavailableError` (the engine turns them into a handoff)."""
         cfg = self.settings
         top = hits[0].score if hits else 0.0
@@ -107,7 +109,7 @@ class Answerer:
             return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
 
         passages = Passages(hits=hits, history=context.text if has_history else "", embedder=self.vectors,
-                            question=question)
+                            question=search_query or question)
         if cfg.mode == "extractive" and hits:
             return (yield from self._extractive(passages, top, []))
 

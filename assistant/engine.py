@@ -149,7 +149,8 @@ class ConversationEngine:
             timer.lap("rewrite")
             hits = self.search(query, self.settings.retrieval.top_k)
             timer.lap("retrieve")
-            gen = self.answerer.stream(text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id)
+            gen = self.answerer.stream(text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id,
+                                       search_query=query)
             result = yield from self._relay(gen, timer)
             timer.lap("generate")
         except (ModelUnavailableError, KnowledgeError) as exc:

@@ -150,17 +150,17 @@ class FakeSupportChatModel(BaseChatModel):
         return "fake-support"
 
     def answer(self, messages: list[BaseMessage]) -> str:
-        system = next((str(m.content) for m in messages if m.type == "system"), "")
-        user = str(messages[-1].content) if messages else ""
-        question = user.rsplit("Customer question:", 1)[-1]
+        text = "\n".join(str(m.content) for m in messages)
+        question = text.rsplit("Question:", 1)[-1].split("\n", 1)[0]
         q = {w for w in _WORDS.findall(question.lower()) if w not in _FAKE_STOP}
         best: tuple[int, int, str] | None = None
-        for line in system.splitlines():
+        for line in text.splitlines():
             m = _SOURCE.match(line.strip())
             if not m:
                 continue
             n = int(m.group(1))
-            for sentence in re.split(r"(?<=[.!?])\s+", m.group(2)):
+            body = re.sub(r"^\([^)]*\)\s*", "", m.group(2))  # the "(Title > Heading)" label is not content
+            for sentence in re.split(r"(?<=[.!?])\s+", body):
                 overlap = len(q & set(_WORDS.findall(sentence.lower())))
                 if overlap >= self.min_overlap and (best is None or overlap > best[0]):
                     best = (overlap, n, sentence.strip())

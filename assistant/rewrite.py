@@ -1,32 +1,38 @@
 """Standalone questions: what to search the knowledge for, given the conversation so far.
 
-`heuristic_standalone` needs no model: a follow-up ("yes", "what about for motorcycles?") is
-searched together with the recent turns it depends on. The LLM rewrite (prompt `condense_question`)
-is used when a capable model is configured; a 135M model rewrites worse than this heuristic.
+`heuristic_standalone` needs no model. A message that reads as a follow-up (it opens with a
+connective such as "and"/"what about"/"yes", leans on a pronoun such as "it"/"that", or has fewer
+than two content words) is searched together with the last customer message and the last
+assistant or agent message, which often holds the question being answered ("Is your vehicle
+registered here?" - "Yes"). Any other message is searched alone, so a new topic does not drag the
+old one along. On doc2dial dev: recall@5 0.653, against 0.490 with no context and 0.674 when context
+is always added (which breaks topic switches). The LLM rewrite (prompt `condense_question`) is used
+with a capable configured model; a 135M model rewrites worse than this heuristic.
 """
 
 from __future__ import annotations
 
+import re
+
 from knowledge.retriever import tokenize
 
-# How many content words a message needs before it is taken to stand on its own.
-SELF_CONTAINED_WORDS = 6
+_CONNECTIVE = re.compile(
+    r"^\s*(and|also|but|so|then|or|ok|okay|yes|yeah|yep|no|nope|sure|what about|how about|what if|and if|if so"
+    r"|if not|in that case|great|thanks?)\b",
+    re.I,
+)
+_PRONOUN = re.compile(r"\b(it|that|this|they|them|those|these|there|one|ones|he|she|his|her|its|their)\b", re.I)
+
+
+def is_follow_up(utterance: str) -> bool:
+    return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance) or _PRONOUN.search(utterance))
 
 
 def heuristic_standalone(utterance: str, previous: list[tuple[str, str]]) -> str:
-    """`previous` is the conversation before `utterance` as (role, text), role 'customer'/'user' or other.
-
-    A message with enough content words is searched alone (a new topic must not drag the old one along).
-    A short follow-up is searched with the last customer message and the assistant's (or agent's) last
-    message, which often holds the question being answered ("Is your vehicle registered here?" - "Yes").
-    On doc2dial dev this reaches recall@5 0.663 against 0.674 for always adding context and 0.490 for none."""
-    if not previous or len(tokenize(utterance)) >= SELF_CONTAINED_WORDS:
+    """`previous` is the conversation before `utterance` as (role, text); role 'customer'/'user' or other."""
+    if not previous or not is_follow_up(utterance):
         return utterance
-    parts = [utterance]
     customer = [t for r, t in previous if r in {"customer", "user"}]
     other = [t for r, t in previous if r not in {"customer", "user"}]
-    if customer:
-        parts.append(customer[-1])
-    if other:
-        parts.append(other[-1])
+    parts = [utterance, *customer[-1:], *other[-1:]]
     return "\n".join(p.strip() for p in parts if p.strip())
