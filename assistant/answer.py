@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.grounding import Passages, SentenceSupport, SentenceVectors, citation_for, clean_sentence, is_abstention
+from assistant.history import render_event
 from assistant.llm import ChatGateway
 from assistant.models import Citation, CustomerContext, Message, ReplyMode, SearchHit
 from assistant.prompts import ANSWER
@@ -109,12 +110,14 @@ class Answerer:
             return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
 
         passages = Passages(hits=hits, history=context.text if has_history else "", embedder=self.vectors,
-                            question=search_query or question)
+                            question=search_query or question, facts=[render_event(e) for e in context.events])
+        earlier = [m.text for m in transcript[-6:] if m.role == "assistant"]
         if cfg.mode == "extractive" and hits:
-            return (yield from self._extractive(passages, top, []))
+            return (yield from self._extractive(passages, top, [], said=earlier))
 
         shown: list[SentenceSupport] = []
         shown_vecs: list[np.ndarray] = []
+        earlier_vecs = list(self.vectors.embed(earlier)) if earlier else []
         dropped: list[str] = []
         generated: list[str] = []
         buffer = ""
@@ -124,8 +127,10 @@ class Answerer:
             if len(s.split()) < 3 or len(shown) >= 3:
                 return None
             vec = self.embedder.embed_one(s)
-            if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs):
-                return None  # a repeat (small models loop)
+            if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs) or any(
+                float(np.dot(vec, v)) > 0.9 for v in earlier_vecs
+            ):
+                return None  # a repeat, in this answer or of an earlier one (small models loop)
             sup = passages.support(s, vec)
             if sup.support >= cfg.min_sentence_support and sup.relevance >= cfg.min_sentence_relevance:
                 shown.append(sup)
@@ -136,7 +141,7 @@ class Answerer:
 
         values = {
             "company": self.company,
-            "sources": format_sources(hits),
+            "sources": format_sources(hits[: cfg.prompt_chunks]),
             "customer": context.text or "(none)",
             "transcript": format_transcript(transcript, self.transcript_turns),
             "question": question,
@@ -161,7 +166,7 @@ class Answerer:
 
         if not shown:
             if hits:
-                return (yield from self._extractive(passages, top, dropped, abstained, full))
+                return (yield from self._extractive(passages, top, dropped, abstained, full, said=earlier))
             yield DECLINE_TEXT
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[],
@@ -186,9 +191,10 @@ class Answerer:
         )
 
     def _extractive(
-        self, passages: Passages, top: float, dropped: list[str], abstained: bool = False, generated: str = ""
+        self, passages: Passages, top: float, dropped: list[str], abstained: bool = False, generated: str = "",
+        said: list[str] | None = None,
     ) -> Generator[str, None, AnswerResult]:
-        text, owners = passages.extractive(self.settings.extractive_sentences)
+        text, owners = passages.extractive(self.settings.extractive_sentences, said)
         if not text:
             yield DECLINE_TEXT
             return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))

@@ -22,6 +22,7 @@ from knowledge.chunking import split_sentences
 from knowledge.embeddings import MiniLMEmbedder
 from knowledge.retriever import tokenize
 
+MIN_NOVEL_WORDS = 2  # a shown sentence must say at least this many things the question did not
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _MARKERS = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]|^\s*(?:[-*•]|\d+[.)])\s+")
 _ABSTAIN = re.compile(
@@ -97,12 +98,13 @@ class Passages:
     history: str
     embedder: SentenceVectors
     question: str
+    facts: list[str] = field(default_factory=list)  # history lines that may be quoted (account events)
     sentences: list[str] = field(default_factory=list)
     owners: list[int | None] = field(default_factory=list)
     _vectors: np.ndarray | None = None
     _qvec: np.ndarray | None = None
-    _chunk_tokens: list[set[str]] = field(default_factory=list)
-    _history_tokens: set[str] = field(default_factory=set)
+    _sentence_tokens: list[set[str]] = field(default_factory=list)
+    _question_tokens: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for i, h in enumerate(self.hits):
@@ -110,13 +112,17 @@ class Passages:
                 if len(s.split()) >= 3:
                     self.sentences.append(s)
                     self.owners.append(i)
-            self._chunk_tokens.append(set(tokenize(h.chunk.context_text)) | _numbers(h.chunk.text))
+        self._quotable: set[int] = set()
+        facts = {f.strip(" -") for f in self.facts}
         for line in self.history.splitlines():
             line = line.strip(" -")
-            if len(line.split()) >= 3:
+            if len(line.split()) >= 3 and not line.endswith(":"):  # section headers are not facts
+                if line in facts:
+                    self._quotable.add(len(self.sentences))
                 self.sentences.append(line)
                 self.owners.append(None)
-        self._history_tokens = set(tokenize(self.history)) | _numbers(self.history)
+        self._sentence_tokens = [set(tokenize(t)) | _numbers(t) for t in self.sentences]
+        self._question_tokens = set(tokenize(self.question))
 
     @property
     def vectors(self) -> np.ndarray:
@@ -132,23 +138,29 @@ class Passages:
         return self._qvec
 
     def support(self, sentence: str, vector: np.ndarray | None = None) -> SentenceSupport:
-        """How well the best single source supports `sentence` (0..1): half meaning, half word precision."""
+        """How well one source supports `sentence` (0..1): half meaning (cosine with the closest source
+        sentence), half precision of the sentence's *new* words (those not already in the question) within
+        that sentence and its neighbours. A sentence that only restates the question ("I can return it as a
+        Plus member") adds nothing and scores 0; a figure absent from the source caps the score at 0.3."""
         s = clean_sentence(sentence)
         vec = self.embedder.embed_one(s) if vector is None else vector
         relevance = float(np.dot(vec, self.question_vector))
-        words = set(tokenize(s))
         nums = _numbers(s)
-        if not self.sentences or not words:
+        novel = set(tokenize(s)) - self._question_tokens
+        if not self.sentences or len(novel) < MIN_NOVEL_WORDS:
             return SentenceSupport(s, 0.0, relevance, None, "", not nums)
         sims = self.vectors @ vec
         best: SentenceSupport | None = None
-        for owner in {*self.owners}:
-            idx = [i for i, o in enumerate(self.owners) if o == owner]
-            j = max(idx, key=lambda i: sims[i])
-            pool = self._chunk_tokens[owner] if owner is not None else self._history_tokens
-            precision = len(words & pool) / len(words)
-            score = 0.5 * max(0.0, float(sims[j])) + 0.5 * precision
+        for j in np.argsort(-sims)[:8]:
+            j = int(j)
+            owner = self.owners[j]
+            window = [i for i in (j - 1, j, j + 1) if 0 <= i < len(self.sentences) and self.owners[i] == owner]
+            pool: set[str] = set()
+            for i in window:
+                pool |= self._sentence_tokens[i]
+            precision = len(novel & pool) / len(novel)
             numbers_ok = nums <= pool
+            score = 0.5 * max(0.0, float(sims[j])) + 0.5 * precision
             if not numbers_ok:
                 score = min(score, 0.3)  # an invented figure is never supported
             if best is None or score > best.support:
@@ -156,31 +168,40 @@ class Passages:
         assert best is not None
         return best
 
-    def extractive(self, max_sentences: int = 2) -> tuple[str, list[int]]:
-        """Quote the source sentences that best answer the question: the best sentence by meaning and
-        shared words, plus the sentence that follows it in the same chunk (answers often span two)."""
-        chunk_idx = [i for i, o in enumerate(self.owners) if o is not None]
-        if not chunk_idx:
+    def extractive(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
+        """Quote what best answers the question: the best source sentence by meaning and shared words, plus
+        the sentence that follows it in the same chunk (answers often span two). A line of the customer's own
+        records wins when it matches better ("where is my order?"); it is quoted as such, without citation.
+        Returns the text and the indexes of the cited hits."""
+        if not self.sentences:
             return "", []
         qwords = set(tokenize(self.question))
         sims = self.vectors @ self.question_vector
 
         def score(i: int) -> float:
-            words = set(tokenize(self.sentences[i]))
-            overlap = len(words & qwords) / max(1, len(qwords))
-            rank_prior = 0.05 * (1.0 / (1 + (self.owners[i] or 0)))
+            overlap = len(self._sentence_tokens[i] & qwords) / max(1, len(qwords))
+            owner = self.owners[i]
+            rank_prior = 0.05 / (1 + owner) if owner is not None else 0.0
             return 0.7 * float(sims[i]) + 0.3 * overlap + rank_prior
 
-        best = max(chunk_idx, key=score)
+        already = " ".join(said or [])
+        candidates = [
+            i for i in range(len(self.sentences))
+            if (self.owners[i] is not None or i in self._quotable) and self.sentences[i] not in already
+        ]
+        if not candidates:
+            return "", []
+        best = max(candidates, key=score)
         owner = self.owners[best]
+        if owner is None:
+            return "From your account: " + self.sentences[best].lstrip("- "), []
         picked = [best]
         nxt = best + 1
         while len(picked) < max_sentences and nxt < len(self.owners) and self.owners[nxt] == owner:
             if len(self.sentences[nxt].split()) >= 4:
                 picked.append(nxt)
             nxt += 1
-        text = " ".join(self.sentences[i] for i in picked)
-        return text, [owner] if owner is not None else []
+        return " ".join(self.sentences[i] for i in picked), [owner]
 
 
 def _numbers(text: str) -> set[str]:

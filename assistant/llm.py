@@ -279,7 +279,7 @@ class ChatGateway:
         out: list[str] = []
         error: str | None = None
         try:
-            for chunk in self.model.stream(messages):
+            for chunk in self.model.stream(messages, stop=list(prompt.stop) or None):
                 piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
                 if not piece:
                     continue

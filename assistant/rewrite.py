@@ -28,11 +28,17 @@ def is_follow_up(utterance: str) -> bool:
     return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance) or _PRONOUN.search(utterance))
 
 
+def is_bare_reply(utterance: str) -> bool:
+    """"yes", "no, a motorcycle", "ok why?": meaningless without the question it answers."""
+    return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance))
+
+
 def heuristic_standalone(utterance: str, previous: list[tuple[str, str]]) -> str:
-    """`previous` is the conversation before `utterance` as (role, text); role 'customer'/'user' or other."""
+    """`previous` is the conversation before `utterance` as (role, text); role 'customer'/'user' or other.
+    A follow-up adds the last customer message; a bare reply also the other side's last message."""
     if not previous or not is_follow_up(utterance):
         return utterance
     customer = [t for r, t in previous if r in {"customer", "user"}]
-    other = [t for r, t in previous if r not in {"customer", "user"}]
+    other = [t for r, t in previous if r not in {"customer", "user"}] if is_bare_reply(utterance) else []
     parts = [utterance, *customer[-1:], *other[-1:]]
     return "\n".join(p.strip() for p in parts if p.strip())

@@ -79,6 +79,9 @@ class AnswerSettings(BaseModel):
     min_sentence_relevance: float = Field(
         0.2, ge=-1, le=1, description="a shown sentence must be at least this similar to the question"
     )
+    prompt_chunks: int = Field(
+        3, ge=1, le=20, description="chunks put in the model's prompt (prompt length is most of a small model's latency)"
+    )
     extractive_sentences: int = Field(2, ge=1, le=6, description="sentences quoted by the extractive answer")
     rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
         "auto",
@@ -87,7 +90,7 @@ class AnswerSettings(BaseModel):
 
 
 class HistorySettings(BaseModel):
-    token_budget: int = Field(700, ge=50, description="tokens of customer history given to the model")
+    token_budget: int = Field(500, ge=50, description="tokens of customer history given to the model")
     max_events: int = Field(20, ge=0)
     max_past_conversations: int = Field(5, ge=0)
     transcript_turns: int = Field(8, ge=0, description="messages of this conversation given to the model")

@@ -16,7 +16,8 @@ from knowledge.types import Chunk, Document
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 _PARAGRAPH = re.compile(r"\S(?:.|\n(?!\s*\n))*", re.M)  # runs of text separated by blank lines
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+# group 1: closing quotes/brackets after the stop, which belong to the sentence they close
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _WORD = re.compile(r"\S+")
 
 
@@ -32,7 +33,7 @@ def sentence_spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for m in _SENTENCE_END.finditer(text):
-        _append_trimmed(text, pos, m.start(), spans, offset)
+        _append_trimmed(text, pos, m.end(1) if m.start(1) >= 0 else m.start(), spans, offset)
         pos = m.end()
     _append_trimmed(text, pos, len(text), spans, offset)
     return spans

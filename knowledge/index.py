@@ -95,6 +95,12 @@ class KnowledgeIndex:
                     metadata={**self.expected_metadata, "hnsw:space": "cosine"},
                 )
             except Exception as exc:
+                if "Embedding function conflict" in str(exc):  # chromadb's ValueError: made with another function
+                    raise IndexMismatchError(
+                        f"the index was built with another embedding function "
+                        f"({str(exc).rsplit('conflict:', 1)[-1].strip()}), this is {MODEL_NAME!r} v{MODEL_VERSION}: "
+                        "run `cxa ingest --rebuild PATH` to re-index"
+                    ) from exc
                 raise IndexUnavailableError(f"the knowledge collection cannot be opened: {exc}") from exc
             meta = col.metadata or {}
             if meta.get("embedding_model") != MODEL_NAME or meta.get("embedding_version") != MODEL_VERSION:

@@ -21,6 +21,7 @@ from knowledge.types import Document
 
 logger = logging.getLogger(__name__)
 
+SAMPLE_HELPCENTER = Path(__file__).parent / "samples" / "helpcenter"
 SUFFIXES: dict[str, str] = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text"}
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
@@ -186,6 +187,8 @@ def document_from_json(payload: bytes | str | dict[str, object]) -> Document:
         data = json.loads(payload) if isinstance(payload, (bytes, str)) else payload
     except json.JSONDecodeError as exc:
         raise DocumentParseError(f"malformed JSON: {exc.msg} at line {exc.lineno}") from exc
+    except UnicodeDecodeError as exc:  # bytes in no encoding JSON allows (UTF-8/16/32)
+        raise DocumentParseError(f"malformed JSON: not UTF-8 text ({exc.reason})") from exc
     if not isinstance(data, dict):
         raise DocumentParseError("expected a JSON object with source_id, title and text")
     try:

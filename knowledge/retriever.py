@@ -107,7 +107,7 @@ class Retriever:
         self.rrf_k = rrf_k
         self._bm25: BM25 | None = None
         self._bm25_revision: str | None = None
-        self._checked_at = 0.0
+        self._checked_at = -math.inf  # "never"; 0.0 is not: time.monotonic() may be < refresh_s after boot
         self._lock = threading.Lock()
 
     def _lexical(self) -> BM25 | None:
@@ -128,7 +128,7 @@ class Retriever:
 
     def invalidate(self) -> None:
         """Call after writing to the index in this process, so the next search sees the change at once."""
-        self._checked_at = 0.0
+        self._checked_at = -math.inf
 
     def search(self, query: str, k: int = 4) -> list[SearchHit]:
         """The k best chunks for `query`, best first; `score` is cosine similarity (0..1)."""

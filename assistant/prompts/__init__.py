@@ -24,6 +24,7 @@ class Prompt(BaseModel):
     system: str
     user: str
     description: str = ""
+    stop: tuple[str, ...] = ()
 
     @property
     def variables(self) -> set[str]:
@@ -58,6 +59,9 @@ ANSWER = Prompt(
         "Question: {question}\n"
         "Answer in one to three sentences, citing the source number like [1]."
     ),
+    # Small models echo the prompt's labels and run on into an invented dialogue: stop there.
+    stop=("\nQuestion:", "\nCustomer:", "\nCustomer question:", "\nConversation so far:", "\nSources:",
+          "\nAssistant:", "Question:", "Conversation so far:"),
 )
 
 CONDENSE_QUESTION = Prompt(

@@ -1,0 +1,65 @@
+"""The FastAPI app factory. `create_app(settings)` builds an app whose lifespan opens the services
+once (database engine, index, embedding model, chat model) and closes them on shutdown.
+
+    uvicorn --factory api.app:create_app          # settings from CXA_* variables
+    create_app(Settings(data_dir=tmp), chat_model=FakeSupportChatModel())   # tests
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from langchain_core.language_models.chat_models import BaseChatModel
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import install_error_handlers
+from api.routes import conversations, customers, handoffs, health, knowledge
+from api.security import load_keys
+from assistant.services import Services
+from assistant.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None, chat_model: BaseChatModel | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.keys = load_keys(settings)
+        app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
+        for problem in app.state.services.startup_problems:
+            logger.error("not ready: %s", problem)
+        try:
+            yield
+        finally:
+            app.state.services.close()
+
+    app = FastAPI(
+        title="cx-assistant",
+        version=VERSION,
+        summary="A retrieval-augmented support assistant with CX telemetry and human handoff.",
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
+        )
+    install_error_handlers(app)
+    for module in (health, conversations, handoffs, knowledge, customers):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> dict[str, str]:
+        return {"name": "cx-assistant", "version": VERSION, "docs": "/docs", "openapi": "/openapi.json"}
+
+    return app

@@ -1,0 +1,322 @@
+"""`cxa`: serve the API, load the demo, ingest knowledge, chat in the terminal, run benchmarks.
+
+Every command reads the same `Settings` (CXA_* variables or .env); `--data-dir` overrides
+CXA_DATA_DIR. Errors are printed as one clear line and exit with a non-zero code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+from knowledge.errors import KnowledgeError
+
+app = typer.Typer(help="cx-assistant: a support assistant with CX telemetry and human handoff.",
+                  no_args_is_help=True, add_completion=False)
+bench_app = typer.Typer(help="Benchmarks on the public dev datasets (figures printed and written as JSON).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where state lives (default: CXA_DATA_DIR or ./.cxa-data)")]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("chromadb", "httpx", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- ingest ---------------------------------------------------------------------------------------------
+
+
+def _ingest(settings: Settings, path: Path | None, doc2dial: bool, origin: str | None, prune: bool,
+            rebuild: bool) -> None:
+    from assistant.services import build_index
+    from knowledge.loaders import iter_folder, load_doc2dial, load_file, supported_suffixes
+
+    if doc2dial:
+        source = path or settings.shared_data_dir / "doc2dial" / "documents.jsonl"
+        if not source.is_file():
+            _fail(f"doc2dial documents not found at {source}")
+        docs = list(load_doc2dial(source))
+        origin = origin or "doc2dial"
+        skipped: list[str] = []
+    else:
+        if path is None:
+            _fail("give a folder or file to ingest (or --doc2dial)", 2)
+        assert path is not None
+        if not path.exists():
+            _fail(f"{path} does not exist", 2)
+        if path.is_file():
+            docs = [load_file(path)]  # a single unsupported or unreadable file is an error
+            origin, skipped = origin or f"file:{path.stem}", []
+            prune = False
+        else:
+            docs, skipped = [], []
+            for p, loaded in iter_folder(path):
+                if isinstance(loaded, Exception):
+                    skipped.append(f"{p.relative_to(path)}: {loaded}")
+                else:
+                    docs.append(loaded)
+            origin = origin or f"folder:{path.resolve().name}"
+            if not docs:
+                _fail(f"no readable documents in {path} (supported: {', '.join(supported_suffixes())})")
+
+    index = build_index(settings)
+    if rebuild:
+        index.rebuild()
+    with _progress() as bar:
+        task = bar.add_task("embedding", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or 1)
+
+        report = index.ingest(docs, origin=origin, prune=prune, progress=progress)
+    table = Table(title=f"ingest {origin}", show_header=True)
+    for col in ("added", "updated", "removed", "unchanged", "skipped", "chunks embedded", "chunks/s"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(report.added)), str(len(report.updated)), str(len(report.removed)),
+                  str(len(report.unchanged)), str(len(skipped)), str(report.chunks_embedded),
+                  f"{report.chunks_per_second:.1f}" if report.chunks_embedded else "-")
+    console.print(table)
+    console.print(f"index now holds {index.count()} chunks ({report.seconds:.1f}s)")
+    for s in skipped:
+        err.print(f"[yellow]skipped[/] {s}")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path | None, typer.Argument(help="folder of .md/.html/.txt articles, or one file")] = None,
+    doc2dial: Annotated[bool, typer.Option("--doc2dial", help="ingest doc2dial documents.jsonl (PATH or the shared data)")] = False,
+    origin: Annotated[str | None, typer.Option(help="label of this source; pruning only touches its documents")] = None,
+    prune: Annotated[bool, typer.Option(help="remove documents of this origin that are no longer in PATH")] = True,
+    rebuild: Annotated[bool, typer.Option(help="drop the whole index first (after an embedding model change)")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Add, update and remove help articles in the index; unchanged articles are not embedded again."""
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        _ingest(settings, path, doc2dial, origin, prune, rebuild)
+    except (KnowledgeError, AssistantError, ValueError) as exc:
+        _fail(str(exc))
+
+
+# -- serve / demo ----------------------------------------------------------------------------------------
+
+
+def _print_keys(settings: Settings, host: str, port: int) -> None:
+    from api.security import load_keys
+
+    keys = load_keys(settings)
+    console.print(f"[bold]cx-assistant[/] on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    console.print(f"data dir: {settings.data_dir}")
+    if keys.generated or keys.path:
+        console.print(f"credentials (kept in {keys.path}; set CXA_* variables to choose your own):")
+        console.print(f"  X-Widget-Key: {keys.widget_key}")
+        console.print(f"  agent token:  {keys.agent_token}")
+        console.print(f"  cx token:     {keys.cx_token}")
+        console.print(f"  admin token:  {keys.admin_token}")
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print("[yellow]listening beyond loopback: keep the printed credentials secret[/]")
+    _print_keys(settings, host, port)
+    # Workers are separate processes that build their settings from the environment.
+    os.environ["CXA_DATA_DIR"] = str(settings.data_dir)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the HTTP API (loads nothing: use `cxa demo` or `cxa ingest` for data)."""
+    settings = _settings(data_dir)
+    _configure_logging(settings)
+    _serve(settings, host, port, workers)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the server after loading")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Load the sample help center (Larkspur Home) and 22 sample customers, then serve."""
+    from api.security import load_keys
+    from assistant.samples import load_customers
+    from assistant.store.repo import Store
+    from knowledge.loaders import SAMPLE_HELPCENTER
+
+    overrides: dict[str, Any] = {}
+    if not os.environ.get("CXA_COMPANY_NAME"):
+        overrides["company_name"] = "Larkspur Home"
+        os.environ["CXA_COMPANY_NAME"] = "Larkspur Home"
+    settings = _settings(data_dir, **overrides)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        _ingest(settings, SAMPLE_HELPCENTER, False, "samples", True, False)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.sqlalchemy_url)
+        report = load_customers(store)
+        store.close()
+    except (KnowledgeError, AssistantError) as exc:
+        _fail(str(exc))
+    console.print(f"customers: {report.customers_added} added, {report.customers_existing} already there "
+                  f"({report.events} events, {report.conversations} earlier conversations)")
+    keys = load_keys(settings)
+    console.print("try a verified customer, e.g. cus_1001: "
+                  f"customer_hash={keys.customer_hash('cus_1001')}")
+    if serve_after:
+        _configure_logging(settings)
+        _serve(settings, host, port, 1)
+
+
+# -- chat ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def chat(
+    customer: Annotated[str | None, typer.Option(help="chat as this (verified) customer id")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Chat with the assistant in the terminal (same engine as the API). Empty line or Ctrl-D to quit."""
+    from assistant.models import CitationsEvent, DoneEvent, HandoffEvent, TokenEvent
+    from assistant.services import Services
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        services = Services.build(settings)
+    except (KnowledgeError, AssistantError) as exc:
+        _fail(str(exc))
+    for problem in services.startup_problems:
+        err.print(f"[yellow]warning:[/] {problem}")
+    if customer and services.store.get_customer(customer) is None:
+        _fail(f"no customer {customer!r} (load one with `cxa demo --no-serve` or PUT /v1/customers/{customer})")
+    conv = services.engine.start_conversation(customer, verified=customer is not None, channel="api")
+    console.print(f"conversation {conv.id}" + (f" as {customer}" if customer else " (anonymous)"))
+    while True:
+        try:
+            text = console.input("[bold cyan]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not text:
+            break
+        if len(text) > settings.max_message_chars:
+            err.print(f"[red]messages are limited to {settings.max_message_chars} characters[/]")
+            continue
+        console.print("[bold green]assistant>[/] ", end="")
+        for ev in services.engine.stream_turn(conv.id, text):
+            if isinstance(ev, TokenEvent):
+                console.print(ev.text, end="", soft_wrap=True, highlight=False, markup=False)
+            elif isinstance(ev, CitationsEvent):
+                console.print()
+                for n, c in enumerate(ev.citations, 1):
+                    console.print(f"  [dim][{n}] {c.title} ({c.source_id}) score {c.score:.2f}[/]")
+            elif isinstance(ev, HandoffEvent):
+                console.print(f"\n  [yellow]handed off ({ev.handoff.reason}): {ev.handoff.summary.issue}[/]")
+            elif isinstance(ev, DoneEvent):
+                t = ev.turn
+                console.print(f"\n  [dim]confidence {t.confidence:.2f}, {t.reply.mode if t.reply else 'no reply'}, "
+                              f"{t.timings_ms.get('total', 0):.0f} ms[/]")
+    services.close()
+
+
+# -- bench -----------------------------------------------------------------------------------------------
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    k: Annotated[int, typer.Option(min=1, max=50, help="recall@k")] = 5,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev turns")] = None,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    fresh: Annotated[bool, typer.Option(help="re-embed all documents (measures ingest throughput)")] = False,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """doc2dial dev: recall@k and MRR over all 273 pages, query latency, ingest throughput."""
+    from evals.bench.retrieval import run_retrieval
+    from evals.datasets import DatasetMissingError
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    data_path = data or settings.shared_data_dir
+    with _progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = run_retrieval(settings, data_path, k=k, limit=limit, fresh=fresh, progress=progress)
+        except (DatasetMissingError, KnowledgeError) as exc:
+            _fail(str(exc))
+    table = Table(title=result.benchmark)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("turns", result.turns), (f"recall@{k}", f"{result.recall_at_k:.3f}"), ("MRR", f"{result.mrr:.3f}"),
+        ("query latency p50 (ms)", result.latency_ms_p50), ("query latency p95 (ms)", result.latency_ms_p95),
+        ("documents / chunks", f"{result.ingest.documents} / {result.ingest.chunks}"),
+        ("chunks embedded this run", result.ingest.chunks_embedded),
+        ("ingest throughput (chunks/s)", result.ingest.chunks_per_second or "- (nothing to embed; use --fresh)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    target = out or settings.data_dir / "bench" / "retrieval.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result.model_dump(), indent=2))
+    console.print(f"written to {target}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

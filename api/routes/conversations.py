@@ -1,0 +1,178 @@
+"""Customer (widget) routes: start a conversation, send a message (JSON or SSE), read it, follow it live,
+ask for a person, rate it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, field_validator
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from api.deps import KeysDep, ServicesDep, WidgetDep
+from api.errors import ApiError
+from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+class ConversationIn(BaseModel):
+    customer_id: str | None = Field(None, min_length=1, max_length=200)
+    customer_hash: str | None = Field(None, max_length=128)
+    channel: Literal["web", "mobile", "email", "chat", "api"] = "web"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(v, default=str)) > 4000:
+            raise ValueError("metadata must be under 4000 characters of JSON")
+        return v
+
+
+class ConversationOut(BaseModel):
+    id: str
+    status: str
+    customer_id: str | None
+    verified: bool
+    channel: str
+    created_at: datetime
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, c: Conversation) -> ConversationOut:
+        return cls(id=c.id, status=c.status, customer_id=c.customer_id, verified=c.verified, channel=c.channel,
+                   created_at=c.created_at, metadata=c.metadata)
+
+
+class MessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, description="1..4000 characters")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the message is empty")
+        return v
+
+
+class TranscriptOut(ConversationOut):
+    messages: list[Message]
+    handoff: Handoff | None = None
+
+
+class HandoffIn(BaseModel):
+    reason: str | None = Field(None, max_length=200)
+
+
+class HandoffOut(BaseModel):
+    handoff: Handoff
+    status: str
+
+
+def _sse(event: str, data: Any) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, default=str)
+    return f"event: {event}\ndata: {payload}\n\n"
+
+
+@router.post("", status_code=201, response_model=ConversationOut)
+def create_conversation(body: ConversationIn, services: ServicesDep, keys: KeysDep, _: WidgetDep) -> ConversationOut:
+    verified = keys.verify_customer(body.customer_id, body.customer_hash)
+    conv = services.engine.start_conversation(body.customer_id, verified, body.channel, body.metadata)
+    return ConversationOut.of(conv)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=Turn,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "the Turn, or its events as SSE"}},
+)
+async def post_message(
+    conversation_id: str,
+    body: MessageIn,
+    services: ServicesDep,
+    _: WidgetDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    engine = services.engine
+    if body.text and len(body.text) > services.settings.max_message_chars:
+        raise ApiError(422, "invalid_request", f"text: at most {services.settings.max_message_chars} characters")
+    # Unknown conversation -> 404 before the stream starts (a stream cannot change its status afterwards).
+    await run_in_threadpool(services.store.get_conversation, conversation_id)
+    if accept and "text/event-stream" in accept:
+        events = engine.stream_turn(conversation_id, body.text)
+        return StreamingResponse(_turn_sse(events), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return await run_in_threadpool(engine.run_turn, conversation_id, body.text)
+
+
+async def _turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
+    async for ev in iterate_in_threadpool(events):
+        if ev.type == "token":
+            yield _sse("token", {"text": ev.text})
+        elif ev.type == "citations":
+            yield _sse("citations", {"citations": [c.model_dump() for c in ev.citations]})
+        elif ev.type == "handoff":
+            yield _sse("handoff", ev.handoff.model_dump(mode="json"))
+        elif isinstance(ev, DoneEvent):
+            yield _sse("done", ev.turn.model_dump(mode="json"))
+
+
+@router.get("/{conversation_id}", response_model=TranscriptOut)
+def get_conversation(conversation_id: str, services: ServicesDep, _: WidgetDep) -> TranscriptOut:
+    conv, messages = services.engine.transcript(conversation_id)
+    return TranscriptOut(**ConversationOut.of(conv).model_dump(), messages=messages,
+                         handoff=services.store.open_handoff(conversation_id))
+
+
+@router.get("/{conversation_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
+async def conversation_events(
+    conversation_id: str,
+    request: Request,
+    services: ServicesDep,
+    _: WidgetDep,
+    after: Annotated[int, Query(ge=0, description="only messages after this sequence number")] = 0,
+    poll_s: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
+) -> StreamingResponse:
+    """New messages of the conversation as SSE `message` events (agent replies reach the widget this way).
+    Backed by the database, so it works whichever worker wrote the message."""
+    await run_in_threadpool(services.store.get_conversation, conversation_id)
+
+    async def stream() -> AsyncIterator[str]:
+        last = after
+        status = None
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            messages = await run_in_threadpool(services.store.list_messages, conversation_id, last)
+            for m in messages:
+                last = m.seq
+                yield _sse("message", m.model_dump(mode="json"))
+            conv = await run_in_threadpool(services.store.get_conversation, conversation_id)
+            if conv.status != status:
+                status = conv.status
+                yield _sse("status", {"status": status})
+            await asyncio.sleep(poll_s)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/{conversation_id}/handoff", response_model=HandoffOut)
+def request_handoff(
+    conversation_id: str, services: ServicesDep, _: WidgetDep, body: HandoffIn | None = None
+) -> HandoffOut:
+    handoff = services.engine.request_handoff(conversation_id, (body.reason if body else None) or "customer_request")
+    status = services.store.get_conversation(conversation_id).status
+    return HandoffOut(handoff=handoff, status=status)
+
+
+@router.post("/{conversation_id}/feedback")
+def feedback(conversation_id: str, body: Feedback, services: ServicesDep, _: WidgetDep) -> dict[str, Any]:
+    if body.csat is None and body.ces is None and body.resolved is None and not body.comment:
+        raise ApiError(422, "invalid_request", "give at least one of csat, ces, resolved, comment")
+    services.engine.record_feedback(conversation_id, body)
+    return {"conversation_id": conversation_id, "feedback": body.model_dump()}

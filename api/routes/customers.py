@@ -1,0 +1,59 @@
+"""Admin routes for customer data: the profile and events (orders, subscriptions, tickets) that the
+assistant sees as a verified customer's history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from api.deps import AdminDep, ServicesDep
+from assistant.errors import CustomerNotFoundError
+from assistant.models import CustomerEvent, CustomerProfile
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+class ProfileIn(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=50)
+    locale: str | None = Field(None, max_length=20)
+    created_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventIn(BaseModel):
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerOut(BaseModel):
+    profile: CustomerProfile
+    events: list[CustomerEvent]
+
+
+@router.put("/{customer_id}", response_model=CustomerProfile)
+def put_customer(customer_id: str, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response) -> Any:
+    profile = CustomerProfile(id=customer_id, **body.model_dump())
+    saved, created = services.store.upsert_customer(profile)
+    response.status_code = 201 if created else 200
+    return saved
+
+
+@router.get("/{customer_id}", response_model=CustomerOut)
+def get_customer(customer_id: str, services: ServicesDep, _: AdminDep) -> CustomerOut:
+    profile = services.store.get_customer(customer_id)
+    if profile is None:
+        raise CustomerNotFoundError(customer_id)
+    return CustomerOut(profile=profile, events=services.store.list_events(customer_id, limit=50))
+
+
+@router.post("/{customer_id}/events", status_code=201, response_model=CustomerEvent)
+def add_event(customer_id: str, body: EventIn, services: ServicesDep, _: AdminDep) -> CustomerEvent:
+    if services.store.get_customer(customer_id) is None:
+        raise CustomerNotFoundError(customer_id)
+    return services.store.add_event(CustomerEvent(customer_id=customer_id, **body.model_dump()))
