@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pytest
 
@@ -41,7 +42,7 @@ def assert_body_covered(doc: Document, chunks: list[Chunk]) -> None:
     for m in _HEADING_LINE.finditer(doc.text):
         headings[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     missing = [i for i, ch in enumerate(doc.text) if not ch.isspace() and not covered[i] and not headings[i]]
-    assert missing == [], f"uncovered text: {doc.text[missing[0]:missing[0] + 40]!r}"
+    assert missing == [], f"uncovered text: {doc.text[missing[0] : missing[0] + 40]!r}"
 
 
 STRUCTURED = (
@@ -133,7 +134,7 @@ def test_overlap_between_consecutive_chunks_of_one_long_section() -> None:
     chunks = chunk_document(doc, max_words=40, overlap_words=16)
     assert len(chunks) >= 4
     assert all(c.headings == ["Policy"] for c in chunks)
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in pairwise(chunks):
         assert nxt.start < prev.end, "consecutive chunks of one section must overlap"
         assert nxt.start > prev.start, "each chunk must move forward"
         shared = doc.text[nxt.start : prev.end]
@@ -148,10 +149,10 @@ def test_no_overlap_across_sections_and_none_when_overlap_zero() -> None:
     sents = sentences(10, 8)
     doc = make_doc("## A\n\n" + "\n\n".join(sents[:5]) + "\n\n## B\n\n" + "\n\n".join(sents[5:]) + "\n", title="T")
     chunks = chunk_document(doc, max_words=20, overlap_words=0)
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in pairwise(chunks):
         assert nxt.start >= prev.end
     chunks = chunk_document(doc, max_words=20, overlap_words=10)
-    boundary = [(p, n) for p, n in zip(chunks, chunks[1:]) if p.headings != n.headings]
+    boundary = [(p, n) for p, n in pairwise(chunks) if p.headings != n.headings]
     assert len(boundary) == 1
     prev, nxt = boundary[0]
     assert nxt.start >= prev.end  # a new section starts fresh

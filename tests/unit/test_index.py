@@ -32,7 +32,7 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(scope="module")
-def client() -> chromadb.api.ClientAPI:
+def chroma_client() -> chromadb.api.ClientAPI:
     return open_client(None)
 
 
@@ -41,8 +41,8 @@ def unique_name() -> str:
 
 
 @pytest.fixture
-def index(client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
-    idx = KnowledgeIndex(client, embedder, collection_name=unique_name())
+def index(chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
+    idx = KnowledgeIndex(chroma_client, embedder, collection_name=unique_name())
     yield idx
     idx.rebuild()  # drop the collection: the ephemeral client outlives the test
 
@@ -304,16 +304,16 @@ def test_persistent_index_is_seen_by_a_new_process(tmp_path: Path, embedder: Min
 
 @pytest.mark.parametrize("with_our_function", [False, True], ids=["chroma-default-fn", "our-fn-other-metadata"])
 def test_index_built_with_other_model_raises_mismatch_until_rebuilt(
-    client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder, with_our_function: bool
+    chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder, with_our_function: bool
 ) -> None:
     name = unique_name()
     extra = {"embedding_function": MiniLMEmbeddingFunction(embedder)} if with_our_function else {}
-    foreign = client.create_collection(
+    foreign = chroma_client.create_collection(
         name, metadata={"embedding_model": "other-model", "embedding_version": "7", "hnsw:space": "cosine"}, **extra
     )
     foreign.add(ids=["x"], embeddings=[[0.1] * DIMENSIONS], documents=["old"], metadatas=[{"source_id": "x"}])
 
-    idx = KnowledgeIndex(client, embedder, collection_name=name)
+    idx = KnowledgeIndex(chroma_client, embedder, collection_name=name)
     for use in (idx.count, lambda: idx.search("refund"), lambda: idx.ingest([GIFT], origin="o")):
         with pytest.raises(IndexMismatchError, match="--rebuild"):
             use()
@@ -325,15 +325,17 @@ def test_index_built_with_other_model_raises_mismatch_until_rebuilt(
 
     idx.rebuild()
     assert idx.count() == 0
-    meta = client.get_collection(name, embedding_function=MiniLMEmbeddingFunction(embedder)).metadata
+    meta = chroma_client.get_collection(name, embedding_function=MiniLMEmbeddingFunction(embedder)).metadata
     assert meta["embedding_model"] == MODEL_NAME and meta["embedding_version"] == MODEL_VERSION
     assert idx.ingest([GIFT], origin="o").added == [GIFT.source_id]
     assert idx.search("gift card balance", k=1)[0].chunk.source_id == GIFT.source_id
     idx.rebuild()
 
 
-def test_rebuild_of_missing_collection_is_harmless(client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> None:
-    idx = KnowledgeIndex(client, embedder, collection_name=unique_name())
+def test_rebuild_of_missing_collection_is_harmless(
+    chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder
+) -> None:
+    idx = KnowledgeIndex(chroma_client, embedder, collection_name=unique_name())
     idx.rebuild()
     assert idx.count() == 0
     idx.rebuild()

@@ -70,22 +70,22 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(scope="module")
-def client() -> chromadb.api.ClientAPI:
+def chroma_client() -> chromadb.api.ClientAPI:
     return open_client(None)
 
 
 @pytest.fixture(scope="module")
-def corpus_index(client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
+def corpus_index(chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
     """Read-only shared index of CORPUS (tests that write make their own)."""
-    idx = KnowledgeIndex(client, embedder, collection_name=f"retriever-{uuid.uuid4().hex[:16]}")
+    idx = KnowledgeIndex(chroma_client, embedder, collection_name=f"retriever-{uuid.uuid4().hex[:16]}")
     idx.ingest(CORPUS, origin="test")
     yield idx
     idx.rebuild()
 
 
 @pytest.fixture
-def fresh_index(client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
-    idx = KnowledgeIndex(client, embedder, collection_name=f"retriever-{uuid.uuid4().hex[:16]}")
+def fresh_index(chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder) -> Iterator[KnowledgeIndex]:
+    idx = KnowledgeIndex(chroma_client, embedder, collection_name=f"retriever-{uuid.uuid4().hex[:16]}")
     yield idx
     idx.rebuild()
 
@@ -129,7 +129,13 @@ def test_bm25_ranks_exact_term_match_first() -> None:
 
 def test_bm25_uses_title_and_headings() -> None:
     c = Chunk(
-        chunk_id="x", source_id="x", title="Gift cards", headings=["Balance"], text="See below.", start=0, end=10,
+        chunk_id="x",
+        source_id="x",
+        title="Gift cards",
+        headings=["Balance"],
+        text="See below.",
+        start=0,
+        end=10,
         position=0,
     )
     bm25 = BM25([c, chunk("y", "Unrelated text about delivery.")])
