@@ -186,11 +186,10 @@ def demo(
     from assistant.store.repo import Store
     from knowledge.loaders import SAMPLE_HELPCENTER
 
-    overrides: dict[str, Any] = {}
-    if not os.environ.get("CXA_COMPANY_NAME"):
-        overrides["company_name"] = "Larkspur Home"
-        os.environ["CXA_COMPANY_NAME"] = "Larkspur Home"
-    settings = _settings(data_dir, **overrides)
+    settings = _settings(data_dir)
+    if "company_name" not in settings.model_fields_set:  # the sample company, unless one is configured
+        settings = settings.model_copy(update={"company_name": "Larkspur Home"})
+        os.environ["CXA_COMPANY_NAME"] = "Larkspur Home"  # for the server process started below
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     try:
         _ingest(settings, SAMPLE_HELPCENTER, False, "samples", True, False)

@@ -207,8 +207,11 @@ class KnowledgeIndex:
             if old is not None and old[0] == h:
                 report.unchanged.append(doc.source_id)
                 continue
-            (report.updated if old is not None else report.added).append(doc.source_id)
             chunks = chunk_document(doc, self.max_words, self.overlap_words)
+            if not chunks:  # only headings, no text: nothing to find (and no manifest entry to compare next time)
+                report.skipped.append(f"{doc.source_id}: no text under its headings")
+                continue
+            (report.updated if old is not None else report.added).append(doc.source_id)
             for c in chunks:  # ids carry the hash so new chunks never overwrite the old version's
                 c.chunk_id = f"{doc.source_id}::{h[:12]}::{c.position}"
             todo.append((doc, h, chunks))

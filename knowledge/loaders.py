@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bs4 import BeautifulSoup
 from pydantic import ValidationError
@@ -201,8 +202,9 @@ def document_from_json(payload: bytes | str | dict[str, object]) -> Document:
 def load_doc2dial(path: Path) -> Iterator[Document]:
     """doc2dial `documents.jsonl`: one page per line, `doc_id` like 'Title#3_0'. The text is kept
     exactly as given (no normalisation) so the dataset's span offsets stay valid for benchmarks."""
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        lines = _lines_or_fail(fh, path)
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -216,8 +218,15 @@ def load_doc2dial(path: Path) -> Iterator[Document]:
                     format="text",
                     metadata={"domain": str(row.get("domain", "")), "dataset": "doc2dial"},
                 )
-            except (json.JSONDecodeError, KeyError, ValidationError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValidationError) as exc:
                 raise DocumentParseError(f"{path.name} line {n}: not a doc2dial document ({exc})") from exc
+
+
+def _lines_or_fail(fh: Any, path: Path) -> list[str]:
+    try:
+        return list(fh)
+    except UnicodeDecodeError as exc:
+        raise DocumentParseError(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
 
 
 def _first_h1(body: str) -> str:

@@ -1,0 +1,163 @@
+"""The conversation engine on real SQLite + Chroma (the sample help center), with fake chat models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from assistant.llm import FakeSupportChatModel
+from assistant.models import CitationsEvent, DoneEvent, TokenEvent
+from assistant.services import Services
+from tests.conftest import make_settings
+
+
+class FailingChat(BaseChatModel):
+    """A provider that is down. Before failing it records what the database held at call time."""
+
+    store_url: str = ""
+    seen_messages: list[str] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "failing"
+
+    def _peek(self) -> None:
+        from assistant.store.repo import Store
+
+        store = Store(self.store_url)
+        with store.engine.connect() as c:
+            self.seen_messages.extend(r[0] for r in c.exec_driver_sql("SELECT text FROM messages WHERE role='customer'"))
+        store.close()
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+        self._peek()
+        raise RuntimeError("upstream 503")
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                **kw: Any) -> Iterator[ChatGenerationChunk]:
+        self._peek()
+        raise RuntimeError("upstream 503")
+
+
+def scripted(*texts: str) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=iter([AIMessage(content=t) for t in texts]))
+
+
+def build(data_dir: Path, model: BaseChatModel | None = None, **overrides: Any) -> Services:
+    return Services.build(make_settings(data_dir, **overrides), chat_model=model or FakeSupportChatModel())
+
+
+def test_a_supported_answer_streams_with_its_citation(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    events = list(sv.engine.stream_turn(conv.id, "How do I turn on two-factor authentication?"))
+    tokens = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    turn = done.turn
+    assert turn.reply is not None and turn.reply.mode == "generated"
+    assert tokens.strip() == turn.reply.text.strip()
+    assert any(isinstance(e, CitationsEvent) for e in events)
+    assert turn.reply.citations[0].source_id == "account/two-factor-authentication"
+    assert 0.5 <= turn.confidence <= 1.0
+    record = sv.store.get_turn(turn.turn_id)
+    assert record is not None and record["state"] == "done"
+    assert record["cited_chunk_ids"] == [c.chunk_id for c in turn.reply.citations]
+    assert {"persist", "history", "retrieve", "generate", "total"} <= set(record["timings_ms"])
+
+
+def test_an_invented_figure_is_never_shown(sample_data_dir: Path) -> None:
+    """The model claims 45 days; the help center says 5-10. The sentence is withheld and the reply quotes the source."""
+    sv = build(sample_data_dir, scripted("Refunds to your card take 45 business days. [1]"))
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, "How long does a refund to my card take after you receive the return?")
+    assert turn.reply is not None
+    assert "45" not in turn.reply.text
+    assert turn.reply.mode == "extractive"
+    assert turn.reply.citations, "the quoted passage is cited"
+    record = sv.store.get_turn(turn.turn_id)
+    assert record is not None
+    assert any("45" in d for d in record["evidence"]["dropped"])
+    assert turn.confidence <= 0.7
+
+
+def test_a_restatement_of_the_question_is_not_an_answer(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir, scripted("I am a Plus member and I can pause my Plus membership."))
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, "Can I pause my Plus membership?")
+    assert turn.reply is not None and turn.reply.mode == "extractive"
+    assert "I am a Plus member" not in turn.reply.text
+
+
+def test_no_knowledge_no_answer(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, "What is the boiling point of tungsten?")
+    assert turn.reply is not None and turn.reply.mode == "declined"
+    assert turn.reply.citations == []
+    assert turn.confidence < 0.2
+
+
+def test_model_failure_hands_off_after_the_message_is_stored(sample_data_dir: Path) -> None:
+    settings = make_settings(sample_data_dir)
+    failing = FailingChat(store_url=settings.sqlalchemy_url, seen_messages=[])
+    sv = Services.build(settings, chat_model=failing)
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, "How do I reset my password?")
+    assert "How do I reset my password?" in failing.seen_messages, "persisted before the model ran"
+    assert turn.reply is None
+    assert turn.handoff is not None and turn.handoff.reason == "error"
+    assert turn.status == "waiting_for_agent"
+    _, messages = sv.engine.transcript(conv.id)
+    assert [m.role for m in messages] == ["customer", "assistant"]  # the message, then "a person will join"
+    record = sv.store.get_turn(turn.turn_id)
+    assert record is not None and record["state"] == "error" and "upstream 503" in record["error"]
+
+
+def test_the_bot_stays_silent_while_a_person_has_the_conversation(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    sv.engine.request_handoff(conv.id)
+    turn = sv.engine.run_turn(conv.id, "Hello? Is anyone there?")
+    assert turn.reply is None
+    assert turn.status == "waiting_for_agent"
+    _, messages = sv.engine.transcript(conv.id)
+    assert messages[-1].role == "customer" and messages[-1].text == "Hello? Is anyone there?"
+
+
+def test_every_model_call_is_logged_with_its_prompt(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, "How do I turn on two-factor authentication?")
+    with sv.store.engine.connect() as c:
+        rows = list(c.exec_driver_sql("SELECT prompt_name, prompt_version, turn_id, output FROM llm_calls"))
+    assert rows and rows[0][0] == "answer" and rows[0][1] and rows[0][2] == turn.turn_id and rows[0][3]
+
+
+def test_a_follow_up_is_searched_with_its_context(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    sv.engine.run_turn(conv.id, "How long do refunds to PayPal take?")
+    turn = sv.engine.run_turn(conv.id, "and what about Klarna?")
+    assert turn.query is not None and "PayPal" in turn.query
+    fresh = sv.engine.run_turn(conv.id, "How do I delete my account and personal data?")
+    assert fresh.query == "How do I delete my account and personal data?"
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_history_only_for_a_verified_customer(sample_data_dir: Path, verified: bool) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation("cus_1001", verified)
+    assert conv.customer_id == ("cus_1001" if verified else None)
+    ctx = sv.engine.history.build(conv, "my order")
+    assert (ctx.profile is not None) is verified
+    if not verified:
+        assert conv.metadata["claimed_customer_id"] == "cus_1001"
+        assert "cus_1001" not in ctx.text
