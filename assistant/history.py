@@ -19,6 +19,10 @@ from assistant.store.repo import Store
 from knowledge.retriever import tokenize
 
 
+EVENTS_HEADER = "Recent account activity (newest first):"
+PAST_HEADER = "Earlier conversations (newest first):"
+
+
 def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
@@ -108,23 +112,27 @@ class HistoryBuilder:
                 merged.append(queue.pop(0))
             if pq:
                 merged.append(pq.pop(0))
+        headers = {"e": EVENTS_HEADER, "p": PAST_HEADER}
         for kind, i in merged:
             line = ev_lines[i][0] if kind == "e" else past_lines[i][0]
+            kept = kept_ev if kind == "e" else kept_past
             cost = self.count_tokens(line) + 1
+            if not kept:  # the section's header line is paid for by its first entry
+                cost += self.count_tokens(headers[kind]) + 1
             if used + cost > self.token_budget:
                 truncated = True
                 continue
             used += cost
-            (kept_ev if kind == "e" else kept_past).append(i)
+            kept.append(i)
 
         kept_ev.sort()  # shown newest first, as they happened
         kept_past.sort()
         parts = [head]
         if kept_ev:
-            parts.append("Recent account activity (newest first):")
+            parts.append(EVENTS_HEADER)
             parts.extend(ev_lines[i][0] for i in kept_ev)
         if kept_past:
-            parts.append("Earlier conversations (newest first):")
+            parts.append(PAST_HEADER)
             parts.extend(past_lines[i][0] for i in kept_past)
         text = "\n".join(parts)
         return CustomerContext(

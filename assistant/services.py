@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
@@ -19,19 +20,39 @@ from assistant.llm import ChatGateway
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
-from knowledge.errors import KnowledgeError
+from knowledge.errors import IndexUnavailableError, KnowledgeError
 from knowledge.index import KnowledgeIndex, open_client
 from knowledge.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 
 
-def build_index(settings: Settings, embedder: MiniLMEmbedder | None = None) -> KnowledgeIndex:
+class _UnavailableClient:
+    """Stands in for a Chroma client that could not be opened (e.g. a corrupt directory): every use
+    raises the original `IndexUnavailableError`, which the index reports and the engine hands off."""
+
+    def __init__(self, error: IndexUnavailableError) -> None:
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise IndexUnavailableError(str(self._error))
+
+
+def build_index(
+    settings: Settings, embedder: MiniLMEmbedder | None = None, *, tolerate_unavailable: bool = False
+) -> KnowledgeIndex:
+    """With `tolerate_unavailable`, an index that cannot be opened still yields a `KnowledgeIndex`
+    whose every use raises `IndexUnavailableError` (the server starts, not ready, and degrades)."""
     emb = embedder or shared_embedder(
         settings.embedding.model_path, settings.embedding.tokenizer_path, settings.embedding.max_length,
         settings.embedding.batch_size,
     )
-    client = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
+    try:
+        client: Any = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
+    except IndexUnavailableError as exc:
+        if not tolerate_unavailable:
+            raise
+        client = _UnavailableClient(exc)
     return KnowledgeIndex(client, emb, settings.collection, settings.chunking.max_words,
                           settings.chunking.overlap_words)
 
@@ -50,7 +71,7 @@ class Services:
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.sqlalchemy_url)
-        index = build_index(settings)
+        index = build_index(settings, tolerate_unavailable=True)
         problems: list[str] = []
         try:
             index.collection  # noqa: B018 - opens (and checks) the collection now, not on the first turn

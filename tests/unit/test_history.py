@@ -1,0 +1,58 @@
+"""History assembly on a real SQLite store: what the model is told about a customer, within budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from assistant.history import HistoryBuilder, estimate_tokens
+from assistant.models import CustomerEvent, CustomerProfile
+from assistant.store.repo import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    s.upsert_customer(CustomerProfile(id="c1", name="Ada Lovelace", attributes={"plan": "plus_annual"}))
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for i in range(30):  # thirty orders, one a day; the oldest is the sofa
+        item = "Oakley sofa" if i == 0 else f"candle {i}"
+        s.add_event(CustomerEvent(customer_id="c1", type="order_placed", at=base + timedelta(days=i),
+                                  data={"order_id": f"LH-{1000 + i}", "items": [{"name": item, "qty": 1}]}))
+    past = s.create_conversation("c1", True, "email", created_at=base - timedelta(days=40), status="resolved",
+                                 topic="returns", outcome="resolved_by_agent", summary="Returned a lamp with a scratch.")
+    s.add_message(past.id, "customer", "My lamp is scratched")
+    return s
+
+
+def test_anonymous_customers_get_no_history(store: Store) -> None:
+    conv = store.create_conversation(None, False)
+    ctx = HistoryBuilder(store).build(conv, "where is my sofa")
+    assert ctx.profile is None and ctx.events == [] and "not signed in" in ctx.text
+
+
+def test_verified_history_has_profile_events_and_past_conversations(store: Store) -> None:
+    conv = store.create_conversation("c1", True)
+    ctx = HistoryBuilder(store, token_budget=2000, max_events=50).build(conv, "hello")
+    assert ctx.profile is not None and "Ada Lovelace" in ctx.text and "plan: plus_annual" in ctx.text
+    assert ctx.events[0].at > ctx.events[-1].at, "newest first"
+    assert ctx.past_conversations[0].summary == "Returned a lamp with a scratch."
+    assert "resolved_by_agent" in ctx.text
+    assert conv.id not in {p.id for p in ctx.past_conversations}, "the current conversation is not 'earlier'"
+
+
+def test_the_budget_is_respected_and_relevant_events_win(store: Store) -> None:
+    conv = store.create_conversation("c1", True)
+    ctx = HistoryBuilder(store, token_budget=120, max_events=50).build(conv, "where is my Oakley sofa?")
+    assert ctx.tokens <= 120 and ctx.truncated
+    assert estimate_tokens(ctx.text) == ctx.tokens
+    assert "Oakley sofa" in ctx.text, "the oldest event is kept because the question names it"
+    assert len(ctx.events) < 30
+
+
+def test_an_unknown_customer_gets_a_clear_note(store: Store) -> None:
+    conv = store.create_conversation("nobody", True)
+    ctx = HistoryBuilder(store).build(conv, "hi")
+    assert ctx.profile is None and "No account details" in ctx.text
