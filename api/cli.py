@@ -28,7 +28,7 @@ bench_app = typer.Typer(help="Benchmarks on the public dev datasets (figures pri
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where state lives (default: CXA_DATA_DIR or ./.cxa-data)")]
 

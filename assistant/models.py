@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from knowledge.types import Chunk, Document, IngestReport, SearchHit
 
@@ -153,6 +153,13 @@ class Turn(BaseModel):
     status: ConversationStatus = "bot"
     query: str | None = Field(None, description="the standalone question that was searched")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("timings_ms")
+    @classmethod
+    def _fixed_timings(cls, v: dict[str, float]) -> dict[str, float]:
+        """API.md names retrieve, generate and total on every turn; a step that did not run took 0 ms
+        (a silent turn while an agent has the conversation, a turn handed off before generating)."""
+        return {"retrieve": 0.0, "generate": 0.0, **v, "total": v.get("total", 0.0)}
 
 
 class Feedback(BaseModel):

@@ -42,7 +42,9 @@ CustomerId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[
 
 
 @router.put("/{customer_id}", response_model=CustomerProfile)
-def put_customer(customer_id: CustomerId, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response) -> Any:
+def put_customer(
+    customer_id: CustomerId, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response
+) -> Any:
     profile = CustomerProfile(id=customer_id, **body.model_dump())
     saved, created = services.store.upsert_customer(profile)
     response.status_code = 201 if created else 200

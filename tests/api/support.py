@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,15 @@ class FailingChatModel(BaseChatModel):
 def scripted_model(text: str) -> GenericFakeChatModel:
     """A model that answers every call with `text`."""
     return GenericFakeChatModel(messages=itertools.repeat(AIMessage(content=text)))
+
+
+@contextmanager
+def private_app(template: Path, tmp_path_factory: Any, name: str, **overrides: object) -> Iterator[TestClient]:
+    """The real app on a fresh copy of `template` (for module-scoped fixtures)."""
+    data = tmp_path_factory.mktemp(name) / "data"
+    shutil.copytree(template, data)
+    with app_client(data, **overrides) as c:
+        yield c
 
 
 @contextmanager
@@ -115,17 +125,16 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
 
 def assert_turn_shape(turn: dict[str, Any]) -> None:
     """Every [fixed] field of API.md's Turn, with its type."""
-    assert TURN_FIELDS <= set(turn), turn
+    assert set(turn) >= TURN_FIELDS, turn
     assert isinstance(turn["message_id"], str) and turn["message_id"]
     assert isinstance(turn["confidence"], (int, float)) and 0.0 <= turn["confidence"] <= 1.0
     assert turn["status"] in {"bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"}
-    assert {"retrieve", "generate", "total"} <= set(turn["timings_ms"]) or turn["reply"] is None, turn["timings_ms"]
-    assert "total" in turn["timings_ms"]
+    assert {"retrieve", "generate", "total"} <= set(turn["timings_ms"]), turn["timings_ms"]
     assert all(isinstance(v, (int, float)) and v >= 0 for v in turn["timings_ms"].values())
     if turn["reply"] is not None:
         assert isinstance(turn["reply"]["text"], str) and turn["reply"]["text"].strip()
         for c in turn["reply"]["citations"]:
-            assert CITATION_FIELDS <= set(c), c
+            assert set(c) >= CITATION_FIELDS, c
             assert isinstance(c["source_id"], str) and isinstance(c["title"], str)
             assert c["url"] is None or isinstance(c["url"], str)
             assert isinstance(c["snippet"], str) and c["snippet"]
@@ -133,4 +142,4 @@ def assert_turn_shape(turn: dict[str, Any]) -> None:
     if turn["handoff"] is not None:
         h = turn["handoff"]
         assert {"id", "reason", "summary"} <= set(h), h
-        assert SUMMARY_FIELDS <= set(h["summary"]), h["summary"]
+        assert set(h["summary"]) >= SUMMARY_FIELDS, h["summary"]

@@ -1,0 +1,59 @@
+"""The `cxa` command line, run in-process with typer's runner on temp data dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def articles(tmp_path: Path) -> Path:
+    folder = tmp_path / "articles"
+    (folder / "billing").mkdir(parents=True)
+    (folder / "billing" / "refunds.md").write_text(
+        "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n"
+        "## Timelines\n\nCard refunds take 5-10 business days after we receive the item.\n"
+    )
+    (folder / "shipping.txt").write_text("Shipping\n\nStandard delivery takes 3-5 business days and costs 4.95.\n")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4 not an article")
+    return folder
+
+
+def test_ingest_reports_and_is_incremental(articles: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    assert first.exit_code == 0, first.output
+    assert "added" in first.output and "notes.pdf" in first.output  # the unsupported file is reported, not fatal
+    assert "index now holds 2 chunks" in first.output
+    again = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    assert again.exit_code == 0
+    assert "index now holds 2 chunks" in again.output
+    row = next(line for line in again.output.splitlines() if line.count("│") >= 7 and any(ch.isdigit() for ch in line))
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:4] == ["0", "0", "0", "2"], cells  # added, updated, removed, unchanged
+    (articles / "shipping.txt").unlink()
+    pruned = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    assert "index now holds 1 chunks" in pruned.output
+
+
+def test_bad_ingest_input_fails_clearly(articles: Path, tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    unsupported = runner.invoke(app, ["ingest", str(articles / "notes.pdf"), *data])
+    assert unsupported.exit_code == 1 and "unsupported file type" in unsupported.output
+    missing = runner.invoke(app, ["ingest", str(tmp_path / "nope"), *data])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    nothing = runner.invoke(app, ["ingest", *data])
+    assert nothing.exit_code == 2
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "demo", "ingest", "chat", "bench"):
+        assert command in result.output
