@@ -44,6 +44,7 @@ serve: install
 	$(BIN)/cxa serve --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/ruff check assistant knowledge evals api tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

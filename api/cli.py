@@ -22,15 +22,21 @@ from assistant.errors import AssistantError
 from assistant.settings import Settings
 from knowledge.errors import KnowledgeError
 
-app = typer.Typer(help="cx-assistant: a support assistant with CX telemetry and human handoff.",
-                  no_args_is_help=True, add_completion=False)
-bench_app = typer.Typer(help="Benchmarks on the public dev datasets (figures printed and written as JSON).",
-                        no_args_is_help=True)
+app = typer.Typer(
+    help="cx-assistant: a support assistant with CX telemetry and human handoff.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+bench_app = typer.Typer(
+    help="Benchmarks on the public dev datasets (figures printed and written as JSON).", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where state lives (default: CXA_DATA_DIR or ./.cxa-data)")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="where state lives (default: CXA_DATA_DIR or ./.cxa-data)")
+]
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
@@ -45,8 +51,16 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -58,8 +72,9 @@ def _configure_logging(settings: Settings) -> None:
 # -- ingest ---------------------------------------------------------------------------------------------
 
 
-def _ingest(settings: Settings, path: Path | None, doc2dial: bool, origin: str | None, prune: bool,
-            rebuild: bool) -> None:
+def _ingest(
+    settings: Settings, path: Path | None, doc2dial: bool, origin: str | None, prune: bool, rebuild: bool
+) -> None:
     from assistant.services import build_index
     from knowledge.loaders import iter_folder, load_doc2dial, load_file, supported_suffixes
 
@@ -104,9 +119,15 @@ def _ingest(settings: Settings, path: Path | None, doc2dial: bool, origin: str |
     table = Table(title=f"ingest {origin}", show_header=True)
     for col in ("added", "updated", "removed", "unchanged", "skipped", "chunks embedded", "chunks/s"):
         table.add_column(col, justify="right")
-    table.add_row(str(len(report.added)), str(len(report.updated)), str(len(report.removed)),
-                  str(len(report.unchanged)), str(len(skipped)), str(report.chunks_embedded),
-                  f"{report.chunks_per_second:.1f}" if report.chunks_embedded else "-")
+    table.add_row(
+        str(len(report.added)),
+        str(len(report.updated)),
+        str(len(report.removed)),
+        str(len(report.unchanged)),
+        str(len(skipped)),
+        str(report.chunks_embedded),
+        f"{report.chunks_per_second:.1f}" if report.chunks_embedded else "-",
+    )
     console.print(table)
     console.print(f"index now holds {index.count()} chunks ({report.seconds:.1f}s)")
     for s in skipped:
@@ -116,7 +137,9 @@ def _ingest(settings: Settings, path: Path | None, doc2dial: bool, origin: str |
 @app.command()
 def ingest(
     path: Annotated[Path | None, typer.Argument(help="folder of .md/.html/.txt articles, or one file")] = None,
-    doc2dial: Annotated[bool, typer.Option("--doc2dial", help="ingest doc2dial documents.jsonl (PATH or the shared data)")] = False,
+    doc2dial: Annotated[
+        bool, typer.Option("--doc2dial", help="ingest doc2dial documents.jsonl (PATH or the shared data)")
+    ] = False,
     origin: Annotated[str | None, typer.Option(help="label of this source; pruning only touches its documents")] = None,
     prune: Annotated[bool, typer.Option(help="remove documents of this origin that are no longer in PATH")] = True,
     rebuild: Annotated[bool, typer.Option(help="drop the whole index first (after an embedding model change)")] = False,
@@ -156,8 +179,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     _print_keys(settings, host, port)
     # Workers are separate processes that build their settings from the environment.
     os.environ["CXA_DATA_DIR"] = str(settings.data_dir)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()
@@ -199,11 +229,12 @@ def demo(
         store.close()
     except (KnowledgeError, AssistantError) as exc:
         _fail(str(exc))
-    console.print(f"customers: {report.customers_added} added, {report.customers_existing} already there "
-                  f"({report.events} events, {report.conversations} earlier conversations)")
+    console.print(
+        f"customers: {report.customers_added} added, {report.customers_existing} already there "
+        f"({report.events} events, {report.conversations} earlier conversations)"
+    )
     keys = load_keys(settings)
-    console.print("try a verified customer, e.g. cus_1001: "
-                  f"customer_hash={keys.customer_hash('cus_1001')}")
+    console.print(f"try a verified customer, e.g. cus_1001: customer_hash={keys.customer_hash('cus_1001')}")
     if serve_after:
         _configure_logging(settings)
         _serve(settings, host, port, 1)
@@ -255,8 +286,10 @@ def chat(
                 console.print(f"\n  [yellow]handed off ({ev.handoff.reason}): {ev.handoff.summary.issue}[/]")
             elif isinstance(ev, DoneEvent):
                 t = ev.turn
-                console.print(f"\n  [dim]confidence {t.confidence:.2f}, {t.reply.mode if t.reply else 'no reply'}, "
-                              f"{t.timings_ms.get('total', 0):.0f} ms[/]")
+                console.print(
+                    f"\n  [dim]confidence {t.confidence:.2f}, {t.reply.mode if t.reply else 'no reply'}, "
+                    f"{t.timings_ms.get('total', 0):.0f} ms[/]"
+                )
     services.close()
 
 
@@ -295,8 +328,11 @@ def bench_retrieval(
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
-        ("turns", result.turns), (f"recall@{k}", f"{result.recall_at_k:.3f}"), ("MRR", f"{result.mrr:.3f}"),
-        ("query latency p50 (ms)", result.latency_ms_p50), ("query latency p95 (ms)", result.latency_ms_p95),
+        ("turns", result.turns),
+        (f"recall@{k}", f"{result.recall_at_k:.3f}"),
+        ("MRR", f"{result.mrr:.3f}"),
+        ("query latency p50 (ms)", result.latency_ms_p50),
+        ("query latency p95 (ms)", result.latency_ms_p95),
         ("documents / chunks", f"{result.ingest.documents} / {result.ingest.chunks}"),
         ("chunks embedded this run", result.ingest.chunks_embedded),
         ("ingest throughput (chunks/s)", result.ingest.chunks_per_second or "- (nothing to embed; use --fresh)"),

@@ -43,8 +43,12 @@ def require_role(*allowed: Role):  # noqa: ANN201 - returns a FastAPI dependency
     def dependency(keys: KeysDep, authorization: Annotated[str | None, Header()] = None) -> Role:
         role = _bearer_role(keys, authorization)
         if role is None:
-            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a valid 'Authorization: Bearer <token>' header is required",
+                {"WWW-Authenticate": "Bearer"},
+            )
         if role != "admin" and role not in allowed:
             raise ApiError(403, "forbidden", f"this route needs the {' or '.join(allowed)} role")
         return role

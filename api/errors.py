@@ -24,9 +24,19 @@ from knowledge.errors import (
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "invalid_request", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
 }
 
 _KNOWLEDGE = {
@@ -58,7 +68,11 @@ def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         e = next(e for e in errors if e.get("type") == "json_invalid")
-        return 400, "invalid_json", f"the request body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')})"
+        return (
+            400,
+            "invalid_json",
+            f"the request body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')})",
+        )
     parts = []
     for e in errors[:5]:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)) or "body"
@@ -90,7 +104,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KnowledgeError)
     async def _knowledge(_: Request, exc: KnowledgeError) -> JSONResponse:
-        status, code = next(((s, c) for t, (s, c) in _KNOWLEDGE.items() if isinstance(exc, t)), (500, "knowledge_error"))
+        status, code = next(
+            ((s, c) for t, (s, c) in _KNOWLEDGE.items() if isinstance(exc, t)), (500, "knowledge_error")
+        )
         return _json(status, code, str(exc))
 
     @app.exception_handler(Exception)

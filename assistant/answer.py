@@ -96,9 +96,10 @@ class Answerer:
         conversation_id: str | None = None,
         search_query: str | None = None,
     ) -> Generator[str, None, AnswerResult]:
-        """`search_query` is what was searched (the standalone question); relevance is judged against it, so
-        that a follow-up like "and for cards?" is judged with its context. Yield the text to show as it is approved; return the full result. Model failures propagate
-        as `ModelUnavailableError` (the engine turns them into a handoff)."""
+        """Yield the text to show as it is approved; return the full result. `search_query` is what was
+        searched (the standalone question): relevance is judged against it, so that a follow-up like "and for
+        cards?" is judged with its context. Model failures propagate as `ModelUnavailableError` (the engine
+        turns them into a handoff)."""
         cfg = self.settings
         top = hits[0].score if hits else 0.0
         strong = top >= cfg.min_retrieval_score
@@ -107,10 +108,17 @@ class Answerer:
             hits = []  # weak matches are noise to a small model, and must not be cited
         if not hits and not has_history:
             yield DECLINE_TEXT
-            return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
+            return AnswerResult(
+                text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
+            )
 
-        passages = Passages(hits=hits, history=context.text if has_history else "", embedder=self.vectors,
-                            question=search_query or question, facts=[render_event(e) for e in context.events])
+        passages = Passages(
+            hits=hits,
+            history=context.text if has_history else "",
+            embedder=self.vectors,
+            question=search_query or question,
+            facts=[render_event(e) for e in context.events],
+        )
         earlier = [m.text for m in transcript[-6:] if m.role == "assistant"]
         if cfg.mode == "extractive" and hits:
             return (yield from self._extractive(passages, top, [], said=earlier))
@@ -169,9 +177,11 @@ class Answerer:
                 return (yield from self._extractive(passages, top, dropped, abstained, full, said=earlier))
             yield DECLINE_TEXT
             return AnswerResult(
-                text=DECLINE_TEXT, citations=[],
-                evidence=AnswerEvidence(mode="declined", retrieval_top=top, dropped=dropped, abstained=abstained,
-                                        generated_text=full),
+                text=DECLINE_TEXT,
+                citations=[],
+                evidence=AnswerEvidence(
+                    mode="declined", retrieval_top=top, dropped=dropped, abstained=abstained, generated_text=full
+                ),
             )
 
         citations: list[Citation] = []
@@ -184,27 +194,44 @@ class Answerer:
             text=" ".join(s.sentence for s in shown),
             citations=citations,
             evidence=AnswerEvidence(
-                mode="generated", retrieval_top=top, cited_scores=[c.score for c in citations],
-                sentence_support=[round(s.support, 4) for s in shown], dropped=dropped, abstained=abstained,
-                used_history=any(s.from_history for s in shown), generated_text=full,
+                mode="generated",
+                retrieval_top=top,
+                cited_scores=[c.score for c in citations],
+                sentence_support=[round(s.support, 4) for s in shown],
+                dropped=dropped,
+                abstained=abstained,
+                used_history=any(s.from_history for s in shown),
+                generated_text=full,
             ),
         )
 
     def _extractive(
-        self, passages: Passages, top: float, dropped: list[str], abstained: bool = False, generated: str = "",
+        self,
+        passages: Passages,
+        top: float,
+        dropped: list[str],
+        abstained: bool = False,
+        generated: str = "",
         said: list[str] | None = None,
     ) -> Generator[str, None, AnswerResult]:
         text, owners = passages.extractive(self.settings.extractive_sentences, said)
         if not text:
             yield DECLINE_TEXT
-            return AnswerResult(text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top))
+            return AnswerResult(
+                text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
+            )
         yield text
         citations = [citation_for(passages.hits[i], text) for i in owners]
         return AnswerResult(
             text=text,
             citations=citations,
             evidence=AnswerEvidence(
-                mode="extractive", retrieval_top=top, cited_scores=[c.score for c in citations],
-                sentence_support=[1.0], dropped=dropped, abstained=abstained, generated_text=generated,
+                mode="extractive",
+                retrieval_top=top,
+                cited_scores=[c.score for c in citations],
+                sentence_support=[1.0],
+                dropped=dropped,
+                abstained=abstained,
+                generated_text=generated,
             ),
         )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from assistant.answer import AnswerEvidence, Answerer, AnswerResult
+from assistant.answer import Answerer, AnswerEvidence, AnswerResult
 from assistant.confidence import turn_confidence
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
 from assistant.handoff import HandoffService
@@ -129,10 +129,18 @@ class ConversationEngine:
 
         if conv.status in ("waiting_for_agent", "with_agent"):
             self.store.finish_turn(turn_id, state="done", reply_mode=None, timings_ms=timer.total())
-            yield DoneEvent(turn=Turn(
-                message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id, reply=None, confidence=0.0,
-                handoff=self.store.open_handoff(conversation_id), status=conv.status, timings_ms=timer.total(),
-            ))
+            yield DoneEvent(
+                turn=Turn(
+                    message_id=msg.id,
+                    conversation_id=conversation_id,
+                    turn_id=turn_id,
+                    reply=None,
+                    confidence=0.0,
+                    handoff=self.store.open_handoff(conversation_id),
+                    status=conv.status,
+                    timings_ms=timer.total(),
+                )
+            )
             return
         if conv.status in ("resolved", "abandoned"):
             conv = self.store.set_status(conversation_id, "bot")  # the customer came back: the bot picks up again
@@ -149,8 +157,9 @@ class ConversationEngine:
             timer.lap("rewrite")
             hits = self.search(query, self.settings.retrieval.top_k)
             timer.lap("retrieve")
-            gen = self.answerer.stream(text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id,
-                                       search_query=query)
+            gen = self.answerer.stream(
+                text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id, search_query=query
+            )
             result = yield from self._relay(gen, timer)
             timer.lap("generate")
         except (ModelUnavailableError, KnowledgeError) as exc:
@@ -169,14 +178,31 @@ class ConversationEngine:
             timer.lap("handoff")
             yield HandoffEvent(handoff=handoff)
             self.store.finish_turn(
-                turn_id, state="error", query=query, chunk_ids=[h.chunk.chunk_id for h in hits],
-                chunk_scores=[h.score for h in hits], reply_mode="error", confidence=confidence,
-                evidence=evidence.model_dump(), handoff_id=handoff.id, timings_ms=timer.total(), error=error,
+                turn_id,
+                state="error",
+                query=query,
+                chunk_ids=[h.chunk.chunk_id for h in hits],
+                chunk_scores=[h.score for h in hits],
+                reply_mode="error",
+                confidence=confidence,
+                evidence=evidence.model_dump(),
+                handoff_id=handoff.id,
+                timings_ms=timer.total(),
+                error=error,
             )
-            yield DoneEvent(turn=Turn(
-                message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id, reply=None, confidence=confidence,
-                handoff=handoff, status="waiting_for_agent", query=query, timings_ms=timer.total(),
-            ))
+            yield DoneEvent(
+                turn=Turn(
+                    message_id=msg.id,
+                    conversation_id=conversation_id,
+                    turn_id=turn_id,
+                    reply=None,
+                    confidence=confidence,
+                    handoff=handoff,
+                    status="waiting_for_agent",
+                    query=query,
+                    timings_ms=timer.total(),
+                )
+            )
             return
 
         confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
@@ -187,18 +213,35 @@ class ConversationEngine:
         timer.lap("record")
         timings = timer.total()
         self.store.finish_turn(
-            turn_id, state="done", reply_message_id=reply_msg.id, query=query,
-            chunk_ids=[h.chunk.chunk_id for h in hits], chunk_scores=[round(h.score, 4) for h in hits],
-            cited_chunk_ids=[c.chunk_id for c in result.citations], reply_mode=result.evidence.mode,
-            confidence=confidence, evidence=result.evidence.model_dump(), timings_ms=timings,
+            turn_id,
+            state="done",
+            reply_message_id=reply_msg.id,
+            query=query,
+            chunk_ids=[h.chunk.chunk_id for h in hits],
+            chunk_scores=[round(h.score, 4) for h in hits],
+            cited_chunk_ids=[c.chunk_id for c in result.citations],
+            reply_mode=result.evidence.mode,
+            confidence=confidence,
+            evidence=result.evidence.model_dump(),
+            timings_ms=timings,
         )
-        yield DoneEvent(turn=Turn(
-            message_id=msg.id, conversation_id=conversation_id, turn_id=turn_id,
-            reply=Reply(text=result.text, citations=result.citations, mode=result.evidence.mode),
-            confidence=confidence, handoff=None, status=conv.status, query=query, timings_ms=timings,
-        ))
+        yield DoneEvent(
+            turn=Turn(
+                message_id=msg.id,
+                conversation_id=conversation_id,
+                turn_id=turn_id,
+                reply=Reply(text=result.text, citations=result.citations, mode=result.evidence.mode),
+                confidence=confidence,
+                handoff=None,
+                status=conv.status,
+                query=query,
+                timings_ms=timings,
+            )
+        )
 
-    def _relay(self, gen: Generator[str, None, AnswerResult], timer: _Timer) -> Generator[TokenEvent, None, AnswerResult]:
+    def _relay(
+        self, gen: Generator[str, None, AnswerResult], timer: _Timer
+    ) -> Generator[TokenEvent, None, AnswerResult]:
         """Pass the answer's text on as token events; the consumer's time is not charged to `generate`."""
         while True:
             try:
@@ -222,8 +265,12 @@ class ConversationEngine:
         if mode == "llm":
             transcript = "\n".join(f"{r}: {t}" for r, t in turns[-6:])
             try:
-                rewritten = self.chat.complete(CONDENSE_QUESTION, {"transcript": transcript, "question": text},
-                                               turn_id=turn_id, conversation_id=conversation_id).strip()
+                rewritten = self.chat.complete(
+                    CONDENSE_QUESTION,
+                    {"transcript": transcript, "question": text},
+                    turn_id=turn_id,
+                    conversation_id=conversation_id,
+                ).strip()
                 if 3 <= len(rewritten) <= 500:
                     return rewritten
             except ModelUnavailableError:

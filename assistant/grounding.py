@@ -71,7 +71,7 @@ class SentenceVectors:
         if missing:
             vecs = self.embedder.embed(missing)
             with self._lock:
-                for t, v in zip(missing, vecs):
+                for t, v in zip(missing, vecs, strict=True):
                     self._cache[t] = v
                 while len(self._cache) > self.max_items:
                     self._cache.popitem(last=False)
@@ -186,7 +186,8 @@ class Passages:
 
         already = " ".join(said or [])
         candidates = [
-            i for i in range(len(self.sentences))
+            i
+            for i in range(len(self.sentences))
             if (self.owners[i] is not None or i in self._quotable) and self.sentences[i] not in already
         ]
         if not candidates:

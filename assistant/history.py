@@ -18,7 +18,6 @@ from assistant.models import Conversation, CustomerContext, CustomerEvent, Custo
 from assistant.store.repo import Store
 from knowledge.retriever import tokenize
 
-
 EVENTS_HEADER = "Recent account activity (newest first):"
 PAST_HEADER = "Earlier conversations (newest first):"
 
@@ -44,7 +43,8 @@ def render_event(e: CustomerEvent) -> str:
     for key, value in e.data.items():
         if isinstance(value, list):
             value = ", ".join(
-                (f"{v.get('qty', 1)}x {v.get('name') or v.get('sku')}" if isinstance(v, dict) else str(v)) for v in value
+                (f"{v.get('qty', 1)}x {v.get('name') or v.get('sku')}" if isinstance(v, dict) else str(v))
+                for v in value
             )
         elif isinstance(value, dict):
             value = json.dumps(value, ensure_ascii=False)
@@ -97,7 +97,9 @@ class HistoryBuilder:
         ev_lines = [(render_event(e), e) for e in events]  # events come newest first
         ev_order = sorted(range(len(ev_lines)), key=lambda i: rank(ev_lines[i][0], ev_lines[i][1].at, i))
         past_lines = [(render_past(c), c) for c in past]
-        past_order = sorted(range(len(past_lines)), key=lambda i: rank(past_lines[i][0], past_lines[i][1].started_at, i))
+        past_order = sorted(
+            range(len(past_lines)), key=lambda i: rank(past_lines[i][0], past_lines[i][1].started_at, i)
+        )
 
         kept_ev: list[int] = []
         kept_past: list[int] = []

@@ -136,7 +136,35 @@ class LlamaCppChatModel(BaseChatModel):
 
 _SOURCE = re.compile(r"^\[(\d+)\]\s*(.*)$")
 _WORDS = re.compile(r"[a-z0-9]+")
-_FAKE_STOP = frozenset("a an the and or to of in on for is are was be i you my your it do does can how what with".split())
+_FAKE_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "is",
+        "are",
+        "was",
+        "be",
+        "i",
+        "you",
+        "my",
+        "your",
+        "it",
+        "do",
+        "does",
+        "can",
+        "how",
+        "what",
+        "with",
+    ]
+)
 
 
 class FakeSupportChatModel(BaseChatModel):
@@ -239,8 +267,9 @@ class ChatGateway:
         self.log = log
 
     @classmethod
-    def from_settings(cls, settings: Settings, log: CallLogger | None = None,
-                      model: BaseChatModel | None = None) -> ChatGateway:
+    def from_settings(
+        cls, settings: Settings, log: CallLogger | None = None, model: BaseChatModel | None = None
+    ) -> ChatGateway:
         chat = model or build_chat_model(settings)
         if settings.chat_provider == "openai":
             name, timeout = settings.openai.model, settings.openai.timeout_s * (settings.openai.max_retries + 1)
@@ -303,12 +332,19 @@ class ChatGateway:
             if self.log is not None:
                 try:
                     self.log(
-                        turn_id=turn_id, conversation_id=conversation_id, prompt_name=prompt.name,
-                        prompt_version=prompt.version, provider=self.provider, model=self.model_name,
-                        messages=[{"role": r, "content": t} for r, t in rendered], output="".join(out),
-                        input_tokens=None, output_tokens=len(out),
+                        turn_id=turn_id,
+                        conversation_id=conversation_id,
+                        prompt_name=prompt.name,
+                        prompt_version=prompt.version,
+                        provider=self.provider,
+                        model=self.model_name,
+                        messages=[{"role": r, "content": t} for r, t in rendered],
+                        output="".join(out),
+                        input_tokens=None,
+                        output_tokens=len(out),
                         duration_ms=(time.perf_counter() - started) * 1000,
-                        first_token_ms=((first - started) * 1000) if first else None, error=error,
+                        first_token_ms=((first - started) * 1000) if first else None,
+                        error=error,
                     )
                 except Exception:  # logging must never break a customer's turn
                     logger.exception("could not log the chat-model call")

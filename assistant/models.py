@@ -14,10 +14,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from knowledge.types import Chunk, Document, IngestReport, SearchHit
 
 __all__ = [
-    "Chunk", "Document", "IngestReport", "SearchHit", "ConversationStatus", "Role", "CustomerProfile",
-    "CustomerEvent", "Citation", "Message", "Conversation", "PastConversation", "CustomerContext", "Reply",
-    "HandoffSummary", "Handoff", "Turn", "Feedback", "TokenEvent", "CitationsEvent", "HandoffEvent", "DoneEvent",
-    "TurnEvent", "utcnow",
+    "Chunk",
+    "Document",
+    "IngestReport",
+    "SearchHit",
+    "ConversationStatus",
+    "Role",
+    "CustomerProfile",
+    "CustomerEvent",
+    "Citation",
+    "Message",
+    "Conversation",
+    "PastConversation",
+    "CustomerContext",
+    "Reply",
+    "HandoffSummary",
+    "Handoff",
+    "Turn",
+    "Feedback",
+    "TokenEvent",
+    "CitationsEvent",
+    "HandoffEvent",
+    "DoneEvent",
+    "TurnEvent",
+    "utcnow",
 ]
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]

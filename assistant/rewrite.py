@@ -29,7 +29,7 @@ def is_follow_up(utterance: str) -> bool:
 
 
 def is_bare_reply(utterance: str) -> bool:
-    """"yes", "no, a motorcycle", "ok why?": meaningless without the question it answers."""
+    """ "yes", "no, a motorcycle", "ok why?": meaningless without the question it answers."""
     return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance))
 
 

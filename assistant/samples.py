@@ -63,9 +63,17 @@ def load_customers(store: Store, path: Path = SAMPLE_CUSTOMERS) -> LoadReport:
             report.events += 1
         for conv in c.conversations:
             status = "abandoned" if conv.outcome == "abandoned" else "resolved"
-            made = store.create_conversation(c.id, True, conv.channel, {"imported": True}, status=status,
-                                             created_at=conv.started_at, topic=conv.topic, outcome=conv.outcome,
-                                             summary=conv.summary)
+            made = store.create_conversation(
+                c.id,
+                True,
+                conv.channel,
+                {"imported": True},
+                status=status,
+                created_at=conv.started_at,
+                topic=conv.topic,
+                outcome=conv.outcome,
+                summary=conv.summary,
+            )
             for m in conv.messages:
                 store.add_message(made.id, m.role, m.text, created_at=conv.started_at)
             report.conversations += 1

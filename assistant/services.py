@@ -44,7 +44,9 @@ def build_index(
     """With `tolerate_unavailable`, an index that cannot be opened still yields a `KnowledgeIndex`
     whose every use raises `IndexUnavailableError` (the server starts, not ready, and degrades)."""
     emb = embedder or shared_embedder(
-        settings.embedding.model_path, settings.embedding.tokenizer_path, settings.embedding.max_length,
+        settings.embedding.model_path,
+        settings.embedding.tokenizer_path,
+        settings.embedding.max_length,
         settings.embedding.batch_size,
     )
     try:
@@ -53,8 +55,9 @@ def build_index(
         if not tolerate_unavailable:
             raise
         client = _UnavailableClient(exc)
-    return KnowledgeIndex(client, emb, settings.collection, settings.chunking.max_words,
-                          settings.chunking.overlap_words)
+    return KnowledgeIndex(
+        client, emb, settings.collection, settings.chunking.max_words, settings.chunking.overlap_words
+    )
 
 
 @dataclass
@@ -86,8 +89,9 @@ class Services:
             if not ok:
                 problems.append(detail)
                 logger.error("chat model: %s (turns will be handed to a person)", detail)
-        answerer = Answerer(chat, index.embedder, settings.answer, settings.company_name,
-                            settings.history.transcript_turns)
+        answerer = Answerer(
+            chat, index.embedder, settings.answer, settings.company_name, settings.history.transcript_turns
+        )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
         engine = ConversationEngine(store, retriever.search, answerer, history, HandoffService(store), chat, settings)

@@ -80,7 +80,10 @@ class AnswerSettings(BaseModel):
         0.2, ge=-1, le=1, description="a shown sentence must be at least this similar to the question"
     )
     prompt_chunks: int = Field(
-        3, ge=1, le=20, description="chunks put in the model's prompt (prompt length is most of a small model's latency)"
+        3,
+        ge=1,
+        le=20,
+        description="chunks put in the model's prompt (prompt length is most of a small model's latency)",
     )
     extractive_sentences: int = Field(2, ge=1, le=6, description="sentences quoted by the extractive answer")
     rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
@@ -125,7 +128,9 @@ class Settings(BaseSettings):
     widget_key: SecretStr | None = Field(None, description="public widget key; None = generated on first start")
     agent_token: SecretStr | None = Field(None, description="bearer token of support agents; None = generated")
     cx_token: SecretStr | None = Field(None, description="bearer token of the CX team; None = generated")
-    admin_token: SecretStr | None = Field(None, description="bearer token for knowledge and customer data; None = generated")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for knowledge and customer data; None = generated"
+    )
     identity_secret: SecretStr | None = Field(None, description="HMAC secret for customer_hash; None = generated")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
     rate_limits: Literal["on", "off"] = Field(

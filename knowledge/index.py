@@ -140,7 +140,7 @@ class KnowledgeIndex:
         embs = res["embeddings"]
         if embs is None:
             return {}
-        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(res["ids"], embs)}
+        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(res["ids"], embs, strict=True)}
 
     def _bump_revision(self) -> None:
         meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
@@ -151,8 +151,17 @@ class KnowledgeIndex:
 
     def document_hash(self, doc: Document) -> str:
         payload = json.dumps(
-            [doc.title, doc.url, doc.text, sorted(doc.metadata.items()), self.max_words, self.overlap_words,
-             CHUNKER_VERSION, MODEL_NAME, MODEL_VERSION],
+            [
+                doc.title,
+                doc.url,
+                doc.text,
+                sorted(doc.metadata.items()),
+                self.max_words,
+                self.overlap_words,
+                CHUNKER_VERSION,
+                MODEL_NAME,
+                MODEL_VERSION,
+            ],
             ensure_ascii=False,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -275,7 +284,11 @@ class KnowledgeIndex:
         )
         hits: list[SearchHit] = []
         for cid, text, meta, dist in zip(
-            res["ids"][0], (res["documents"] or [[]])[0], (res["metadatas"] or [[]])[0], (res["distances"] or [[]])[0]
+            res["ids"][0],
+            (res["documents"] or [[]])[0],
+            (res["metadatas"] or [[]])[0],
+            (res["distances"] or [[]])[0],
+            strict=True,
         ):
             score = max(0.0, min(1.0, 1.0 - float(dist)))
             hits.append(SearchHit(chunk=_chunk_from(cid, text or "", dict(meta)), score=score, vector_score=score))
@@ -286,7 +299,7 @@ class KnowledgeIndex:
         while True:
             res = self.collection.get(include=["metadatas", "documents"], limit=page, offset=offset)
             ids = res["ids"]
-            for cid, text, meta in zip(ids, res["documents"] or [], res["metadatas"] or []):
+            for cid, text, meta in zip(ids, res["documents"] or [], res["metadatas"] or [], strict=True):
                 yield _chunk_from(cid, text or "", dict(meta))
             if len(ids) < page:
                 return
@@ -294,7 +307,10 @@ class KnowledgeIndex:
 
     def get_document_chunks(self, source_id: str) -> list[Chunk]:
         res = self.collection.get(where={"source_id": source_id}, include=["metadatas", "documents"])
-        chunks = [_chunk_from(i, t or "", dict(m)) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])]
+        chunks = [
+            _chunk_from(i, t or "", dict(m))
+            for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=True)
+        ]
         return sorted(chunks, key=lambda c: c.position)
 
 

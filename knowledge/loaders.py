@@ -61,7 +61,7 @@ def tables_to_text(body: str) -> str:
             i += 2
             while i < len(lines) and _TABLE_ROW.match(lines[i]):
                 cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                parts = [f"{h.lower()} {c}" if h else c for h, c in zip(header[1:], cells[1:]) if c]
+                parts = [f"{h.lower()} {c}" if h else c for h, c in zip(header[1:], cells[1:], strict=False) if c]
                 row = f"{cells[0]}: " + "; ".join(parts) if parts else cells[0]
                 out.append("- " + row.rstrip(".") + ".")
                 i += 1
@@ -136,7 +136,8 @@ def load_file(path: Path, source_id: str | None = None) -> Document:
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise UnsupportedDocumentError(
-            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(supported_suffixes())}"
+            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; "
+            f"supported: {', '.join(supported_suffixes())}"
         )
     try:
         raw = path.read_text(encoding="utf-8")

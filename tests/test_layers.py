@@ -73,9 +73,13 @@ def _reads_environment(tree: ast.AST) -> list[int]:
     """Line numbers of os.environ reads (os.environ[...] loads, os.environ.get, os.getenv); writes are fine."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and ast.unparse(node.value) == "os.environ":
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and ast.unparse(node.func) in {"os.environ.get", "os.getenv"}:
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and ast.unparse(node.value) == "os.environ"
+            or isinstance(node, ast.Call)
+            and ast.unparse(node.func) in {"os.environ.get", "os.getenv"}
+        ):
             lines.append(node.lineno)
     return lines
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,12 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import KeysDep, ServicesDep, WidgetDep
-from api.errors import ApiError
+from api.errors import ApiError, error_body
 from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
@@ -46,8 +49,15 @@ class ConversationOut(BaseModel):
 
     @classmethod
     def of(cls, c: Conversation) -> ConversationOut:
-        return cls(id=c.id, status=c.status, customer_id=c.customer_id, verified=c.verified, channel=c.channel,
-                   created_at=c.created_at, metadata=c.metadata)
+        return cls(
+            id=c.id,
+            status=c.status,
+            customer_id=c.customer_id,
+            verified=c.verified,
+            channel=c.channel,
+            created_at=c.created_at,
+            metadata=c.metadata,
+        )
 
 
 class MessageIn(BaseModel):
@@ -106,28 +116,58 @@ async def post_message(
     await run_in_threadpool(services.store.get_conversation, conversation_id)
     if accept and "text/event-stream" in accept:
         events = engine.stream_turn(conversation_id, body.text)
-        return StreamingResponse(_turn_sse(events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _turn_sse(events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     return await run_in_threadpool(engine.run_turn, conversation_id, body.text)
 
 
+def _format(ev: TurnEvent) -> str:
+    if ev.type == "token":
+        return _sse("token", {"text": ev.text})
+    if ev.type == "citations":
+        return _sse("citations", {"citations": [c.model_dump() for c in ev.citations]})
+    if ev.type == "handoff":
+        return _sse("handoff", ev.handoff.model_dump(mode="json"))
+    assert isinstance(ev, DoneEvent)
+    return _sse("done", ev.turn.model_dump(mode="json"))
+
+
 async def _turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
-    async for ev in iterate_in_threadpool(events):
-        if ev.type == "token":
-            yield _sse("token", {"text": ev.text})
-        elif ev.type == "citations":
-            yield _sse("citations", {"citations": [c.model_dump() for c in ev.citations]})
-        elif ev.type == "handoff":
-            yield _sse("handoff", ev.handoff.model_dump(mode="json"))
-        elif isinstance(ev, DoneEvent):
-            yield _sse("done", ev.turn.model_dump(mode="json"))
+    """Relay a turn's events. The turn runs in its own thread and finishes even if the customer's
+    connection drops, so the reply is stored and shows up when they reconnect (GET or /events)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[TurnEvent | BaseException | None] = asyncio.Queue()
+
+    def produce() -> None:
+        try:
+            for ev in events:
+                loop.call_soon_threadsafe(queue.put_nowait, ev)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which reports it
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=produce, name="turn", daemon=True).start()
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            logger.error("turn failed mid-stream: %s", item)
+            yield _sse("error", error_body(getattr(item, "code", "internal_error"), str(item)))
+            return
+        yield _format(item)
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
 def get_conversation(conversation_id: str, services: ServicesDep, _: WidgetDep) -> TranscriptOut:
     conv, messages = services.engine.transcript(conversation_id)
-    return TranscriptOut(**ConversationOut.of(conv).model_dump(), messages=messages,
-                         handoff=services.store.open_handoff(conversation_id))
+    return TranscriptOut(
+        **ConversationOut.of(conv).model_dump(), messages=messages, handoff=services.store.open_handoff(conversation_id)
+    )
 
 
 @router.get("/{conversation_id}/events", responses={200: {"content": {"text/event-stream": {}}}})

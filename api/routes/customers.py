@@ -37,8 +37,12 @@ class CustomerOut(BaseModel):
     events: list[CustomerEvent]
 
 
-CustomerId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$",
-                                       description="letters, digits and _ . : @ -")]
+CustomerId = Annotated[
+    str,
+    PathParam(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$", description="letters, digits and _ . : @ -"
+    ),
+]
 
 
 @router.put("/{customer_id}", response_model=CustomerProfile)

@@ -82,8 +82,11 @@ async def upload_document(request: Request, services: ServicesDep, _: AdminDep) 
             raise ApiError(413, "payload_too_large", f"uploads are limited to {limit} bytes")
         doc = document_from_json(body)
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"send application/json or multipart/form-data (files: {', '.join(supported_suffixes())})")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send application/json or multipart/form-data (files: {', '.join(supported_suffixes())})",
+        )
     return await run_in_threadpool(_store_document, services, doc)
 
 
@@ -104,8 +107,17 @@ def search(
     if not q.strip():
         raise ApiError(422, "invalid_request", "q: the query is empty")
     hits = services.retriever.search(q, k)
-    return SearchOut(items=[
-        SearchItem(source_id=h.chunk.source_id, title=h.chunk.title, url=h.chunk.url, snippet=h.chunk.text[:300],
-                   score=round(h.score, 4), chunk_id=h.chunk.chunk_id, headings=h.chunk.headings)
-        for h in hits
-    ])
+    return SearchOut(
+        items=[
+            SearchItem(
+                source_id=h.chunk.source_id,
+                title=h.chunk.title,
+                url=h.chunk.url,
+                snippet=h.chunk.text[:300],
+                score=round(h.score, 4),
+                chunk_id=h.chunk.chunk_id,
+                headings=h.chunk.headings,
+            )
+            for h in hits
+        ]
+    )

@@ -60,8 +60,16 @@ ANSWER = Prompt(
         "Answer in one to three sentences, citing the source number like [1]."
     ),
     # Small models echo the prompt's labels and run on into an invented dialogue: stop there.
-    stop=("\nQuestion:", "\nCustomer:", "\nCustomer question:", "\nConversation so far:", "\nSources:",
-          "\nAssistant:", "Question:", "Conversation so far:"),
+    stop=(
+        "\nQuestion:",
+        "\nCustomer:",
+        "\nCustomer question:",
+        "\nConversation so far:",
+        "\nSources:",
+        "\nAssistant:",
+        "Question:",
+        "Conversation so far:",
+    ),
 )
 
 CONDENSE_QUESTION = Prompt(

@@ -173,8 +173,17 @@ class Store:
         now = created_at or utcnow()
         with self.session() as s:
             row = ConversationRow(
-                id=new_id("conv"), customer_id=customer_id, verified=verified, status=status, channel=channel,
-                meta=metadata or {}, created_at=now, updated_at=now, topic=topic, outcome=outcome, summary=summary,
+                id=new_id("conv"),
+                customer_id=customer_id,
+                verified=verified,
+                status=status,
+                channel=channel,
+                meta=metadata or {},
+                created_at=now,
+                updated_at=now,
+                topic=topic,
+                outcome=outcome,
+                summary=summary,
                 next_seq=0,
             )
             s.add(row)
@@ -217,8 +226,12 @@ class Store:
                     summary = f"Customer wrote: {first}" if first else "(no messages)"
                 out.append(
                     PastConversation(
-                        id=r.id, started_at=_aware(r.created_at), channel=r.channel, topic=r.topic,  # type: ignore[arg-type]
-                        outcome=r.outcome or r.status, summary=summary,
+                        id=r.id,
+                        started_at=_aware(r.created_at),
+                        channel=r.channel,
+                        topic=r.topic,  # type: ignore[arg-type]
+                        outcome=r.outcome or r.status,
+                        summary=summary,
                     )
                 )
             return out
@@ -261,8 +274,15 @@ class Store:
         if seq is None:
             raise ConversationNotFoundError(conversation_id)
         row = MessageRow(
-            id=new_id("msg"), conversation_id=conversation_id, seq=int(seq), role=role, text=text_, created_at=now,
-            citations=[c.model_dump() for c in citations or []], author_id=author_id, turn_id=turn_id,
+            id=new_id("msg"),
+            conversation_id=conversation_id,
+            seq=int(seq),
+            role=role,
+            text=text_,
+            created_at=now,
+            citations=[c.model_dump() for c in citations or []],
+            author_id=author_id,
+            turn_id=turn_id,
         )
         s.add(row)
         s.flush()
@@ -285,8 +305,15 @@ class Store:
         turn_id = new_id("turn")
         with self.session() as s:
             msg = self._add_message(s, conversation_id, "customer", text_, None, None, turn_id)
-            s.add(TurnRow(id=turn_id, conversation_id=conversation_id, message_id=msg.id, state="pending",
-                          created_at=msg.created_at))
+            s.add(
+                TurnRow(
+                    id=turn_id,
+                    conversation_id=conversation_id,
+                    message_id=msg.id,
+                    state="pending",
+                    created_at=msg.created_at,
+                )
+            )
             return msg, turn_id
 
     def finish_turn(self, turn_id: str, **fields: Any) -> None:
@@ -312,12 +339,24 @@ class Store:
 
     # -- handoffs and feedback --------------------------------------------------------------------
 
-    def create_handoff(self, conversation_id: str, reason: str, confidence: float | None, summary: HandoffSummary,
-                       summary_source: str = "extractive") -> Handoff:
+    def create_handoff(
+        self,
+        conversation_id: str,
+        reason: str,
+        confidence: float | None,
+        summary: HandoffSummary,
+        summary_source: str = "extractive",
+    ) -> Handoff:
         with self.session() as s:
             row = HandoffRow(
-                id=new_id("ho"), conversation_id=conversation_id, reason=reason, confidence=confidence,
-                status="waiting", summary=summary.model_dump(), summary_source=summary_source, created_at=utcnow(),
+                id=new_id("ho"),
+                conversation_id=conversation_id,
+                reason=reason,
+                confidence=confidence,
+                status="waiting",
+                summary=summary.model_dump(),
+                summary_source=summary_source,
+                created_at=utcnow(),
             )
             s.add(row)
             conv = s.get(ConversationRow, conversation_id)
@@ -361,8 +400,10 @@ class Store:
     def latest_feedback(self, conversation_id: str) -> Feedback | None:
         with self.session() as s:
             row = s.scalars(
-                select(FeedbackRow).where(FeedbackRow.conversation_id == conversation_id)
-                .order_by(FeedbackRow.id.desc()).limit(1)
+                select(FeedbackRow)
+                .where(FeedbackRow.conversation_id == conversation_id)
+                .order_by(FeedbackRow.id.desc())
+                .limit(1)
             ).first()
             if row is None:
                 return None
@@ -371,31 +412,57 @@ class Store:
 
 def _customer(r: CustomerRow) -> CustomerProfile:
     return CustomerProfile(
-        id=r.id, name=r.name, email=r.email, phone=r.phone, locale=r.locale, created_at=_aware(r.created_at),
+        id=r.id,
+        name=r.name,
+        email=r.email,
+        phone=r.phone,
+        locale=r.locale,
+        created_at=_aware(r.created_at),
         attributes=r.attributes or {},
     )
 
 
 def _conversation(r: ConversationRow) -> Conversation:
     return Conversation(
-        id=r.id, customer_id=r.customer_id, verified=bool(r.verified), status=r.status,  # type: ignore[arg-type]
-        channel=r.channel, metadata=r.meta or {}, created_at=_aware(r.created_at), updated_at=_aware(r.updated_at),  # type: ignore[arg-type]
-        topic=r.topic, outcome=r.outcome, summary=r.summary,
+        id=r.id,
+        customer_id=r.customer_id,
+        verified=bool(r.verified),
+        status=r.status,  # type: ignore[arg-type]
+        channel=r.channel,
+        metadata=r.meta or {},
+        created_at=_aware(r.created_at),
+        updated_at=_aware(r.updated_at),  # type: ignore[arg-type]
+        topic=r.topic,
+        outcome=r.outcome,
+        summary=r.summary,
     )
 
 
 def _message(r: MessageRow) -> Message:
     return Message(
-        id=r.id, conversation_id=r.conversation_id, seq=r.seq, role=r.role, text=r.text,  # type: ignore[arg-type]
-        created_at=_aware(r.created_at), citations=[Citation.model_validate(c) for c in r.citations or []],  # type: ignore[arg-type]
+        id=r.id,
+        conversation_id=r.conversation_id,
+        seq=r.seq,
+        role=r.role,
+        text=r.text,  # type: ignore[arg-type]
+        created_at=_aware(r.created_at),
+        citations=[Citation.model_validate(c) for c in r.citations or []],  # type: ignore[arg-type]
         author_id=r.author_id,
     )
 
 
 def _handoff(r: HandoffRow) -> Handoff:
     return Handoff(
-        id=r.id, conversation_id=r.conversation_id, reason=r.reason, confidence=r.confidence,
-        status=r.status, summary=HandoffSummary.model_validate(r.summary),  # type: ignore[arg-type]
-        summary_source=r.summary_source, created_at=_aware(r.created_at), claimed_by=r.claimed_by,  # type: ignore[arg-type]
-        claimed_at=_aware(r.claimed_at), resolved_at=_aware(r.resolved_at), note=r.note,
+        id=r.id,
+        conversation_id=r.conversation_id,
+        reason=r.reason,
+        confidence=r.confidence,
+        status=r.status,
+        summary=HandoffSummary.model_validate(r.summary),  # type: ignore[arg-type]
+        summary_source=r.summary_source,
+        created_at=_aware(r.created_at),
+        claimed_by=r.claimed_by,  # type: ignore[arg-type]
+        claimed_at=_aware(r.claimed_at),
+        resolved_at=_aware(r.resolved_at),
+        note=r.note,
     )

@@ -59,16 +59,20 @@ def standalone_for(turn: Doc2DialTurn) -> str:
     return heuristic_standalone(turn.utterance, [(roles.get(r, r), u) for r, u in turn.history])
 
 
-def bench_index(settings: Settings, data_dir: Path, fresh: bool = False,
-                progress: Progress | None = None) -> tuple[KnowledgeIndex, IngestFigures]:
+def bench_index(
+    settings: Settings, data_dir: Path, fresh: bool = False, progress: Progress | None = None
+) -> tuple[KnowledgeIndex, IngestFigures]:
     index = build_index(settings.model_copy(update={"collection": BENCH_COLLECTION}))
     if fresh:
         index.rebuild()
     docs = list(doc2dial_documents(data_dir))
-    report = index.ingest(docs, origin="doc2dial", prune=True,
-                          progress=(lambda d, t: progress("ingest", d, t)) if progress else None)
+    report = index.ingest(
+        docs, origin="doc2dial", prune=True, progress=(lambda d, t: progress("ingest", d, t)) if progress else None
+    )
     figures = IngestFigures(
-        documents=len(docs), chunks=index.count(), chunks_embedded=report.chunks_embedded,
+        documents=len(docs),
+        chunks=index.count(),
+        chunks_embedded=report.chunks_embedded,
         seconds=round(report.seconds, 2),
         chunks_per_second=round(report.chunks_per_second, 2) if report.chunks_embedded else None,
     )
@@ -101,9 +105,14 @@ def run_retrieval(
             progress("query", i, len(turns))
     latencies.sort()
     return RetrievalResult(
-        turns=len(turns), k=k, recall_at_k=round(hits_at_k / len(turns), 4), mrr=round(rr / len(turns), 4),
+        turns=len(turns),
+        k=k,
+        recall_at_k=round(hits_at_k / len(turns), 4),
+        mrr=round(rr / len(turns), 4),
         latency_ms_p50=round(statistics.median(latencies), 2),
         latency_ms_p95=round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2),
-        lexical_weight=r.lexical_weight, max_words=settings.chunking.max_words,
-        overlap_words=settings.chunking.overlap_words, ingest=figures,
+        lexical_weight=r.lexical_weight,
+        max_words=settings.chunking.max_words,
+        overlap_words=settings.chunking.overlap_words,
+        ingest=figures,
     )

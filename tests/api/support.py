@@ -30,8 +30,15 @@ TWO_FA_SOURCE = "account/two-factor-authentication"
 OFF_TOPIC_QUESTION = "what is the capital of France?"
 TURN_FIELDS = {"message_id", "reply", "confidence", "handoff", "status", "timings_ms"}
 CITATION_FIELDS = {"source_id", "title", "url", "snippet", "score"}
-SUMMARY_FIELDS = {"issue", "customer_goal", "attempted", "customer_context", "sentiment", "effort",
-                  "suggested_next_step"}
+SUMMARY_FIELDS = {
+    "issue",
+    "customer_goal",
+    "attempted",
+    "customer_context",
+    "sentiment",
+    "effort",
+    "suggested_next_step",
+}
 
 
 class FailingChatModel(BaseChatModel):
@@ -41,12 +48,22 @@ class FailingChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "failing"
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         raise RuntimeError("the model provider is down")
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         raise RuntimeError("the model provider is down")
 
 

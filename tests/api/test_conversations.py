@@ -57,11 +57,14 @@ def test_a_valid_customer_hash_verifies_the_customer(shared: TestClient) -> None
     assert conv["status"] == "bot"
 
 
-@pytest.mark.parametrize("bad_hash", [
-    "0" * 64,                      # well-formed but wrong
-    customer_hash("cus_1002"),     # another customer's valid hash
-    None,                          # no hash at all
-])
+@pytest.mark.parametrize(
+    "bad_hash",
+    [
+        "0" * 64,  # well-formed but wrong
+        customer_hash("cus_1002"),  # another customer's valid hash
+        None,  # no hash at all
+    ],
+)
 def test_without_a_valid_hash_the_customer_is_anonymous(shared: TestClient, bad_hash: str | None) -> None:
     body = {"customer_id": "cus_1001"} | ({"customer_hash": bad_hash} if bad_hash else {})
     conv = start(shared, **body)
@@ -69,8 +72,7 @@ def test_without_a_valid_hash_the_customer_is_anonymous(shared: TestClient, bad_
     assert conv["verified"] is False
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Widget-Key": "pk_wrong_key"}, {"X-Widget-Key": ""},
-                                     bearer(AGENT_TOKEN)])
+@pytest.mark.parametrize("headers", [{}, {"X-Widget-Key": "pk_wrong_key"}, {"X-Widget-Key": ""}, bearer(AGENT_TOKEN)])
 def test_starting_a_conversation_needs_the_widget_key(shared: TestClient, headers: dict[str, str]) -> None:
     r = shared.post("/v1/conversations", json={}, headers=headers)
     assert_error(r, 401, "unauthorized")
@@ -158,8 +160,11 @@ def test_only_a_verified_customer_gets_their_account_details(sample_data_dir: Pa
 
 def test_a_streamed_turn_sends_tokens_citations_and_done(client: TestClient) -> None:
     cid = start(client)["id"]
-    r = client.post(f"/v1/conversations/{cid}/messages", json={"text": TWO_FA_QUESTION},
-                    headers=widget_headers(Accept="text/event-stream"))
+    r = client.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": TWO_FA_QUESTION},
+        headers=widget_headers(Accept="text/event-stream"),
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/event-stream")
     assert "event: token" in r.text
@@ -189,8 +194,11 @@ def test_a_streamed_turn_sends_tokens_citations_and_done(client: TestClient) -> 
 
 def test_a_streamed_declined_turn_has_no_citations_event(client: TestClient) -> None:
     cid = start(client)["id"]
-    r = client.post(f"/v1/conversations/{cid}/messages", json={"text": OFF_TOPIC_QUESTION},
-                    headers=widget_headers(Accept="text/event-stream"))
+    r = client.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": OFF_TOPIC_QUESTION},
+        headers=widget_headers(Accept="text/event-stream"),
+    )
     assert r.status_code == 200
     events = parse_sse(r.text)
     names = [e for e, _ in events]

@@ -13,10 +13,17 @@ from tests.api.support import assert_error, private_app, start
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, customer_hash, widget_headers
 
 ADMIN = bearer(ADMIN_TOKEN)
-PROFILE = {"name": "Noor Haddad", "email": "noor@example.com", "locale": "en-GB",
-           "attributes": {"plan": "plus_monthly", "country": "GB"}}
-ORDER = {"type": "order_placed", "at": "2026-10-01T09:00:00Z",
-         "data": {"order_id": "LH-900001", "items": [{"name": "Ash side table", "qty": 1}], "total": 129.0}}
+PROFILE = {
+    "name": "Noor Haddad",
+    "email": "noor@example.com",
+    "locale": "en-GB",
+    "attributes": {"plan": "plus_monthly", "country": "GB"},
+}
+ORDER = {
+    "type": "order_placed",
+    "at": "2026-10-01T09:00:00Z",
+    "data": {"order_id": "LH-900001", "items": [{"name": "Ash side table", "qty": 1}], "total": 129.0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +89,19 @@ def test_events_for_an_unknown_customer_are_404(shared: TestClient) -> None:
     assert_error(shared.get("/v1/customers/cus_nobody", headers=ADMIN), 404, "customer_not_found")
 
 
-@pytest.mark.parametrize("event", [
-    {**ORDER, "type": "Order Placed"},
-    {**ORDER, "type": "1order"},
-    {**ORDER, "type": ""},
-    {**ORDER, "type": "x" * 65},
-    {**ORDER, "at": "last tuesday"},
-    {**ORDER, "data": ["not", "an", "object"]},
-    {"type": "order_placed"},
-], ids=["spaces-caps", "digit-first", "empty", "too-long", "bad-date", "data-list", "no-at"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**ORDER, "type": "Order Placed"},
+        {**ORDER, "type": "1order"},
+        {**ORDER, "type": ""},
+        {**ORDER, "type": "x" * 65},
+        {**ORDER, "at": "last tuesday"},
+        {**ORDER, "data": ["not", "an", "object"]},
+        {"type": "order_placed"},
+    ],
+    ids=["spaces-caps", "digit-first", "empty", "too-long", "bad-date", "data-list", "no-at"],
+)
 def test_a_bad_event_is_422_and_not_stored(shared: TestClient, event: dict[str, Any]) -> None:
     r = shared.post("/v1/customers/cus_1002/events", json=event, headers=ADMIN)
     assert_error(r, 422, "invalid_request")
@@ -98,12 +109,15 @@ def test_a_bad_event_is_422_and_not_stored(shared: TestClient, event: dict[str, 
     assert all(e["type"] == e["type"].lower() and " " not in e["type"] for e in events)
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/customers/bad%20id", PROFILE),          # the id must be a plain token
-    ("/v1/customers/cus_ok_x", {"name": 5}),
-    ("/v1/customers/cus_ok_x", {"email": "x" * 400}),
-    ("/v1/customers/cus_ok_x", {"attributes": ["a"]}),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/customers/bad%20id", PROFILE),  # the id must be a plain token
+        ("/v1/customers/cus_ok_x", {"name": 5}),
+        ("/v1/customers/cus_ok_x", {"email": "x" * 400}),
+        ("/v1/customers/cus_ok_x", {"attributes": ["a"]}),
+    ],
+)
 def test_a_bad_profile_is_422_not_500(shared: TestClient, path: str, body: dict[str, Any]) -> None:
     r = shared.put(path, json=body, headers=ADMIN)
     assert_error(r, 422, "invalid_request")
@@ -111,14 +125,21 @@ def test_a_bad_profile_is_422_not_500(shared: TestClient, path: str, body: dict[
 
 
 def test_malformed_json_profile_is_400(shared: TestClient) -> None:
-    r = shared.put("/v1/customers/cus_json", content=b'{"name": ',
-                   headers={**ADMIN, "Content-Type": "application/json"})
+    r = shared.put(
+        "/v1/customers/cus_json", content=b'{"name": ', headers={**ADMIN, "Content-Type": "application/json"}
+    )
     assert_error(r, 400, "invalid_json")
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401), (widget_headers(), 401), (bearer(AGENT_TOKEN), 403), (bearer(CX_TOKEN), 403),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (widget_headers(), 401),
+        (bearer(AGENT_TOKEN), 403),
+        (bearer(CX_TOKEN), 403),
+    ],
+)
 def test_customer_routes_are_for_admins(shared: TestClient, headers: dict[str, str], status: int) -> None:
     assert_error(shared.get("/v1/customers/cus_1001", headers=headers), status)
     assert_error(shared.put("/v1/customers/cus_auth", json=PROFILE, headers=headers), status)

@@ -38,22 +38,36 @@ def shared(sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 # -- messages -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"text": ""}, 422, "invalid_request"),
-    ({"text": "   \n\t  "}, 422, "invalid_request"),
-    ({"text": "x" * 4001}, 422, "invalid_request"),
-    ({"text": 5}, 422, "invalid_request"),
-    ({"text": None}, 422, "invalid_request"),
-    ({"text": ["hello"]}, 422, "invalid_request"),
-    ({"text": {"value": "hello"}}, 422, "invalid_request"),
-    ({}, 422, "invalid_request"),
-    ({"message": "hello"}, 422, "invalid_request"),
-    ([], 422, "invalid_request"),
-    ("hello", 422, "invalid_request"),
-], ids=["empty", "whitespace", "4001-chars", "int", "null", "list", "object", "no-text", "wrong-field",
-        "array-body", "string-body"])
-def test_a_bad_message_is_rejected_and_nothing_is_stored(shared: TestClient, body: Any, status: int,
-                                                         code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": ""}, 422, "invalid_request"),
+        ({"text": "   \n\t  "}, 422, "invalid_request"),
+        ({"text": "x" * 4001}, 422, "invalid_request"),
+        ({"text": 5}, 422, "invalid_request"),
+        ({"text": None}, 422, "invalid_request"),
+        ({"text": ["hello"]}, 422, "invalid_request"),
+        ({"text": {"value": "hello"}}, 422, "invalid_request"),
+        ({}, 422, "invalid_request"),
+        ({"message": "hello"}, 422, "invalid_request"),
+        ([], 422, "invalid_request"),
+        ("hello", 422, "invalid_request"),
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "4001-chars",
+        "int",
+        "null",
+        "list",
+        "object",
+        "no-text",
+        "wrong-field",
+        "array-body",
+        "string-body",
+    ],
+)
+def test_a_bad_message_is_rejected_and_nothing_is_stored(shared: TestClient, body: Any, status: int, code: str) -> None:
     cid = start(shared)["id"]
     say(shared, cid, TWO_FA_QUESTION)
     before = messages_of(shared, cid)
@@ -62,20 +76,25 @@ def test_a_bad_message_is_rejected_and_nothing_is_stored(shared: TestClient, bod
     assert messages_of(shared, cid) == before
 
 
-@pytest.mark.parametrize("raw", [b'{"text": ', b"{'text': 'hi'}", b'{"text": "hi",}', b"\xff\xfe"],
-                         ids=["truncated", "single-quotes", "trailing-comma", "not-utf8"])
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"text": ', b"{'text': 'hi'}", b'{"text": "hi",}', b"\xff\xfe"],
+    ids=["truncated", "single-quotes", "trailing-comma", "not-utf8"],
+)
 def test_malformed_json_is_400_invalid_json_and_nothing_is_stored(shared: TestClient, raw: bytes) -> None:
     cid = start(shared)["id"]
-    r = shared.post(f"/v1/conversations/{cid}/messages", content=raw,
-                    headers=widget_headers(**{"Content-Type": "application/json"}))
+    r = shared.post(
+        f"/v1/conversations/{cid}/messages", content=raw, headers=widget_headers(**{"Content-Type": "application/json"})
+    )
     assert_error(r, 400, "invalid_json")
     assert messages_of(shared, cid) == []
 
 
 def test_an_empty_body_is_rejected(shared: TestClient) -> None:
     cid = start(shared)["id"]
-    r = shared.post(f"/v1/conversations/{cid}/messages", content=b"",
-                    headers=widget_headers(**{"Content-Type": "application/json"}))
+    r = shared.post(
+        f"/v1/conversations/{cid}/messages", content=b"", headers=widget_headers(**{"Content-Type": "application/json"})
+    )
     assert r.status_code in (400, 422)
     assert_error(r, r.status_code)
     assert messages_of(shared, cid) == []
@@ -83,8 +102,11 @@ def test_an_empty_body_is_rejected(shared: TestClient) -> None:
 
 def test_a_streamed_bad_message_is_a_json_error_not_a_stream(shared: TestClient) -> None:
     cid = start(shared)["id"]
-    r = shared.post(f"/v1/conversations/{cid}/messages", json={"text": "x" * 4001},
-                    headers=widget_headers(Accept="text/event-stream"))
+    r = shared.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "x" * 4001},
+        headers=widget_headers(Accept="text/event-stream"),
+    )
     assert_error(r, 422, "invalid_request")
     assert messages_of(shared, cid) == []
 
@@ -114,38 +136,57 @@ def test_multibyte_characters_count_as_characters(shared: TestClient) -> None:
 # -- unknown conversations ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", f"/v1/conversations/{UNKNOWN}/messages", {"text": "hello"}),
-    ("POST", f"/v1/conversations/{UNKNOWN}/handoff", {}),
-    ("POST", f"/v1/conversations/{UNKNOWN}/feedback", {"csat": 4}),
-    ("GET", f"/v1/conversations/{UNKNOWN}", None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", f"/v1/conversations/{UNKNOWN}/messages", {"text": "hello"}),
+        ("POST", f"/v1/conversations/{UNKNOWN}/handoff", {}),
+        ("POST", f"/v1/conversations/{UNKNOWN}/feedback", {"csat": 4}),
+        ("GET", f"/v1/conversations/{UNKNOWN}", None),
+    ],
+)
 def test_an_unknown_conversation_is_404(shared: TestClient, method: str, path: str, body: Any) -> None:
     r = shared.request(method, path, json=body, headers=widget_headers())
     assert_error(r, 404, "conversation_not_found")
 
 
 def test_an_unknown_conversation_is_404_before_a_stream_starts(shared: TestClient) -> None:
-    r = shared.post(f"/v1/conversations/{UNKNOWN}/messages", json={"text": "hello"},
-                    headers=widget_headers(Accept="text/event-stream"))
+    r = shared.post(
+        f"/v1/conversations/{UNKNOWN}/messages",
+        json={"text": "hello"},
+        headers=widget_headers(Accept="text/event-stream"),
+    )
     assert_error(r, 404, "conversation_not_found")
 
 
 # -- other widget routes ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"csat": 6}, 422, "invalid_request"),
-    ({"csat": 0}, 422, "invalid_request"),
-    ({"ces": 8}, 422, "invalid_request"),
-    ({"csat": 4.5}, 422, "invalid_request"),
-    ({"csat": "five"}, 422, "invalid_request"),
-    ({"resolved": "maybe"}, 422, "invalid_request"),
-    ({}, 422, "invalid_request"),
-    ({"comment": ""}, 422, "invalid_request"),
-    ({"comment": "x" * 4001}, 422, "invalid_request"),
-], ids=["csat6", "csat0", "ces8", "csat-float", "csat-str", "resolved-str", "nothing", "empty-comment",
-        "long-comment"])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"csat": 6}, 422, "invalid_request"),
+        ({"csat": 0}, 422, "invalid_request"),
+        ({"ces": 8}, 422, "invalid_request"),
+        ({"csat": 4.5}, 422, "invalid_request"),
+        ({"csat": "five"}, 422, "invalid_request"),
+        ({"resolved": "maybe"}, 422, "invalid_request"),
+        ({}, 422, "invalid_request"),
+        ({"comment": ""}, 422, "invalid_request"),
+        ({"comment": "x" * 4001}, 422, "invalid_request"),
+    ],
+    ids=[
+        "csat6",
+        "csat0",
+        "ces8",
+        "csat-float",
+        "csat-str",
+        "resolved-str",
+        "nothing",
+        "empty-comment",
+        "long-comment",
+    ],
+)
 def test_bad_feedback_is_rejected(shared: TestClient, body: dict[str, Any], status: int, code: str) -> None:
     cid = start(shared)["id"]
     r = shared.post(f"/v1/conversations/{cid}/feedback", json=body, headers=widget_headers())
@@ -153,13 +194,16 @@ def test_bad_feedback_is_rejected(shared: TestClient, body: dict[str, Any], stat
     assert shared.app.state.services.store.latest_feedback(cid) is None  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("body", [
-    {"customer_id": ""},
-    {"customer_id": 1001},
-    {"channel": "fax"},
-    {"metadata": "not an object"},
-    {"metadata": {"blob": "x" * 5000}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": ""},
+        {"customer_id": 1001},
+        {"channel": "fax"},
+        {"metadata": "not an object"},
+        {"metadata": {"blob": "x" * 5000}},
+    ],
+)
 def test_a_bad_conversation_body_is_422(shared: TestClient, body: dict[str, Any]) -> None:
     r = shared.post("/v1/conversations", json=body, headers=widget_headers())
     assert_error(r, 422, "invalid_request")
@@ -174,12 +218,15 @@ def test_a_bad_handoff_body_is_422_and_does_not_hand_off(shared: TestClient, bod
     assert conv["status"] == "bot" and conv["handoff"] is None
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/conversations/{cid}"),
-    ("POST", "/v1/conversations/{cid}/messages"),
-    ("POST", "/v1/conversations/{cid}/handoff"),
-    ("POST", "/v1/conversations/{cid}/feedback"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/conversations/{cid}"),
+        ("POST", "/v1/conversations/{cid}/messages"),
+        ("POST", "/v1/conversations/{cid}/handoff"),
+        ("POST", "/v1/conversations/{cid}/feedback"),
+    ],
+)
 def test_widget_routes_need_the_widget_key(shared: TestClient, method: str, path: str) -> None:
     cid = start(shared)["id"]
     for headers in ({}, {"X-Widget-Key": "pk_wrong"}, bearer(ADMIN_TOKEN)):
@@ -188,17 +235,24 @@ def test_widget_routes_need_the_widget_key(shared: TestClient, method: str, path
     assert messages_of(shared, cid) == []
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401), (widget_headers(), 401), (bearer("not-a-token"), 401), ({"Authorization": AGENT_TOKEN}, 401),
-    (bearer(CX_TOKEN), 403),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (widget_headers(), 401),
+        (bearer("not-a-token"), 401),
+        ({"Authorization": AGENT_TOKEN}, 401),
+        (bearer(CX_TOKEN), 403),
+    ],
+)
 def test_the_handoff_queue_is_for_agents(shared: TestClient, headers: dict[str, str], status: int) -> None:
     assert_error(shared.get("/v1/handoffs", headers=headers), status)
 
 
 def test_the_handoff_queue_rejects_an_unknown_status(shared: TestClient) -> None:
-    assert_error(shared.get("/v1/handoffs", params={"status": "lost"}, headers=bearer(AGENT_TOKEN)), 422,
-                 "invalid_request")
+    assert_error(
+        shared.get("/v1/handoffs", params={"status": "lost"}, headers=bearer(AGENT_TOKEN)), 422, "invalid_request"
+    )
 
 
 def test_unknown_routes_and_methods_use_the_error_shape(shared: TestClient) -> None:
@@ -270,8 +324,11 @@ def test_after_a_failure_the_bot_stays_silent_and_keeps_the_messages(failing: Te
 
 def test_a_failing_model_in_a_stream_ends_with_a_handoff_event(failing: TestClient) -> None:
     cid = start(failing)["id"]
-    r = failing.post(f"/v1/conversations/{cid}/messages", json={"text": TWO_FA_QUESTION},
-                     headers=widget_headers(Accept="text/event-stream"))
+    r = failing.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": TWO_FA_QUESTION},
+        headers=widget_headers(Accept="text/event-stream"),
+    )
     assert r.status_code == 200
     events = parse_sse(r.text)
     names = [e for e, _ in events]

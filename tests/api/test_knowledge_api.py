@@ -18,12 +18,12 @@ WARRANTY_V1 = {
     "title": "Furniture warranty",
     "url": "https://help.larkspurhome.example/policies/furniture-warranty",
     "text": "# Furniture warranty\n\nEvery Larkspur sofa frame is covered by a ten year frame warranty. "
-            "Cushions and fabric are covered for two years against manufacturing faults.\n",
+    "Cushions and fabric are covered for two years against manufacturing faults.\n",
 }
 WARRANTY_V2 = {
     **WARRANTY_V1,
     "text": "# Furniture warranty\n\nEvery Larkspur sofa frame is covered by a lifetime frame warranty. "
-            "To claim, send a photo of the fault and your order number to the warranty desk.\n",
+    "To claim, send a photo of the fault and your order number to the warranty desk.\n",
 }
 
 
@@ -82,10 +82,16 @@ def test_a_json_document_is_added_updated_and_left_unchanged(client: TestClient)
 
 
 def test_an_uploaded_markdown_file_is_searchable(client: TestClient) -> None:
-    md = b"---\ntitle: Caring for oak furniture\n---\n# Caring for oak furniture\n\n" \
-         b"Wipe oak tables with a damp cloth and re-oil them with Danish oil every six months.\n"
-    r = client.post("/v1/knowledge/documents", files={"file": ("oak-care.md", md, "text/markdown")},
-                    data={"source_id": "care/oak"}, headers=ADMIN)
+    md = (
+        b"---\ntitle: Caring for oak furniture\n---\n# Caring for oak furniture\n\n"
+        b"Wipe oak tables with a damp cloth and re-oil them with Danish oil every six months.\n"
+    )
+    r = client.post(
+        "/v1/knowledge/documents",
+        files={"file": ("oak-care.md", md, "text/markdown")},
+        data={"source_id": "care/oak"},
+        headers=ADMIN,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "added" and r.json()["source_id"] == "care/oak"
     items = search(client, "how often should I re-oil my oak table", k=3)
@@ -94,30 +100,38 @@ def test_an_uploaded_markdown_file_is_searchable(client: TestClient) -> None:
 
 
 def test_an_uploaded_file_without_a_source_id_is_named_after_the_file(client: TestClient) -> None:
-    r = client.post("/v1/knowledge/documents",
-                    files={"file": ("gift-wrap.txt", b"Gift wrapping costs 4 pounds per item and includes a card.",
-                                    "text/plain")},
-                    headers=ADMIN)
+    r = client.post(
+        "/v1/knowledge/documents",
+        files={"file": ("gift-wrap.txt", b"Gift wrapping costs 4 pounds per item and includes a card.", "text/plain")},
+        headers=ADMIN,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["source_id"] == "gift-wrap"
     assert search(client, "how much is gift wrapping", k=3)[0]["source_id"] == "gift-wrap"
 
 
-@pytest.mark.parametrize(("name", "data"), [("manual.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"),
-                                            ("setup.exe", b"MZ\x90\x00\x03\x00\x00\x00"),
-                                            ("notes.docx", b"PK\x03\x04")])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("manual.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"),
+        ("setup.exe", b"MZ\x90\x00\x03\x00\x00\x00"),
+        ("notes.docx", b"PK\x03\x04"),
+    ],
+)
 def test_an_unsupported_file_type_is_415(shared: TestClient, name: str, data: bytes) -> None:
-    r = shared.post("/v1/knowledge/documents", files={"file": (name, data, "application/octet-stream")},
-                    headers=ADMIN)
+    r = shared.post("/v1/knowledge/documents", files={"file": (name, data, "application/octet-stream")}, headers=ADMIN)
     body = assert_error(r, 415, "unsupported_document")
     assert ".md" in body["error"]["message"]  # says what is supported
 
 
-@pytest.mark.parametrize(("payload", "what"), [
-    ({"source_id": "x/no-text", "title": "No text"}, "text"),
-    ({"title": "No id", "text": "Some text here."}, "source_id"),
-    ({"source_id": "x/bad", "title": "Bad", "text": 42}, "text"),
-])
+@pytest.mark.parametrize(
+    ("payload", "what"),
+    [
+        ({"source_id": "x/no-text", "title": "No text"}, "text"),
+        ({"title": "No id", "text": "Some text here."}, "source_id"),
+        ({"source_id": "x/bad", "title": "Bad", "text": 42}, "text"),
+    ],
+)
 def test_an_incomplete_json_document_is_rejected(shared: TestClient, payload: dict[str, Any], what: str) -> None:
     r = shared.post("/v1/knowledge/documents", json=payload, headers=ADMIN)
     assert r.status_code in (400, 422)
@@ -127,34 +141,41 @@ def test_an_incomplete_json_document_is_rejected(shared: TestClient, payload: di
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b""])
 def test_a_malformed_json_document_is_400(shared: TestClient, raw: bytes) -> None:
-    r = shared.post("/v1/knowledge/documents", content=raw,
-                    headers={**ADMIN, "Content-Type": "application/json"})
+    r = shared.post("/v1/knowledge/documents", content=raw, headers={**ADMIN, "Content-Type": "application/json"})
     assert_error(r, 400)
 
 
 def test_an_empty_or_undecodable_file_is_400(shared: TestClient) -> None:
     for data in (b"", b"   \n", b"\xff\xfe\xfa broken"):
-        r = shared.post("/v1/knowledge/documents", files={"file": ("empty.md", data, "text/markdown")},
-                        headers=ADMIN)
+        r = shared.post("/v1/knowledge/documents", files={"file": ("empty.md", data, "text/markdown")}, headers=ADMIN)
         assert_error(r, 400, "invalid_document")
 
 
 def test_a_multipart_upload_without_a_file_is_rejected(shared: TestClient) -> None:
-    r = shared.post("/v1/knowledge/documents", data={"source_id": "x"},
-                    files={"attachment": ("a.md", b"# A\n\ntext", "text/markdown")}, headers=ADMIN)
+    r = shared.post(
+        "/v1/knowledge/documents",
+        data={"source_id": "x"},
+        files={"attachment": ("a.md", b"# A\n\ntext", "text/markdown")},
+        headers=ADMIN,
+    )
     assert_error(r, 422, "invalid_request")
 
 
 def test_another_content_type_is_415(shared: TestClient) -> None:
-    r = shared.post("/v1/knowledge/documents", content=b"plain words",
-                    headers={**ADMIN, "Content-Type": "text/plain"})
+    r = shared.post("/v1/knowledge/documents", content=b"plain words", headers={**ADMIN, "Content-Type": "text/plain"})
     assert_error(r, 415)
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401), (widget_headers(), 401), (bearer("wrong-token"), 401), (bearer(AGENT_TOKEN), 403),
-    (bearer(CX_TOKEN), 403),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (widget_headers(), 401),
+        (bearer("wrong-token"), 401),
+        (bearer(AGENT_TOKEN), 403),
+        (bearer(CX_TOKEN), 403),
+    ],
+)
 def test_knowledge_routes_are_for_admins(shared: TestClient, headers: dict[str, str], status: int) -> None:
     r = shared.post("/v1/knowledge/documents", json=WARRANTY_V1, headers=headers)
     assert_error(r, status)
@@ -164,10 +185,20 @@ def test_knowledge_routes_are_for_admins(shared: TestClient, headers: dict[str, 
     assert all(it["source_id"] != WARRANTY_V1["source_id"] for it in search(shared, "sofa frame warranty", k=10))
 
 
-@pytest.mark.parametrize("params", [{"q": "", "k": 3}, {"q": "   ", "k": 3}, {"k": 3}, {"q": "refund", "k": 0},
-                                    {"q": "refund", "k": -1}, {"q": "refund", "k": 51}, {"q": "refund", "k": "many"},
-                                    {"q": "x" * 1001}],
-                         ids=["empty-q", "blank-q", "no-q", "k0", "k-neg", "k51", "k-str", "long-q"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "", "k": 3},
+        {"q": "   ", "k": 3},
+        {"k": 3},
+        {"q": "refund", "k": 0},
+        {"q": "refund", "k": -1},
+        {"q": "refund", "k": 51},
+        {"q": "refund", "k": "many"},
+        {"q": "x" * 1001},
+    ],
+    ids=["empty-q", "blank-q", "no-q", "k0", "k-neg", "k51", "k-str", "long-q"],
+)
 def test_bad_search_parameters_are_422(shared: TestClient, params: dict[str, Any]) -> None:
     r = shared.get("/v1/knowledge/search", params=params, headers=ADMIN)
     assert_error(r, 422, "invalid_request")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from assistant.llm import FakeSupportChatModel
 from assistant.models import CitationsEvent, DoneEvent, TokenEvent
@@ -33,15 +33,20 @@ class FailingChat(BaseChatModel):
 
         store = Store(self.store_url)
         with store.engine.connect() as c:
-            self.seen_messages.extend(r[0] for r in c.exec_driver_sql("SELECT text FROM messages WHERE role='customer'"))
+            self.seen_messages.extend(
+                r[0] for r in c.exec_driver_sql("SELECT text FROM messages WHERE role='customer'")
+            )
         store.close()
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
         self._peek()
         raise RuntimeError("upstream 503")
 
-    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                **kw: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> Iterator[ChatGenerationChunk]:
         self._peek()
         raise RuntimeError("upstream 503")
 

@@ -20,8 +20,15 @@ def vectors() -> SentenceVectors:
 
 
 def passages(vectors: SentenceVectors, question: str) -> Passages:
-    chunk = Chunk(chunk_id="r::0", source_id="refunds", title="Refund timelines", text=SOURCE, start=0,
-                  end=len(SOURCE), position=0)
+    chunk = Chunk(
+        chunk_id="r::0",
+        source_id="refunds",
+        title="Refund timelines",
+        text=SOURCE,
+        start=0,
+        end=len(SOURCE),
+        position=0,
+    )
     return Passages(hits=[SearchHit(chunk=chunk, score=0.7)], history="", embedder=vectors, question=question)
 
 

@@ -19,10 +19,24 @@ def store(tmp_path: Path) -> Store:
     base = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(30):  # thirty orders, one a day; the oldest is the sofa
         item = "Oakley sofa" if i == 0 else f"candle {i}"
-        s.add_event(CustomerEvent(customer_id="c1", type="order_placed", at=base + timedelta(days=i),
-                                  data={"order_id": f"LH-{1000 + i}", "items": [{"name": item, "qty": 1}]}))
-    past = s.create_conversation("c1", True, "email", created_at=base - timedelta(days=40), status="resolved",
-                                 topic="returns", outcome="resolved_by_agent", summary="Returned a lamp with a scratch.")
+        s.add_event(
+            CustomerEvent(
+                customer_id="c1",
+                type="order_placed",
+                at=base + timedelta(days=i),
+                data={"order_id": f"LH-{1000 + i}", "items": [{"name": item, "qty": 1}]},
+            )
+        )
+    past = s.create_conversation(
+        "c1",
+        True,
+        "email",
+        created_at=base - timedelta(days=40),
+        status="resolved",
+        topic="returns",
+        outcome="resolved_by_agent",
+        summary="Returned a lamp with a scratch.",
+    )
     s.add_message(past.id, "customer", "My lamp is scratched")
     return s
 
