@@ -110,7 +110,7 @@ def _ingest(
     if rebuild:
         index.rebuild()
     with _progress() as bar:
-        task = bar.add_task("embedding", total=None)
+        task = bar.add_task("embedding", total=None, unit="chunks")
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total or 1)
@@ -317,7 +317,7 @@ def bench_retrieval(
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
+                tasks[stage] = bar.add_task(stage, total=total, unit="chunks" if stage == "ingest" else "turns")
             bar.update(tasks[stage], completed=done, total=total)
 
         try:

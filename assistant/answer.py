@@ -53,12 +53,27 @@ class AnswerResult(BaseModel):
     evidence: AnswerEvidence
 
 
-def format_sources(hits: list[SearchHit]) -> str:
+def format_sources(hits: list[SearchHit], texts: list[str] | None = None) -> str:
     lines = []
     for n, h in enumerate(hits, 1):
         where = " > ".join([h.chunk.title, *h.chunk.headings])
-        lines.append(f"[{n}] ({where}) " + " ".join(h.chunk.text.split()))
+        body = texts[n - 1] if texts is not None else h.chunk.text
+        lines.append(f"[{n}] ({where}) " + " ".join(body.split()))
     return "\n".join(lines) or "(none)"
+
+
+def trim_lines(text: str, max_tokens: int | None) -> str:
+    """Whole lines from the top (the profile line first) within `max_tokens` (chars / 4)."""
+    if max_tokens is None:
+        return text
+    out, used = [], 0
+    for line in text.splitlines():
+        cost = (len(line) + 3) // 4 + 1
+        if used + cost > max_tokens:
+            break
+        out.append(line)
+        used += cost
+    return "\n".join(out)
 
 
 def format_transcript(messages: list[Message], limit: int) -> str:
@@ -77,6 +92,8 @@ class Answerer:
         settings: AnswerSettings,
         company: str = "our company",
         transcript_turns: int = 6,
+        words_per_chunk: int | None = None,
+        history_tokens: int | None = None,
     ) -> None:
         self.chat = chat
         self.embedder = embedder
@@ -84,6 +101,8 @@ class Answerer:
         self.settings = settings
         self.company = company
         self.transcript_turns = transcript_turns
+        self.words_per_chunk = words_per_chunk
+        self.history_tokens = history_tokens
 
     def stream(
         self,
@@ -149,8 +168,11 @@ class Answerer:
 
         values = {
             "company": self.company,
-            "sources": format_sources(hits[: cfg.prompt_chunks]),
-            "customer": context.text or "(none)",
+            "sources": format_sources(
+                hits[: cfg.prompt_chunks],
+                passages.focused(self.words_per_chunk, cfg.prompt_chunks) if self.words_per_chunk else None,
+            ),
+            "customer": trim_lines(context.text, self.history_tokens) or "(none)",
             "transcript": format_transcript(transcript, self.transcript_turns),
             "question": question,
         }

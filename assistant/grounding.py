@@ -32,9 +32,13 @@ _ABSTAIN = re.compile(
 )
 
 
+_BRACKETED = re.compile(r"\[([^\]\d][^\]]*)\](?!\()")
+
+
 def clean_sentence(text: str) -> str:
-    """Drop citation marks and list bullets a model writes; collapse spaces."""
-    return " ".join(_MARKERS.sub(" ", text).split()).strip()
+    """Drop citation marks and list bullets a model writes, unwrap "[Larkspur Home]"-style brackets
+    (a link without its address); collapse spaces."""
+    return " ".join(_BRACKETED.sub(r"\1", _MARKERS.sub(" ", text)).split()).strip()
 
 
 def is_abstention(text: str) -> bool:
@@ -168,6 +172,23 @@ class Passages:
         assert best is not None
         return best
 
+    def focused(self, max_words: int, n_hits: int) -> list[str]:
+        """For each of the first `n_hits` chunks, its sentences most similar to the question within
+        `max_words`, in their original order: a short prompt that keeps what matters."""
+        sims = self.vectors @ self.question_vector if self.sentences else np.zeros(0)
+        out = []
+        for h in range(min(n_hits, len(self.hits))):
+            idx = [i for i, o in enumerate(self.owners) if o == h]
+            chosen, words = [], 0
+            for i in sorted(idx, key=lambda i: -sims[i]):
+                n = len(self.sentences[i].split())
+                if words + n > max_words and chosen:
+                    continue
+                chosen.append(i)
+                words += n
+            out.append(" ".join(self.sentences[i] for i in sorted(chosen)) or self.hits[h].chunk.text)
+        return out
+
     def extractive(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
         """Quote what best answers the question: the best source sentence by meaning and shared words, plus
         the sentence that follows it in the same chunk (answers often span two). A line of the customer's own
@@ -185,11 +206,15 @@ class Passages:
             return 0.7 * float(sims[i]) + 0.3 * overlap + rank_prior
 
         already = " ".join(said or [])
-        candidates = [
-            i
-            for i in range(len(self.sentences))
-            if (self.owners[i] is not None or i in self._quotable) and self.sentences[i] not in already
-        ]
+        # An identifier in the question (an order number, a ticket id) decides which records can answer it.
+        ids = {t for t in qwords if len(t) >= 4 and any(ch.isdigit() for ch in t)}
+
+        def quotable(i: int) -> bool:
+            if self.owners[i] is not None:
+                return True
+            return i in self._quotable and (not ids or bool(ids & self._sentence_tokens[i]))
+
+        candidates = [i for i in range(len(self.sentences)) if quotable(i) and self.sentences[i] not in already]
         if not candidates:
             return "", []
         best = max(candidates, key=score)

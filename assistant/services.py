@@ -89,8 +89,9 @@ class Services:
             if not ok:
                 problems.append(detail)
                 logger.error("chat model: %s (turns will be handed to a person)", detail)
+        words, history_tokens, transcript = settings.prompt_budget()
         answerer = Answerer(
-            chat, index.embedder, settings.answer, settings.company_name, settings.history.transcript_turns
+            chat, index.embedder, settings.answer, settings.company_name, transcript, words, history_tokens
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)

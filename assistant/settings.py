@@ -85,6 +85,16 @@ class AnswerSettings(BaseModel):
         le=20,
         description="chunks put in the model's prompt (prompt length is most of a small model's latency)",
     )
+    prompt_words_per_chunk: int | None = Field(
+        None, ge=10, description="words of each source in the prompt (its most relevant sentences); None = 80 "
+        "for the embedded model (prompt length is most of its latency), whole chunks otherwise",
+    )
+    prompt_history_tokens: int | None = Field(
+        None, ge=0, description="tokens of account details in the prompt; None = 160 embedded, whole block otherwise"
+    )
+    prompt_transcript_messages: int | None = Field(
+        None, ge=0, description="earlier messages in the prompt; None = 2 embedded, history.transcript_turns otherwise"
+    )
     extractive_sentences: int = Field(2, ge=1, le=6, description="sentences quoted by the extractive answer")
     rewrite: Literal["auto", "llm", "heuristic", "off"] = Field(
         "auto",
@@ -160,6 +170,21 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return (self.chroma_path or self.data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def small_model(self) -> bool:
+        """The embedded model needs short prompts; a configured endpoint gets the full context."""
+        return self.chat_provider == "embedded"
+
+    def prompt_budget(self) -> tuple[int | None, int | None, int]:
+        """(words per source chunk, account-detail tokens, transcript messages) for the answer prompt."""
+        a, small = self.answer, self.small_model
+        words = a.prompt_words_per_chunk if a.prompt_words_per_chunk is not None else (80 if small else None)
+        history = a.prompt_history_tokens if a.prompt_history_tokens is not None else (160 if small else None)
+        transcript = a.prompt_transcript_messages
+        if transcript is None:
+            transcript = 2 if small else self.history.transcript_turns
+        return words, history, transcript
 
     @property
     def threads(self) -> int:

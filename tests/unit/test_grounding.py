@@ -59,6 +59,21 @@ def test_extractive_answer_quotes_the_best_sentence(vectors: SentenceVectors) ->
     assert text == "PayPal refunds take 3-5 business days." and owners == [0]
 
 
+def test_an_identifier_in_the_question_picks_the_record(vectors: SentenceVectors) -> None:
+    history = (
+        "Customer: Ada (id c1)\n"
+        "- 2026-09-29 order delivered: order id LH-471205; carrier DPD\n"
+        "- 2026-11-17 order shipped: order id LH-482913; carrier Larkspur; delivery slot 2026-11-25 08:00-12:00"
+    )
+    facts = history.splitlines()[1:]
+    p = Passages(hits=[], history=history, embedder=vectors, question="When will my order LH-482913 be delivered?",
+                 facts=facts)
+    text, owners = p.extractive()
+    assert "LH-482913" in text and "2026-11-25" in text and owners == []
+    assert text.startswith("From your account:")
+
+
 def test_markers_and_abstentions() -> None:
     assert clean_sentence("- Refunds take 5 days [1][2].") == "Refunds take 5 days ."
+    assert clean_sentence("Visit the [Larkspur Home] website [2].") == "Visit the Larkspur Home website ."
     assert is_abstention("I'm sorry, I don't know.") and not is_abstention("Refunds take 5 days.")
