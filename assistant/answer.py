@@ -125,8 +125,7 @@ class Answerer:
         has_history = context.profile is not None
         if not strong:
             hits = []  # weak matches are noise to a small model, and must not be cited
-        if not hits and not has_history:
-            yield DECLINE_TEXT
+        if not hits and not has_history:  # declines are not streamed: the engine decides what the customer sees
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )
@@ -197,7 +196,6 @@ class Answerer:
         if not shown:
             if hits:
                 return (yield from self._extractive(passages, top, dropped, abstained, full, said=earlier))
-            yield DECLINE_TEXT
             return AnswerResult(
                 text=DECLINE_TEXT,
                 citations=[],
@@ -238,7 +236,6 @@ class Answerer:
     ) -> Generator[str, None, AnswerResult]:
         text, owners = passages.extractive(self.settings.extractive_sentences, said)
         if not text:
-            yield DECLINE_TEXT
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )

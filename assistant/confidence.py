@@ -1,10 +1,12 @@
-"""Turn confidence (0..1) from independent evidence recorded on the turn.
+"""Turn confidence (0..1) from independent evidence recorded on the turn, and the handoff policy.
 
-This is the first version: retrieval support (the similarity of the chunks actually cited, or of
-the best chunk when nothing was cited) and grounding (the support of each sentence shown, from
+Knowledge confidence: retrieval support (the similarity of the chunks actually cited, or of the best
+chunk when nothing was cited) and grounding (the support of each sentence shown, from
 `assistant.grounding`, which does not trust the generator). An extractive fallback is capped (the
-model's own answer was not usable); a declined answer is low by construction. The handoff issue
-adds intent signals (asking for a person, frustration, policy topics) and calibrates thresholds.
+model's own answer was not usable); a declined answer is low by construction. Intent signals
+(asking for a person, policy topics, frustration: `assistant.intent`) decide on their own, before
+the knowledge is consulted. Thresholds live in `Settings.policy` and are calibrated with
+`cxa bench handoff` on the dev splits.
 
     retrieval = clip((score - floor) / (ceiling - floor), 0, 1)   floor = min_retrieval_score, ceiling = 0.75
     confidence = 0.5 * retrieval + 0.5 * mean(sentence support)
@@ -12,7 +14,13 @@ adds intent signals (asking for a person, frustration, policy topics) and calibr
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
 from assistant.answer import AnswerEvidence
+from assistant.intent import FrustrationSignals
+from assistant.settings import PolicySettings
 
 RETRIEVAL_CEILING = 0.75
 EXTRACTIVE_CAP = 0.7
@@ -32,3 +40,43 @@ def turn_confidence(ev: AnswerEvidence, min_retrieval_score: float) -> float:
     if ev.mode == "extractive":
         conf = min(conf, EXTRACTIVE_CAP)
     return round(max(0.0, min(1.0, conf)), 4)
+
+
+# -- the handoff policy ---------------------------------------------------------------------------------
+
+Action = Literal["answer", "answer_and_offer", "handoff"]
+
+
+class IntentEvidence(BaseModel):
+    """What the customer's message says about who should answer, independent of the knowledge."""
+
+    wants_human: bool = False
+    policy_topics: list[str] = Field(default_factory=list)
+    frustration: FrustrationSignals = Field(default_factory=FrustrationSignals)
+    frustration_score: float = 0.0
+
+
+class Decision(BaseModel):
+    action: Action
+    reason: str | None = None
+
+
+def decide_before_answer(intent: IntentEvidence, policy: PolicySettings) -> Decision | None:
+    """Intent decides alone, before any knowledge is consulted: a request for a person, a policy topic or a
+    frustrated customer goes to a person now (answering first would only add effort)."""
+    if intent.wants_human:
+        return Decision(action="handoff", reason="customer_request")
+    if intent.policy_topics:
+        return Decision(action="handoff", reason=f"policy:{intent.policy_topics[0]}")
+    if intent.frustration_score >= policy.frustration_handoff:
+        return Decision(action="handoff", reason="frustration")
+    return None
+
+
+def decide_after_answer(confidence: float, mode: str, policy: PolicySettings) -> Decision:
+    """From the turn's confidence: hand off below `handoff_below`, offer a person below `offer_below`."""
+    if confidence < policy.handoff_below:
+        return Decision(action="handoff", reason="low_confidence")
+    if confidence < policy.offer_below or mode == "declined":
+        return Decision(action="answer_and_offer")
+    return Decision(action="answer")

@@ -15,10 +15,17 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from assistant.answer import Answerer, AnswerEvidence, AnswerResult
-from assistant.confidence import turn_confidence
+from assistant.confidence import (
+    Decision,
+    IntentEvidence,
+    decide_after_answer,
+    decide_before_answer,
+    turn_confidence,
+)
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
 from assistant.handoff import HandoffService
 from assistant.history import HistoryBuilder
+from assistant.intent import PolicyRules, frustration, wants_human
 from assistant.llm import ChatGateway
 from assistant.models import (
     CitationsEvent,
@@ -83,6 +90,7 @@ class ConversationEngine:
         self.handoffs = handoffs
         self.chat = chat
         self.settings = settings
+        self.policy_rules = PolicyRules(settings.policy.rules)
 
     # -- conversations ----------------------------------------------------------------------------
 
@@ -150,18 +158,24 @@ class ConversationEngine:
         hits: list[SearchHit] = []
         result: AnswerResult | None = None
         error: str | None = None
+        intent = IntentEvidence()
+        decision: Decision | None = None
         try:
             ctx = self.history.build(conv, text)
             timer.lap("history")
-            query = self.standalone_question(text, previous, turn_id, conversation_id)
-            timer.lap("rewrite")
-            hits = self.search(query, self.settings.retrieval.top_k)
-            timer.lap("retrieve")
-            gen = self.answerer.stream(
-                text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id, search_query=query
-            )
-            result = yield from self._relay(gen, timer)
-            timer.lap("generate")
+            intent = self.assess_intent(text, previous)
+            decision = decide_before_answer(intent, self.settings.policy)
+            timer.lap("intent")
+            if decision is None:
+                query = self.standalone_question(text, previous, turn_id, conversation_id)
+                timer.lap("rewrite")
+                hits = self.search(query, self.settings.retrieval.top_k)
+                timer.lap("retrieve")
+                gen = self.answerer.stream(
+                    text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id, search_query=query
+                )
+                result = yield from self._relay(gen, timer)
+                timer.lap("generate")
         except (ModelUnavailableError, KnowledgeError) as exc:
             error = str(exc)
             logger.warning("turn %s degraded to a handoff: %s", turn_id, error)
@@ -171,72 +185,144 @@ class ConversationEngine:
             error = f"{type(exc).__name__}: {exc}"
             logger.exception("turn %s failed; handing off", turn_id)
 
-        if result is None:
-            evidence = AnswerEvidence(mode="error", retrieval_top=hits[0].score if hits else 0.0)
-            confidence = 0.0
-            handoff, _ = self.handoffs.hand_off(conversation_id, "error", confidence, ctx)
-            timer.lap("handoff")
-            yield HandoffEvent(handoff=handoff)
-            self.store.finish_turn(
+        record: dict[str, Any] = {
+            "query": query,
+            "chunk_ids": [h.chunk.chunk_id for h in hits],
+            "chunk_scores": [round(h.score, 4) for h in hits],
+        }
+        if result is None:  # no answer: the model or index failed, or intent sent it straight to a person
+            reason = "error" if error is not None or decision is None else str(decision.reason)
+            evidence = {
+                **AnswerEvidence(mode="error", retrieval_top=hits[0].score if hits else 0.0).model_dump(),
+                "intent": intent.model_dump(),
+                "action": "handoff",
+            }
+            yield from self._hand_off(
+                msg.id,
                 turn_id,
-                state="error",
-                query=query,
-                chunk_ids=[h.chunk.chunk_id for h in hits],
-                chunk_scores=[h.score for h in hits],
-                reply_mode="error",
-                confidence=confidence,
-                evidence=evidence.model_dump(),
-                handoff_id=handoff.id,
-                timings_ms=timer.total(),
+                conversation_id,
+                reason,
+                0.0,
+                ctx,
+                timer,
+                None,
+                record,
+                evidence,
+                state="error" if error is not None else "done",
                 error=error,
-            )
-            yield DoneEvent(
-                turn=Turn(
-                    message_id=msg.id,
-                    conversation_id=conversation_id,
-                    turn_id=turn_id,
-                    reply=None,
-                    confidence=confidence,
-                    handoff=handoff,
-                    status="waiting_for_agent",
-                    query=query,
-                    timings_ms=timer.total(),
-                )
             )
             return
 
         confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
+        decision = decide_after_answer(confidence, result.evidence.mode, self.settings.policy)
         timer.lap("confidence")
+        evidence = {**result.evidence.model_dump(), "intent": intent.model_dump(), "action": decision.action}
+        record["cited_chunk_ids"] = [c.chunk_id for c in result.citations]
+        declined = result.evidence.mode == "declined"
+        if declined and decision.action == "handoff":  # nothing was shown yet: a person takes it from here
+            yield from self._hand_off(
+                msg.id, turn_id, conversation_id, "low_confidence", confidence, ctx, timer, None, record, evidence
+            )
+            return
+        if declined:
+            yield TokenEvent(text=result.text)
         if result.citations:
             yield CitationsEvent(citations=result.citations)
+        reply = Reply(text=result.text, citations=result.citations, mode=result.evidence.mode)
         reply_msg = self.store.add_message(conversation_id, "assistant", result.text, result.citations, turn_id=turn_id)
+        record["reply_message_id"] = reply_msg.id
         timer.lap("record")
+        if decision.action == "handoff":  # a weak answer was shown; a person follows up on it
+            yield from self._hand_off(
+                msg.id, turn_id, conversation_id, "low_confidence", confidence, ctx, timer, reply, record, evidence
+            )
+            return
         timings = timer.total()
         self.store.finish_turn(
             turn_id,
             state="done",
-            reply_message_id=reply_msg.id,
-            query=query,
-            chunk_ids=[h.chunk.chunk_id for h in hits],
-            chunk_scores=[round(h.score, 4) for h in hits],
-            cited_chunk_ids=[c.chunk_id for c in result.citations],
             reply_mode=result.evidence.mode,
             confidence=confidence,
-            evidence=result.evidence.model_dump(),
+            evidence=evidence,
             timings_ms=timings,
+            **record,
         )
         yield DoneEvent(
             turn=Turn(
                 message_id=msg.id,
                 conversation_id=conversation_id,
                 turn_id=turn_id,
-                reply=Reply(text=result.text, citations=result.citations, mode=result.evidence.mode),
+                reply=reply,
                 confidence=confidence,
                 handoff=None,
                 status=conv.status,
+                action=decision.action,
                 query=query,
                 timings_ms=timings,
             )
+        )
+
+    def _hand_off(
+        self,
+        message_id: str,
+        turn_id: str,
+        conversation_id: str,
+        reason: str,
+        confidence: float,
+        ctx: CustomerContext,
+        timer: _Timer,
+        reply: Reply | None,
+        record: dict[str, Any],
+        evidence: dict[str, Any],
+        state: str = "done",
+        error: str | None = None,
+    ) -> Iterator[TurnEvent]:
+        handoff, _ = self.handoffs.hand_off(conversation_id, reason, confidence, ctx)
+        timer.lap("handoff")
+        yield HandoffEvent(handoff=handoff)
+        timings = timer.total()
+        self.store.finish_turn(
+            turn_id,
+            state=state,
+            reply_mode=reply.mode if reply else "handoff",
+            confidence=confidence,
+            evidence=evidence,
+            handoff_id=handoff.id,
+            timings_ms=timings,
+            error=error,
+            **record,
+        )
+        yield DoneEvent(
+            turn=Turn(
+                message_id=message_id,
+                conversation_id=conversation_id,
+                turn_id=turn_id,
+                reply=reply,
+                confidence=confidence,
+                handoff=handoff,
+                status="waiting_for_agent",
+                action="handoff",
+                query=record.get("query"),
+                timings_ms=timings,
+            )
+        )
+
+    def assess_intent(self, text: str, previous: list[Message]) -> IntentEvidence:
+        """Intent signals of this message given the customer's earlier ones (see assistant.intent)."""
+        earlier = [m.text for m in previous if m.role == "customer"][-5:]
+        vectors = self.answerer.vectors
+        fr = frustration(
+            text,
+            earlier,
+            vectors.embed_one(text),
+            vectors.embed(earlier) if earlier else None,
+            self.settings.policy.repeat_similarity,
+        )
+        return IntentEvidence(
+            wants_human=wants_human(text),
+            policy_topics=self.policy_rules.topics(text),
+            frustration=fr,
+            frustration_score=fr.score,
         )
 
     def _relay(

@@ -42,7 +42,7 @@ __all__ = [
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
 Role = Literal["customer", "assistant", "agent", "system"]
-ReplyMode = Literal["generated", "extractive", "declined", "error"]
+ReplyMode = Literal["generated", "extractive", "declined", "error", "handoff"]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
 
 
@@ -171,6 +171,9 @@ class Turn(BaseModel):
     confidence: float = 0.0
     handoff: Handoff | None = None
     status: ConversationStatus = "bot"
+    action: Literal["answer", "answer_and_offer", "handoff"] = Field(
+        "answer", description="the handoff policy's decision: answer_and_offer = show the 'talk to a person' offer"
+    )
     query: str | None = Field(None, description="the standalone question that was searched")
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

@@ -102,6 +102,24 @@ class AnswerSettings(BaseModel):
     )
 
 
+class PolicySettings(BaseModel):
+    """When the assistant answers, answers and offers a person, or hands off now (see assistant/confidence.py)."""
+
+    handoff_below: float = Field(
+        0.3, ge=0, le=1, description="turn confidence below this hands the conversation to a person"
+    )
+    offer_below: float = Field(0.5, ge=0, le=1, description="below this the answer comes with an offer of a person")
+    frustration_handoff: float = Field(
+        0.8, ge=0, le=1, description="frustration score (repeats, 'I already told you', anger) that hands off"
+    )
+    repeat_similarity: float = Field(
+        0.85, ge=0, le=1, description="similarity to an earlier customer message that counts as a repeat"
+    )
+    rules: dict[str, list[str]] | None = Field(
+        None, description="policy topics -> regex patterns that always hand off (JSON); None = built-in rules"
+    )
+
+
 class HistorySettings(BaseModel):
     token_budget: int = Field(500, ge=50, description="tokens of customer history given to the model")
     max_events: int = Field(20, ge=0, description="customer events considered (newest first)")
@@ -131,6 +149,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     history: HistorySettings = HistorySettings()
+    policy: PolicySettings = PolicySettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")

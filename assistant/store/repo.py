@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from assistant.errors import ConversationNotFoundError, HandoffNotFoundError, StoreUnavailableError
+from assistant import states
+from assistant.errors import ConflictError, ConversationNotFoundError, HandoffNotFoundError, StoreUnavailableError
 from assistant.models import (
     Citation,
     Conversation,
@@ -47,6 +48,8 @@ from assistant.store.tables import (
 )
 
 logger = logging.getLogger(__name__)
+
+HandoffListener = Callable[[Handoff, Conversation], None]
 
 
 def new_id(prefix: str) -> str:
@@ -86,6 +89,12 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"the database cannot be opened ({exc.__class__.__name__}: {exc})") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._handoff_listeners: list[HandoffListener] = []
+
+    def add_handoff_listener(self, listener: HandoffListener) -> None:
+        """Call `listener(handoff, conversation)` after each new handoff is committed (e.g. the webhook).
+        It runs on the writer's thread: it must return at once; its exceptions are logged, never raised."""
+        self._handoff_listeners.append(listener)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -198,13 +207,53 @@ class Store:
             return _conversation(row)
 
     def set_status(self, conversation_id: str, status: ConversationStatus) -> Conversation:
+        """Move the conversation to `status` through the state machine (`assistant.states`); asking for the
+        status it already has is a no-op. Raises `TransitionError` (409) for an impossible move."""
+        current = self.get_conversation(conversation_id)
+        if current.status == status:
+            return current
+        return self.transition(conversation_id, status)
+
+    def transition(
+        self,
+        conversation_id: str,
+        to: ConversationStatus,
+        expected_from: Iterable[ConversationStatus] | None = None,
+        *,
+        outcome: str | None = None,
+    ) -> Conversation:
+        """Move the conversation to `to` if its status is one of `expected_from` (default: every status the
+        state machine allows before `to`), as one conditional UPDATE, so that of two concurrent writers
+        (two agents claiming at once) exactly one wins and the other gets `TransitionError` (409)."""
         with self.session() as s:
-            row = s.get(ConversationRow, conversation_id)
-            if row is None:
+            return self._transition(s, conversation_id, to, expected_from, outcome=outcome)
+
+    def _transition(
+        self,
+        s: Session,
+        conversation_id: str,
+        to: ConversationStatus,
+        expected_from: Iterable[ConversationStatus] | None = None,
+        *,
+        outcome: str | None = None,
+    ) -> Conversation:
+        starts = states.allowed_sources(to, expected_from)
+        values: dict[str, Any] = {"status": to, "updated_at": utcnow()}
+        if outcome is not None:
+            values["outcome"] = outcome
+        # The WHERE on the current status is the lock: no read-then-write window between two workers.
+        row = s.scalars(
+            update(ConversationRow)
+            .where(ConversationRow.id == conversation_id, ConversationRow.status.in_(starts))
+            .values(**values)
+            .returning(ConversationRow)
+        ).first()
+        if row is None:
+            current = s.scalar(select(ConversationRow.status).where(ConversationRow.id == conversation_id))
+            if current is None:
                 raise ConversationNotFoundError(conversation_id)
-            row.status = status
-            row.updated_at = utcnow()
-            return _conversation(row)
+            raise states.TransitionError(current, to)
+        return _conversation(row)
 
     def past_conversations(self, customer_id: str, exclude_id: str | None, limit: int) -> list[PastConversation]:
         """The customer's earlier conversations, newest first, each with a one-line summary."""

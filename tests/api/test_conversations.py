@@ -116,15 +116,16 @@ def test_the_message_and_the_reply_are_stored_in_order(client: TestClient) -> No
     assert [m["seq"] for m in msgs] == sorted(m["seq"] for m in msgs)
 
 
-def test_an_off_topic_question_is_declined_without_citations(client: TestClient) -> None:
+def test_an_off_topic_question_goes_to_a_person(client: TestClient) -> None:
     cid = start(client)["id"]
     turn = say(client, cid, OFF_TOPIC_QUESTION)
     assert_turn_shape(turn)
-    assert turn["reply"]["mode"] == "declined"
-    assert turn["reply"]["citations"] == []
-    assert "paris" not in turn["reply"]["text"].lower()
-    assert turn["confidence"] < 0.5
-    assert turn["status"] == "bot"  # declining is not a handoff by itself
+    assert turn["reply"] is None  # nothing invented, nothing half-answered
+    assert turn["confidence"] < 0.3
+    assert turn["handoff"]["reason"] == "low_confidence"
+    assert turn["status"] == "waiting_for_agent" and turn["action"] == "handoff"
+    transcript = client.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()
+    assert "paris" not in " ".join(m["text"].lower() for m in transcript["messages"])
 
 
 def test_only_a_verified_customer_gets_their_account_details(sample_data_dir: Path) -> None:
@@ -192,7 +193,7 @@ def test_a_streamed_turn_sends_tokens_citations_and_done(client: TestClient) -> 
     assert msgs[1]["text"] == turn["reply"]["text"]
 
 
-def test_a_streamed_declined_turn_has_no_citations_event(client: TestClient) -> None:
+def test_a_streamed_handoff_turn_has_no_tokens_or_citations(client: TestClient) -> None:
     cid = start(client)["id"]
     r = client.post(
         f"/v1/conversations/{cid}/messages",
@@ -202,10 +203,10 @@ def test_a_streamed_declined_turn_has_no_citations_event(client: TestClient) -> 
     assert r.status_code == 200
     events = parse_sse(r.text)
     names = [e for e, _ in events]
-    assert "citations" not in names and names[-1] == "done"
+    assert "citations" not in names and "token" not in names
+    assert names[-2:] == ["handoff", "done"]
     turn = events[-1][1]
-    assert turn["reply"]["mode"] == "declined"
-    assert "".join(d["text"] for e, d in events if e == "token").strip() == turn["reply"]["text"].strip()
+    assert turn["reply"] is None and turn["handoff"]["reason"] == "low_confidence"
 
 
 # -- asking for a person ------------------------------------------------------------------------

@@ -101,13 +101,58 @@ def test_a_restatement_of_the_question_is_not_an_answer(sample_data_dir: Path) -
     assert "I am a Plus member" not in turn.reply.text
 
 
-def test_no_knowledge_no_answer(sample_data_dir: Path) -> None:
+def test_no_knowledge_goes_to_a_person(sample_data_dir: Path) -> None:
     sv = build(sample_data_dir)
     conv = sv.engine.start_conversation(None, False)
+    events = list(sv.engine.stream_turn(conv.id, "What is the boiling point of tungsten?"))
+    turn = events[-1].turn  # type: ignore[union-attr]
+    assert not any(isinstance(e, TokenEvent) for e in events), "no decline text is shown before a handoff"
+    assert turn.reply is None and turn.action == "handoff"
+    assert turn.handoff is not None and turn.handoff.reason == "low_confidence"
+    assert turn.confidence < 0.2 and turn.status == "waiting_for_agent"
+
+
+def test_with_handoffs_off_the_assistant_says_it_does_not_know(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir, policy={"handoff_below": 0.0})
+    conv = sv.engine.start_conversation(None, False)
     turn = sv.engine.run_turn(conv.id, "What is the boiling point of tungsten?")
-    assert turn.reply is not None and turn.reply.mode == "declined"
-    assert turn.reply.citations == []
-    assert turn.confidence < 0.2
+    assert turn.reply is not None and turn.reply.mode == "declined" and turn.reply.citations == []
+    assert turn.action == "answer_and_offer" and turn.handoff is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("I want to talk to a real person please", "customer_request"),
+        ("Je voudrais parler à un conseiller", "customer_request"),
+        ("Someone hacked my account and changed my email", "policy:account_security"),
+        ("I will take legal action if this isn't fixed", "policy:legal"),
+    ],
+)
+def test_intent_hands_off_before_any_model_call(sample_data_dir: Path, text: str, reason: str) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    turn = sv.engine.run_turn(conv.id, text)
+    assert turn.handoff is not None and turn.handoff.reason == reason
+    assert turn.reply is None and turn.status == "waiting_for_agent"
+    with sv.store.engine.connect() as c:
+        (calls,) = c.exec_driver_sql("SELECT count(*) FROM llm_calls WHERE prompt_name = 'answer'").one()
+    assert calls == 0
+    record = sv.store.get_turn(turn.turn_id)
+    assert record is not None and record["evidence"]["intent"]["wants_human"] == (reason == "customer_request")
+
+
+def test_a_frustrated_customer_is_handed_off(sample_data_dir: Path) -> None:
+    sv = build(sample_data_dir)
+    conv = sv.engine.start_conversation(None, False)
+    first = sv.engine.run_turn(conv.id, "How do I change the delivery address on my order?")
+    assert first.handoff is None
+    turn = sv.engine.run_turn(conv.id, "I already told you, how do I change the delivery address on my order??")
+    record = sv.store.get_turn(turn.turn_id)
+    assert record is not None
+    signals = record["evidence"]["intent"]["frustration"]
+    assert signals["repeated"] and signals["already_told"]
+    assert turn.handoff is not None and turn.handoff.reason == "frustration"
 
 
 def test_model_failure_hands_off_after_the_message_is_stored(sample_data_dir: Path) -> None:
