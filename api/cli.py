@@ -346,6 +346,63 @@ def bench_retrieval(
     console.print(f"written to {target}")
 
 
+@bench_app.command("handoff")
+def bench_handoff(
+    limit: Annotated[int | None, typer.Option(min=1, help="sample N doc2dial turns and N CLINC queries")] = None,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Knowing when not to answer: CLINC150 out-of-scope detection and doc2dial removed-document handoffs."""
+    from evals.bench.handoff import run_clinc, run_doc2dial_handoff
+    from evals.datasets import DatasetMissingError
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    data_path = data or settings.shared_data_dir
+    with _progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, unit="chunks" if stage == "ingest" else stage)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            clinc = run_clinc(settings, data_path, limit=limit, seed=seed, progress=progress)
+            d2d = run_doc2dial_handoff(settings, data_path, limit=limit, seed=seed, progress=progress)
+        except (DatasetMissingError, KnowledgeError) as exc:
+            _fail(str(exc))
+    table = Table(title="knowing when not to answer")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in [
+        ("CLINC150 in-scope / out-of-scope queries", f"{clinc.in_scope} / {clinc.out_of_scope}"),
+        ("CLINC150 AUROC (confidence, in-scope vs OOS)", f"{clinc.auroc:.3f}"),
+        ("CLINC150 OOS recall at 95% in-scope answered", f"{clinc.oos_recall_at_95_in_scope:.3f}"),
+        ("  (that threshold)", f"{clinc.threshold_at_95_in_scope:.3f}"),
+        (f"CLINC150 at handoff_below={settings.policy.handoff_below}: in-scope answered / OOS handed off",
+         f"{clinc.in_scope_answered_at_policy:.3f} / {clinc.oos_recall_at_policy:.3f}"),
+        ("doc2dial turns (each with its document present and removed)", d2d.turns),
+        ("doc2dial handoff recall, document removed", f"{d2d.handoff_recall:.3f}"),
+        ("doc2dial false-handoff rate, document present", f"{d2d.false_handoff_rate:.3f}"),
+        ("doc2dial AUROC (confidence, present vs removed)", f"{d2d.auroc:.3f}"),
+    ]:
+        table.add_row(name, str(value))
+    console.print(table)
+    sweep = Table(title="doc2dial threshold sweep (CXA_POLICY__HANDOFF_BELOW)")
+    for col in ("threshold", "handoff recall (removed)", "false handoffs (present)"):
+        sweep.add_column(col, justify="right")
+    for row in d2d.sweep:
+        sweep.add_row(f"{row.threshold:.2f}", f"{row.handoff_recall:.3f}", f"{row.false_handoff_rate:.3f}")
+    console.print(sweep)
+    target = out or settings.data_dir / "bench" / "handoff.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"clinc150": clinc.model_dump(), "doc2dial": d2d.model_dump()}, indent=2))
+    console.print(f"written to {target}")
+
+
 def main() -> None:
     try:
         app()

@@ -44,6 +44,7 @@ class AnswerEvidence(BaseModel):
     dropped: list[str] = Field(default_factory=list, description="generated sentences withheld as unsupported")
     abstained: bool = False
     used_history: bool = False
+    answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
     generated_text: str = ""
 
 
@@ -222,6 +223,7 @@ class Answerer:
                 abstained=abstained,
                 used_history=any(s.from_history for s in shown),
                 generated_text=full,
+                answer_relevance=round(sum(s.relevance for s in shown) / len(shown), 4),
             ),
         )
 
@@ -240,6 +242,7 @@ class Answerer:
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )
         yield text
+        relevance = passages.extractive_relevance
         citations = [citation_for(passages.hits[i], text) for i in owners]
         return AnswerResult(
             text=text,
@@ -249,6 +252,7 @@ class Answerer:
                 retrieval_top=top,
                 cited_scores=[c.score for c in citations],
                 sentence_support=[1.0],
+                answer_relevance=round(relevance, 4),
                 dropped=dropped,
                 abstained=abstained,
                 generated_text=generated,

@@ -107,6 +107,7 @@ class Passages:
     owners: list[int | None] = field(default_factory=list)
     _vectors: np.ndarray | None = None
     _qvec: np.ndarray | None = None
+    extractive_relevance: float = 0.0  # similarity of the last extractive quote's lead sentence to the question
     _sentence_tokens: list[set[str]] = field(default_factory=list)
     _question_tokens: set[str] = field(default_factory=set)
 
@@ -218,6 +219,7 @@ class Passages:
         if not candidates:
             return "", []
         best = max(candidates, key=score)
+        self.extractive_relevance = float(sims[best])
         owner = self.owners[best]
         if owner is None:
             return "From your account: " + self.sentences[best].lstrip("- "), []

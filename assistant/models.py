@@ -30,6 +30,7 @@ __all__ = [
     "Reply",
     "HandoffSummary",
     "Handoff",
+    "HandoffPacket",
     "Turn",
     "Feedback",
     "TokenEvent",
@@ -157,6 +158,16 @@ class Handoff(BaseModel):
     claimed_at: datetime | None = None
     resolved_at: datetime | None = None
     note: str | None = None
+
+
+class HandoffPacket(Handoff):
+    """What an agent opens (and what the handoff webhook posts): the handoff with the conversation, its
+    full transcript and, for a verified customer only, their profile and recent account events."""
+
+    conversation: Conversation
+    transcript: list[Message] = Field(default_factory=list)
+    customer: CustomerProfile | None = Field(None, description="None for an anonymous (unverified) customer")
+    customer_events: list[CustomerEvent] = Field(default_factory=list, description="newest first")
 
 
 class Turn(BaseModel):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from assistant.agents import AgentDesk
 from assistant.answer import Answerer
 from assistant.engine import ConversationEngine
 from assistant.handoff import HandoffService
@@ -19,6 +21,7 @@ from assistant.history import HistoryBuilder
 from assistant.llm import ChatGateway
 from assistant.settings import Settings
 from assistant.store.repo import Store
+from assistant.webhooks import WebhookNotifier
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
 from knowledge.index import KnowledgeIndex, open_client
@@ -69,11 +72,18 @@ class Services:
     chat: ChatGateway
     engine: ConversationEngine
     startup_problems: list[str] = field(default_factory=list)
+    webhook: WebhookNotifier | None = None
+
+    @cached_property
+    def agents(self) -> AgentDesk:
+        """The agent side of handoffs (claim, reply, resolve, the packet)."""
+        return AgentDesk(self.store, self.settings.history.max_events)
 
     @classmethod
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.sqlalchemy_url)
+        webhook = handoff_webhook(settings, store)
         index = build_index(settings, tolerate_unavailable=True)
         problems: list[str] = []
         try:
@@ -96,7 +106,25 @@ class Services:
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
         engine = ConversationEngine(store, retriever.search, answerer, history, HandoffService(store), chat, settings)
-        return cls(settings, store, index, retriever, chat, engine, problems)
+        return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook)
 
     def close(self) -> None:
+        if self.webhook is not None:
+            self.webhook.close()
         self.store.close()
+
+
+def handoff_webhook(settings: Settings, store: Store) -> WebhookNotifier | None:
+    """With `handoff_webhook_url` set, post every new handoff's packet there. Hooked on the store, where a
+    handoff is committed, so every path that opens one (a turn, the customer's button) is covered."""
+    if not settings.handoff_webhook_url:
+        return None
+    secret = settings.handoff_webhook_secret
+    desk = AgentDesk(store, settings.history.max_events)
+    notifier = WebhookNotifier(
+        settings.handoff_webhook_url,
+        secret.get_secret_value() if secret else None,
+        packet=lambda handoff, _conversation: desk.packet(handoff.id),
+    )
+    store.add_handoff_listener(notifier.notify)
+    return notifier

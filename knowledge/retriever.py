@@ -195,16 +195,19 @@ class Retriever:
         """Call after writing to the index in this process, so the next search sees the change at once."""
         self._checked_at = -math.inf
 
-    def search(self, query: str, k: int = 4) -> list[SearchHit]:
+    def search(self, query: str, k: int = 4, exclude_sources: list[str] | None = None) -> list[SearchHit]:
         """The k best chunks for `query`, best first; `score` is cosine similarity (0..1)."""
         if not query.strip():
             return []
         qvec = self.index.embedder.embed_one(query)
-        dense = self.index.search(query, k=max(k, self.candidates), vector=qvec)
+        dense = self.index.search(query, k=max(k, self.candidates), vector=qvec, exclude_sources=exclude_sources)
         bm25 = self._lexical()
         if bm25 is None or not bm25.chunks:
             return dense[:k]
-        lex = bm25.top(query, self.candidates)
+        lex = bm25.top(query, self.candidates + (40 if exclude_sources else 0))
+        if exclude_sources:
+            excluded = set(exclude_sources)
+            lex = [(i, sc) for i, sc in lex if bm25.chunks[i].source_id not in excluded][: self.candidates]
         fused: dict[str, float] = defaultdict(float)
         hits: dict[str, SearchHit] = {}
         w_dense, w_lex = 1.0 - self.lexical_weight, self.lexical_weight

@@ -85,9 +85,10 @@ class HandoffOut(BaseModel):
     status: str
 
 
-def _sse(event: str, data: Any) -> str:
+def _sse(event: str, data: Any, id_: int | None = None) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, default=str)
-    return f"event: {event}\ndata: {payload}\n\n"
+    head = f"id: {id_}\n" if id_ is not None else ""
+    return f"{head}event: {event}\ndata: {payload}\n\n"
 
 
 @router.post("", status_code=201, response_model=ConversationOut)
@@ -178,27 +179,58 @@ async def conversation_events(
     _: WidgetDep,
     after: Annotated[int, Query(ge=0, description="only messages after this sequence number")] = 0,
     poll_s: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
+    max_s: Annotated[float, Query(ge=1, le=3600, description="close the stream after this long")] = 300.0,
+    last_event_id: Annotated[str | None, Header(description="sent by EventSource when it reconnects")] = None,
 ) -> StreamingResponse:
-    """New messages of the conversation as SSE `message` events (agent replies reach the widget this way).
-    Backed by the database, so it works whichever worker wrote the message."""
+    """New messages of the conversation as SSE `message` events (agent replies reach the widget this way),
+    each with `id:` = the message's sequence number, and a `status` event whenever the status changes
+    (first on connect). Backed by the database, so it works whichever worker wrote the message.
+
+    Resume: a reconnecting EventSource sends `Last-Event-ID`, and the stream continues after that
+    message (as `?after=` does); nothing is sent twice or missed. The stream ends after `max_s` seconds
+    (EventSource reconnects by itself, resuming the same way), so an idle connection is never held
+    forever; a `: ping` comment every 15 s keeps proxies from cutting a quiet one earlier."""
     await run_in_threadpool(services.store.get_conversation, conversation_id)
+    start_after = max(after, _seq_of(last_event_id))
 
     async def stream() -> AsyncIterator[str]:
-        last = after
-        status = None
-        yield ": connected\n\n"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_s
+        last, status, quiet_since = start_after, None, loop.time()
+        yield "retry: 2000\n: connected\n\n"
         while not await request.is_disconnected():
             messages = await run_in_threadpool(services.store.list_messages, conversation_id, last)
             for m in messages:
                 last = m.seq
-                yield _sse("message", m.model_dump(mode="json"))
+                yield _sse("message", m.model_dump(mode="json"), id_=m.seq)
+            changed = bool(messages)
             conv = await run_in_threadpool(services.store.get_conversation, conversation_id)
             if conv.status != status:
-                status = conv.status
-                yield _sse("status", {"status": status})
-            await asyncio.sleep(poll_s)
+                status, changed = conv.status, True
+                yield _sse("status", {"status": status, "outcome": conv.outcome})
+            now = loop.time()
+            if changed:
+                quiet_since = now
+            elif now - quiet_since >= 15:
+                quiet_since = now
+                yield ": ping\n\n"
+            if now >= deadline:
+                return
+            await asyncio.sleep(min(poll_s, max(0.0, deadline - now)))
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _seq_of(last_event_id: str | None) -> int:
+    """The sequence number in a Last-Event-ID header (ours are plain integers; anything else is ignored)."""
+    try:
+        return max(0, int((last_event_id or "0").strip()))
+    except ValueError:
+        return 0
 
 
 @router.post("/{conversation_id}/handoff", response_model=HandoffOut)

@@ -311,15 +311,8 @@ class Store:
         turn_id: str | None,
         created_at: datetime | None = None,
     ) -> Message:
-        # Allocate the next sequence number atomically (UPDATE ... RETURNING works on SQLite >= 3.35 and PostgreSQL),
-        # so concurrent writers to one conversation never collide or reorder.
         now = created_at or utcnow()
-        seq = s.execute(
-            update(ConversationRow)
-            .where(ConversationRow.id == conversation_id)
-            .values(next_seq=ConversationRow.next_seq + 1, updated_at=now)
-            .returning(ConversationRow.next_seq)
-        ).scalar()
+        seq = self._next_seq(s, conversation_id, now)
         if seq is None:
             raise ConversationNotFoundError(conversation_id)
         row = MessageRow(
@@ -336,6 +329,54 @@ class Store:
         s.add(row)
         s.flush()
         return _message(row)
+
+    @staticmethod
+    def _next_seq(s: Session, conversation_id: str, now: datetime, only_if_status: str | None = None) -> int | None:
+        """Allocate the next sequence number atomically (UPDATE ... RETURNING works on SQLite >= 3.35 and
+        PostgreSQL), so concurrent writers to one conversation never collide or reorder. With
+        `only_if_status`, None also when the conversation is not in that status (checked in the same UPDATE)."""
+        q = update(ConversationRow).where(ConversationRow.id == conversation_id)
+        if only_if_status is not None:
+            q = q.where(ConversationRow.status == only_if_status)
+        seq = s.execute(
+            q.values(next_seq=ConversationRow.next_seq + 1, updated_at=now).returning(ConversationRow.next_seq)
+        ).scalar()
+        return None if seq is None else int(seq)
+
+    def add_agent_message(self, conversation_id: str, text_: str) -> Message:
+        """An agent's reply, authored by the agent who claimed the conversation. Only while the
+        conversation is `with_agent` (checked in the same UPDATE that numbers the message, so a reply
+        racing a resolve cannot slip in after it): otherwise `ConflictError` (409)."""
+        now = utcnow()
+        with self.session() as s:
+            seq = self._next_seq(s, conversation_id, now, only_if_status="with_agent")
+            if seq is None:
+                current = s.scalar(select(ConversationRow.status).where(ConversationRow.id == conversation_id))
+                if current is None:
+                    raise ConversationNotFoundError(conversation_id)
+                raise ConflictError(
+                    f"the conversation is {current}: an agent can reply only to a conversation they claimed"
+                    " (with_agent)"
+                )
+            agent = s.scalar(
+                select(HandoffRow.claimed_by)
+                .where(HandoffRow.conversation_id == conversation_id, HandoffRow.status == "claimed")
+                .order_by(HandoffRow.claimed_at.desc())
+                .limit(1)
+            )
+            row = MessageRow(
+                id=new_id("msg"),
+                conversation_id=conversation_id,
+                seq=seq,
+                role="agent",
+                text=text_,
+                created_at=now,
+                citations=[],
+                author_id=agent,
+            )
+            s.add(row)
+            s.flush()
+            return _message(row)
 
     def list_messages(self, conversation_id: str, after_seq: int = 0, limit: int = 1000) -> list[Message]:
         with self.session() as s:
@@ -396,7 +437,22 @@ class Store:
         summary: HandoffSummary,
         summary_source: str = "extractive",
     ) -> Handoff:
+        """Open a handoff and put the conversation in the agent queue (`waiting_for_agent`), through the
+        state machine. If another writer opened one first (two handoffs racing), that one is returned and
+        no second handoff exists. Listeners (`add_handoff_listener`) hear of a new one after it commits."""
         with self.session() as s:
+            try:
+                conv = self._transition(s, conversation_id, "waiting_for_agent")
+            except states.TransitionError:
+                existing = s.scalars(
+                    select(HandoffRow)
+                    .where(HandoffRow.conversation_id == conversation_id, HandoffRow.status != "resolved")
+                    .order_by(HandoffRow.created_at.desc())
+                    .limit(1)
+                ).first()
+                if existing is None:
+                    raise
+                return _handoff(existing)
             row = HandoffRow(
                 id=new_id("ho"),
                 conversation_id=conversation_id,
@@ -405,16 +461,62 @@ class Store:
                 status="waiting",
                 summary=summary.model_dump(),
                 summary_source=summary_source,
-                created_at=utcnow(),
+                created_at=conv.updated_at,
             )
             s.add(row)
-            conv = s.get(ConversationRow, conversation_id)
-            if conv is None:
-                raise ConversationNotFoundError(conversation_id)
-            conv.status = "waiting_for_agent"
-            conv.updated_at = row.created_at
             s.flush()
-            return _handoff(row)
+            handoff = _handoff(row)
+        for listener in self._handoff_listeners:
+            try:
+                listener(handoff, conv)
+            except Exception:  # a listener (the webhook) must never fail the handoff
+                logger.exception("handoff listener %r failed for %s", listener, handoff.id)
+        return handoff
+
+    def claim_handoff(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:
+        """`waiting` -> `claimed` by `agent_id`, and the conversation `waiting_for_agent` -> `with_agent`, in one
+        transaction of conditional UPDATEs: of two agents claiming at once, the second gets 409."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.scalars(
+                update(HandoffRow)
+                .where(HandoffRow.id == handoff_id, HandoffRow.status == "waiting")
+                .values(status="claimed", claimed_by=agent_id, claimed_at=now)
+                .returning(HandoffRow)
+            ).first()
+            if row is None:
+                raise self._handoff_conflict(s, handoff_id, "claim")
+            conv = self._transition(s, row.conversation_id, "with_agent", ["waiting_for_agent"])
+            return _handoff(row), conv
+
+    def resolve_handoff(self, handoff_id: str, resolved: bool, note: str | None = None) -> tuple[Handoff, Conversation]:
+        """`claimed` -> `resolved`, and the conversation `with_agent` -> `resolved` with its outcome
+        (`resolved_by_agent`, or `unresolved`). Resolving a handoff nobody claimed, or twice, is a 409."""
+        now = utcnow()
+        with self.session() as s:
+            row = s.scalars(
+                update(HandoffRow)
+                .where(HandoffRow.id == handoff_id, HandoffRow.status == "claimed")
+                .values(status="resolved", resolved_at=now, note=note)
+                .returning(HandoffRow)
+            ).first()
+            if row is None:
+                raise self._handoff_conflict(s, handoff_id, "resolve")
+            outcome = "resolved_by_agent" if resolved else "unresolved"
+            conv = self._transition(s, row.conversation_id, "resolved", ["with_agent"], outcome=outcome)
+            return _handoff(row), conv
+
+    @staticmethod
+    def _handoff_conflict(s: Session, handoff_id: str, action: str) -> Exception:
+        """Why a conditional handoff UPDATE matched nothing: unknown id (404) or the wrong status (409)."""
+        row = s.get(HandoffRow, handoff_id)
+        if row is None:
+            return HandoffNotFoundError(handoff_id)
+        if row.status == "claimed":
+            return ConflictError(f"handoff {handoff_id} is already claimed by {row.claimed_by}")
+        if row.status == "resolved":
+            return ConflictError(f"handoff {handoff_id} is already resolved")
+        return ConflictError(f"handoff {handoff_id} is {row.status}: claim it before you {action} it")
 
     def open_handoff(self, conversation_id: str) -> Handoff | None:
         with self.session() as s:

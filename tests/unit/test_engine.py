@@ -90,7 +90,20 @@ def test_an_invented_figure_is_never_shown(sample_data_dir: Path) -> None:
     record = sv.store.get_turn(turn.turn_id)
     assert record is not None
     assert any("45" in d for d in record["evidence"]["dropped"])
-    assert turn.confidence <= 0.7
+    assert record["evidence"]["mode"] == "extractive" and record["reply_mode"] == "extractive"
+
+
+def test_the_models_abstention_lowers_confidence(sample_data_dir: Path) -> None:
+    question = "How do I turn on two-factor authentication?"
+    # Both end in the same extractive quote; only the model's own words differ.
+    confident = build(sample_data_dir, scripted("The moon is made of cheese. [1]"))
+    unsure = build(sample_data_dir, scripted("I don't know."))
+    a = confident.engine.run_turn(confident.engine.start_conversation(None, False).id, question)
+    b = unsure.engine.run_turn(unsure.engine.start_conversation(None, False).id, question)
+    record = unsure.store.get_turn(b.turn_id)
+    assert record is not None and record["evidence"]["abstained"]
+    assert a.reply is not None and b.reply is not None and a.reply.text == b.reply.text
+    assert b.confidence == pytest.approx(a.confidence - 0.1, abs=1e-3)
 
 
 def test_a_restatement_of_the_question_is_not_an_answer(sample_data_dir: Path) -> None:

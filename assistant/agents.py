@@ -1,0 +1,54 @@
+"""The agent side of a handoff: open the packet, claim it, reply to the customer, resolve it.
+
+Every status change goes through the conversation state machine (`assistant.states`), applied by the
+store as conditional UPDATEs, so two agents acting at once cannot both win: the second gets a
+`ConflictError` (409). Agent replies are ordinary messages (role `agent`, `author_id` = the claiming
+agent): the customer's widget receives them from `/events`, and the bot sees them in the transcript
+if the conversation comes back to it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from assistant.models import Conversation, Handoff, HandoffPacket, Message
+from assistant.store.repo import Store
+
+logger = logging.getLogger(__name__)
+
+
+class AgentDesk:
+    def __init__(self, store: Store, max_events: int = 20) -> None:
+        self.store = store
+        self.max_events = max_events
+
+    def packet(self, handoff_id: str) -> HandoffPacket:
+        """The handoff with its transcript and, only for a verified customer, their profile and events
+        (an id claimed without a valid `customer_hash` is never looked up)."""
+        handoff = self.store.get_handoff(handoff_id)
+        conversation = self.store.get_conversation(handoff.conversation_id)
+        customer, events = None, []
+        if conversation.verified and conversation.customer_id:
+            customer = self.store.get_customer(conversation.customer_id)
+            if customer is not None:
+                events = self.store.list_events(customer.id, self.max_events)
+        return HandoffPacket(
+            **handoff.model_dump(),
+            conversation=conversation,
+            transcript=self.store.list_messages(conversation.id),
+            customer=customer,
+            customer_events=events,
+        )
+
+    def claim(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:
+        handoff, conversation = self.store.claim_handoff(handoff_id, agent_id)
+        logger.info("handoff %s claimed by %s", handoff_id, agent_id)
+        return handoff, conversation
+
+    def reply(self, conversation_id: str, text: str) -> Message:
+        return self.store.add_agent_message(conversation_id, text)
+
+    def resolve(self, handoff_id: str, resolved: bool, note: str | None = None) -> tuple[Handoff, Conversation]:
+        handoff, conversation = self.store.resolve_handoff(handoff_id, resolved, note)
+        logger.info("handoff %s resolved (%s)", handoff_id, conversation.outcome)
+        return handoff, conversation
