@@ -80,6 +80,7 @@ def wants_human(text: str) -> bool:
 class FrustrationSignals(BaseModel):
     repeat_of: float = Field(0.0, description="highest similarity to an earlier customer message (0..1)")
     repeated: bool = False
+    rephrased: bool = Field(False, description="says again, in other words, what an earlier message asked")
     already_told: bool = False
     negative: int = Field(0, description="negative expressions in this message")
     negative_trend: int = Field(0, description="negative expressions in the customer's last three messages")
@@ -90,6 +91,8 @@ class FrustrationSignals(BaseModel):
         s = 0.0
         if self.repeated:
             s += 0.4
+        elif self.rephrased:
+            s += 0.2
         if self.already_told:
             s += 0.5
         s += min(0.4, 0.2 * self.negative) + min(0.2, 0.05 * self.negative_trend)
@@ -102,6 +105,7 @@ def frustration(
     vector: np.ndarray | None = None,
     earlier_vectors: np.ndarray | None = None,
     repeat_threshold: float = 0.85,
+    rephrase_threshold: float = 0.7,
 ) -> FrustrationSignals:
     """Signals from this message and the customer's earlier ones (vectors: unit-length embeddings)."""
     repeat = 0.0
@@ -112,6 +116,7 @@ def frustration(
     return FrustrationSignals(
         repeat_of=round(max(0.0, repeat), 3),
         repeated=repeat >= repeat_threshold,
+        rephrased=rephrase_threshold <= repeat < repeat_threshold,
         already_told=bool(_ALREADY_TOLD.search(text)),
         negative=negative,
         negative_trend=trend,
