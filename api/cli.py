@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +62,18 @@ def _progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+def _stage_progress(bar: Progress) -> Callable[[str, int, int], None]:
+    """A `progress(stage, done, total)` callback for the benchmark runners: one bar per stage."""
+    tasks: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total, unit="chunks" if stage == "ingest" else stage)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return progress
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -313,12 +326,7 @@ def bench_retrieval(
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     data_path = data or settings.shared_data_dir
     with _progress() as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, unit="chunks" if stage == "ingest" else "turns")
-            bar.update(tasks[stage], completed=done, total=total)
+        progress = _stage_progress(bar)
 
         try:
             result = run_retrieval(settings, data_path, k=k, limit=limit, fresh=fresh, progress=progress)
@@ -362,12 +370,7 @@ def bench_handoff(
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     data_path = data or settings.shared_data_dir
     with _progress() as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, unit="chunks" if stage == "ingest" else stage)
-            bar.update(tasks[stage], completed=done, total=total)
+        progress = _stage_progress(bar)
 
         try:
             clinc = run_clinc(settings, data_path, limit=limit, seed=seed, progress=progress)

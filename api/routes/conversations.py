@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import KeysDep, ServicesDep, WidgetDep
 from api.errors import ApiError, error_body
+from api.schemas import TextIn
 from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent
 
 logger = logging.getLogger(__name__)
@@ -60,15 +61,7 @@ class ConversationOut(BaseModel):
         )
 
 
-class MessageIn(BaseModel):
-    text: str = Field(min_length=1, max_length=4000, description="1..4000 characters")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("the message is empty")
-        return v
+MessageIn = TextIn
 
 
 class TranscriptOut(ConversationOut):

@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from api.deps import AgentDep, ServicesDep
+from api.schemas import TextIn
 from assistant.models import ConversationStatus, Handoff, HandoffPacket, Message
 
 router = APIRouter(tags=["agent"])
@@ -28,15 +29,7 @@ class ClaimIn(BaseModel):
     agent_id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$", description="who takes it")
 
 
-class AgentMessageIn(BaseModel):
-    text: str = Field(min_length=1, max_length=4000, description="1..4000 characters")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("the message is empty")
-        return v
+AgentMessageIn = TextIn
 
 
 class ResolveIn(BaseModel):
