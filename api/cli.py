@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ModelUnavailableError
 from assistant.settings import Settings
 from knowledge.errors import KnowledgeError
 
@@ -309,6 +309,22 @@ def chat(
 # -- bench -----------------------------------------------------------------------------------------------
 
 
+def _metrics_table(title: str, rows: list[tuple[str, object]]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+def _write_figures(settings: Settings, name: str, figures: dict[str, Any], out: Path | None) -> None:
+    target = out or settings.data_dir / "bench" / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2))
+    console.print(f"written to {target}")
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     k: Annotated[int, typer.Option(min=1, max=50, help="recall@k")] = 5,
@@ -332,10 +348,7 @@ def bench_retrieval(
             result = run_retrieval(settings, data_path, k=k, limit=limit, fresh=fresh, progress=progress)
         except (DatasetMissingError, KnowledgeError) as exc:
             _fail(str(exc))
-    table = Table(title=result.benchmark)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rows = [
+    rows: list[tuple[str, object]] = [
         ("turns", result.turns),
         (f"recall@{k}", f"{result.recall_at_k:.3f}"),
         ("MRR", f"{result.mrr:.3f}"),
@@ -345,13 +358,8 @@ def bench_retrieval(
         ("chunks embedded this run", result.ingest.chunks_embedded),
         ("ingest throughput (chunks/s)", result.ingest.chunks_per_second or "- (nothing to embed; use --fresh)"),
     ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
-    target = out or settings.data_dir / "bench" / "retrieval.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result.model_dump(), indent=2))
-    console.print(f"written to {target}")
+    _metrics_table(result.benchmark, rows)
+    _write_figures(settings, "retrieval", result.model_dump(), out)
 
 
 @bench_app.command("handoff")
@@ -377,33 +385,72 @@ def bench_handoff(
             d2d = run_doc2dial_handoff(settings, data_path, limit=limit, seed=seed, progress=progress)
         except (DatasetMissingError, KnowledgeError) as exc:
             _fail(str(exc))
-    table = Table(title="knowing when not to answer")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in [
-        ("CLINC150 in-scope / out-of-scope queries", f"{clinc.in_scope} / {clinc.out_of_scope}"),
-        ("CLINC150 AUROC (confidence, in-scope vs OOS)", f"{clinc.auroc:.3f}"),
-        ("CLINC150 OOS recall at 95% in-scope answered", f"{clinc.oos_recall_at_95_in_scope:.3f}"),
-        ("  (that threshold)", f"{clinc.threshold_at_95_in_scope:.3f}"),
-        (f"CLINC150 at handoff_below={settings.policy.handoff_below}: in-scope answered / OOS handed off",
-         f"{clinc.in_scope_answered_at_policy:.3f} / {clinc.oos_recall_at_policy:.3f}"),
-        ("doc2dial turns (each with its document present and removed)", d2d.turns),
-        ("doc2dial handoff recall, document removed", f"{d2d.handoff_recall:.3f}"),
-        ("doc2dial false-handoff rate, document present", f"{d2d.false_handoff_rate:.3f}"),
-        ("doc2dial AUROC (confidence, present vs removed)", f"{d2d.auroc:.3f}"),
-    ]:
-        table.add_row(name, str(value))
-    console.print(table)
+    _metrics_table(
+        "knowing when not to answer",
+        [
+            ("CLINC150 in-scope / out-of-scope queries", f"{clinc.in_scope} / {clinc.out_of_scope}"),
+            ("CLINC150 AUROC (confidence, in-scope vs OOS)", f"{clinc.auroc:.3f}"),
+            ("CLINC150 OOS recall at 95% in-scope answered", f"{clinc.oos_recall_at_95_in_scope:.3f}"),
+            ("  (that threshold)", f"{clinc.threshold_at_95_in_scope:.3f}"),
+            (
+                f"CLINC150 at handoff_below={settings.policy.handoff_below}: in-scope answered / OOS handed off",
+                f"{clinc.in_scope_answered_at_policy:.3f} / {clinc.oos_recall_at_policy:.3f}",
+            ),
+            ("doc2dial turns (each with its document present and removed)", d2d.turns),
+            ("doc2dial handoff recall, document removed", f"{d2d.handoff_recall:.3f}"),
+            ("doc2dial false-handoff rate, document present", f"{d2d.false_handoff_rate:.3f}"),
+            ("doc2dial AUROC (confidence, present vs removed)", f"{d2d.auroc:.3f}"),
+        ],
+    )
     sweep = Table(title="doc2dial threshold sweep (CXA_POLICY__HANDOFF_BELOW)")
     for col in ("threshold", "handoff recall (removed)", "false handoffs (present)"):
         sweep.add_column(col, justify="right")
     for row in d2d.sweep:
         sweep.add_row(f"{row.threshold:.2f}", f"{row.handoff_recall:.3f}", f"{row.false_handoff_rate:.3f}")
     console.print(sweep)
-    target = out or settings.data_dir / "bench" / "handoff.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"clinc150": clinc.model_dump(), "doc2dial": d2d.model_dump()}, indent=2))
-    console.print(f"written to {target}")
+    _write_figures(settings, "handoff", {"clinc150": clinc.model_dump(), "doc2dial": d2d.model_dump()}, out)
+
+
+@bench_app.command("summaries")
+def bench_summaries(
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev dialogues")] = None,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Handoff summaries on TweetSumm dev: ROUGE-L vs the human summaries, with the configured chat model."""
+    from evals.bench.summaries import run_summaries
+    from evals.datasets import DatasetMissingError
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    with _progress() as bar:
+        try:
+            result = run_summaries(settings, data or settings.shared_data_dir, limit, _stage_progress(bar))
+        except (DatasetMissingError, ModelUnavailableError) as exc:
+            _fail(str(exc))
+    s, e = result.summary, result.extractive
+    _metrics_table(
+        result.benchmark,
+        [
+            ("dialogues", result.dialogues),
+            ("chat model", result.model),
+            (
+                "ROUGE-L F1 / P / R (as configured)",
+                f"{s.rouge_l_f1:.3f} / {s.rouge_l_precision:.3f} / {s.rouge_l_recall:.3f}",
+            ),
+            (
+                "ROUGE-L F1 / P / R (extractive, no model)",
+                f"{e.rouge_l_f1:.3f} / {e.rouge_l_precision:.3f} / {e.rouge_l_recall:.3f}",
+            ),
+            ("words scored (as configured / extractive)", f"{s.words:.0f} / {e.words:.0f}"),
+            ("summaries written by the model (not fallen back)", f"{result.model_written:.3f}"),
+            ("content words found in the dialogue", f"{result.supported_words:.3f}"),
+            ("summary latency p50 / p95 (ms)", f"{result.latency_ms_p50:.0f} / {result.latency_ms_p95:.0f}"),
+            ("wall time (s)", f"{result.seconds:.0f}"),
+        ],
+    )
+    _write_figures(settings, "summaries", result.model_dump(), out)
 
 
 def main() -> None:

@@ -1,16 +1,33 @@
 """Handing a conversation to a person: the packet an agent opens first.
 
-`extractive_summary` builds the summary without a model, from the transcript and the customer's
-history, so a handoff works even when the model is what failed. (The handoff issue adds a
-model-written summary with this as its fallback.)
+The summary has two authors. Facts the code knows are never asked of a model: what the assistant
+already answered with its citations, the customer's history, sentiment and effort so far. The prose
+(issue, customer goal, what was tried, suggested next step) is written by the chat model with the
+`handoff_summary` prompt as structured output (a JSON schema; llama.cpp turns it into a grammar),
+and each field it writes is checked before it is used: long enough, not a placeholder, not looping,
+and mostly made of the conversation's own words (a third for the suggestion). A field that fails falls back to
+the extractive one; when the model itself failed (the reason for many handoffs) or
+`CXA_HANDOFF__SUMMARY=extractive`, `extractive_summary` builds it all without a model. The packet
+records which author wrote it (`summary_source`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Literal
 
+from pydantic import BaseModel, Field
+
+from assistant.errors import ModelUnavailableError
+from assistant.llm import ChatGateway
 from assistant.models import CustomerContext, Handoff, HandoffSummary, Message
+from assistant.prompts import HANDOFF_SUMMARY
+from assistant.settings import HandoffSettings
 from assistant.store.repo import Store
+from knowledge.retriever import tokenize
+
+logger = logging.getLogger(__name__)
 
 HANDOFF_TEXT = (
     "I'm passing this conversation to a member of our support team. They will see everything you've "
@@ -55,13 +72,21 @@ def effort_so_far(messages: list[Message]) -> float:
     return round(min(7.0, effort), 2)
 
 
-def extractive_summary(messages: list[Message], context: CustomerContext, reason: str) -> HandoffSummary:
-    customer = [m for m in messages if m.role == "customer"]
+def attempted_so_far(messages: list[Message]) -> list[str]:
+    """What the assistant answered (with its sources) and what an agent said, oldest first."""
     attempted = []
     for m in messages:
         if m.role == "assistant" and m.text != HANDOFF_TEXT:
             sources = ", ".join(dict.fromkeys(c.title for c in m.citations))
             attempted.append(_short(m.text, 160) + (f" (sources: {sources})" if sources else ""))
+        elif m.role == "agent":
+            attempted.append("Agent: " + _short(m.text, 160))
+    return attempted
+
+
+def extractive_summary(messages: list[Message], context: CustomerContext, reason: str) -> HandoffSummary:
+    customer = [m for m in messages if m.role == "customer"]
+    attempted = attempted_so_far(messages)
     ctx_lines = [line for line in context.text.splitlines() if line.strip()][:4] if context.profile else []
     return HandoffSummary(
         issue=_short(customer[0].text) if customer else "(the customer asked for a person before writing)",
@@ -74,9 +99,126 @@ def extractive_summary(messages: list[Message], context: CustomerContext, reason
     )
 
 
+class ModelSummary(BaseModel):
+    """What the model writes (the JSON schema of the `handoff_summary` prompt)."""
+
+    issue: str = Field(max_length=240)
+    customer_goal: str = Field(max_length=240)
+    attempted: str = Field(max_length=240)
+    suggested_next_step: str = Field(max_length=240)
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+_ROLE_WORDS = frozenset(["customer", "agent", "assistant", "want", "wants", "ask", "asks", "asked"])
+_PLACEHOLDER = re.compile(
+    r"^(the )?customer'?s? (problem|request|goal|issue|next step)\.?$|[<>\[\]{}]|\binsert\b|\bplaceholder\b", re.I
+)
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in tokenize(text) if w not in _ROLE_WORDS and len(w) > 2]
+
+
+def _loops(text: str, n: int = 4) -> bool:
+    words = _WORD.findall(text.lower())
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def supported_share(text: str, conversation: str) -> float:
+    """Share of `text`'s content words (5-letter prefixes) that occur in `conversation`."""
+    words = _content_words(text)
+    said = {w[:5] for w in _content_words(conversation)}
+    return sum(1 for w in words if w[:5] in said) / len(words) if words else 1.0
+
+
+def acceptable(field: str, text: str, conversation_words: set[str]) -> bool:
+    """Is a model-written field usable? Long enough, not a placeholder or a loop, and at least half its
+    content words (5-letter prefixes) from the conversation (a third for the suggested next step)."""
+    text = text.strip()
+    if len(_WORD.findall(text)) < 3 or _PLACEHOLDER.search(text) or _loops(text):
+        return False
+    words = _content_words(text)
+    if not words:
+        return False
+    supported = sum(1 for w in words if w[:5] in conversation_words) / len(words)
+    return supported >= (0.3 if field == "suggested_next_step" else 0.5)
+
+
+def transcript_for_summary(messages: list[Message], max_words: int) -> str:
+    """ "Speaker: text" lines, newest kept within `max_words` (each message cut to 80 words)."""
+    speaker = {"customer": "Customer", "assistant": "Assistant", "agent": "Agent"}
+    lines: list[str] = []
+    budget = max_words
+    for m in reversed(messages):
+        if m.role not in speaker or m.text == HANDOFF_TEXT:
+            continue
+        words = m.text.split()[:80]
+        if len(words) > budget:
+            break
+        budget -= len(words)
+        lines.append(f"{speaker[m.role]}: {' '.join(words)}")
+    return "\n".join(reversed(lines))
+
+
+SummarySource = Literal["model", "extractive"]
+
+
+class Summarizer:
+    """The summary of a conversation for the person taking it over (see the module docstring)."""
+
+    def __init__(self, chat: ChatGateway | None, settings: HandoffSettings, company: str = "our company") -> None:
+        self.chat = chat
+        self.settings = settings
+        self.company = company
+
+    def summarize(
+        self,
+        messages: list[Message],
+        context: CustomerContext,
+        reason: str,
+        conversation_id: str | None = None,
+    ) -> tuple[HandoffSummary, SummarySource]:
+        base = extractive_summary(messages, context, reason)
+        if self.chat is None or self.settings.summary == "extractive" or reason == "error":
+            return base, "extractive"
+        transcript = transcript_for_summary(messages, self.settings.summary_transcript_words)
+        if not transcript:
+            return base, "extractive"
+        try:
+            written = self.chat.structured(
+                HANDOFF_SUMMARY,
+                {"company": self.company, "transcript": transcript},
+                ModelSummary,
+                max_tokens=self.settings.summary_max_tokens,
+                conversation_id=conversation_id,
+            )
+        except ModelUnavailableError as exc:
+            logger.info("handoff summary falls back to extractive: %s", exc)
+            return base, "extractive"
+        said = {w[:5] for w in _content_words(transcript)}
+        ok = {f: acceptable(f, getattr(written, f), said) for f in ModelSummary.model_fields}
+        if not (ok["issue"] or ok["customer_goal"]):
+            return base, "extractive"
+        return (
+            base.model_copy(
+                update={
+                    "issue": _short(written.issue) if ok["issue"] else base.issue,
+                    "customer_goal": _short(written.customer_goal) if ok["customer_goal"] else base.customer_goal,
+                    "attempted": ([_short(written.attempted)] if ok["attempted"] else []) + base.attempted,
+                    "suggested_next_step": _short(written.suggested_next_step)
+                    if ok["suggested_next_step"]
+                    else base.suggested_next_step,
+                }
+            ),
+            "model",
+        )
+
+
 class HandoffService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, summarizer: Summarizer | None = None) -> None:
         self.store = store
+        self.summarizer = summarizer or Summarizer(None, HandoffSettings())
 
     def hand_off(
         self, conversation_id: str, reason: str, confidence: float | None, context: CustomerContext
@@ -86,7 +228,7 @@ class HandoffService:
         if existing is not None:
             return existing, False
         messages = self.store.list_messages(conversation_id)
-        summary = extractive_summary(messages, context, reason)
-        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, "extractive")
+        summary, source = self.summarizer.summarize(messages, context, reason, conversation_id)
+        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source)
         self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
         return handoff, True

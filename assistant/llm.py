@@ -15,19 +15,20 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from assistant.errors import ModelUnavailableError
 from assistant.prompts import Prompt, PromptRole
@@ -36,6 +37,7 @@ from assistant.settings import Settings
 logger = logging.getLogger(__name__)
 
 CallLogger = Callable[..., None]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def default_gguf_path() -> Path:
@@ -95,11 +97,16 @@ class LlamaCppChatModel(BaseChatModel):
             raise ModelUnavailableError(self._load_error) from exc
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {
+        params = {
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "temperature": kwargs.get("temperature", self.temperature),
             "stop": stop or None,
         }
+        if kwargs.get("json_schema") is not None:  # llama.cpp compiles the schema to a grammar
+            params["response_format"] = {"type": "json_object", "schema": kwargs["json_schema"]}
+        if kwargs.get("repeat_penalty") is not None:
+            params["repeat_penalty"] = kwargs["repeat_penalty"]
+        return params
 
     def _generate(
         self,
@@ -196,6 +203,24 @@ class FakeSupportChatModel(BaseChatModel):
             return "I don't know."
         return f"{best[2]} [{best[1]}]"
 
+    def structured(self, messages: list[BaseMessage], schema: dict[str, Any]) -> str:
+        """A JSON object with the schema's string fields, filled from the transcript's "Speaker: text" lines:
+        the first customer line for the first field, the last customer line for the second, the last
+        assistant/agent line for the third, a fixed sentence for the rest."""
+        text = "\n".join(str(m.content) for m in messages)
+        lines = [line.split(":", 1) for line in text.splitlines() if re.match(r"^(Customer|Assistant|Agent): ", line)]
+        customer = [t.strip() for who, t in lines if who == "Customer"] or [""]
+        others = [t.strip() for who, t in lines if who != "Customer"] or [""]
+        picks = [customer[0], customer[-1], others[-1]]
+        fields = list(schema.get("properties", {}))
+        out = {f: picks[i] if i < len(picks) else "Answer the customer's last message." for i, f in enumerate(fields)}
+        return json.dumps(out)
+
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
+        if kwargs.get("json_schema") is not None:
+            return self.structured(messages, kwargs["json_schema"])
+        return self.answer(messages)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -203,7 +228,7 @@ class FakeSupportChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.answer(messages)))])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(messages, kwargs)))])
 
     def _stream(
         self,
@@ -212,7 +237,7 @@ class FakeSupportChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for piece in re.findall(r"\S+\s*", self.answer(messages)):
+        for piece in re.findall(r"\S+\s*", self._reply(messages, kwargs)):
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 
 
@@ -259,12 +284,14 @@ class ChatGateway:
         model_name: str,
         timeout_s: float = 60.0,
         log: CallLogger | None = None,
+        structured_output: str = "json_schema",
     ) -> None:
         self.model = model
         self.provider = provider
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.log = log
+        self.structured_output = structured_output
 
     @classmethod
     def from_settings(
@@ -277,7 +304,8 @@ class ChatGateway:
             name, timeout = Path(chat.model_path).name, settings.embedded.timeout_s
         else:
             name, timeout = getattr(chat, "_llm_type", type(chat).__name__), settings.embedded.timeout_s
-        return cls(chat, settings.chat_provider if model is None else "custom", name, timeout, log)
+        provider = settings.chat_provider if model is None else "custom"
+        return cls(chat, provider, name, timeout, log, settings.openai.structured_output)
 
     def warm(self) -> None:
         """Load an in-process model now rather than on the first customer's turn."""
@@ -299,8 +327,10 @@ class ChatGateway:
         *,
         turn_id: str | None = None,
         conversation_id: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider."""
+        """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
+        `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
         rendered = prompt.render(**values)
         messages = to_messages(rendered)
         started = time.perf_counter()
@@ -308,7 +338,7 @@ class ChatGateway:
         out: list[str] = []
         error: str | None = None
         try:
-            for chunk in self.model.stream(messages, stop=list(prompt.stop) or None):
+            for chunk in self.model.stream(messages, stop=list(prompt.stop) or None, **self._call_options(options)):
                 piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
                 if not piece:
                     continue
@@ -351,3 +381,53 @@ class ChatGateway:
 
     def complete(self, prompt: Prompt, values: dict[str, str], **ids: str | None) -> str:
         return "".join(self.stream(prompt, values, **ids))
+
+    def _call_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """Provider-neutral options -> what this provider's LangChain model takes."""
+        opts = dict(options or {})
+        schema = opts.pop("json_schema", None)
+        if self.provider != "openai":
+            if schema is not None:
+                opts["json_schema"] = schema
+            return opts
+        opts.pop("repeat_penalty", None)
+        if "max_tokens" in opts:
+            opts["max_completion_tokens"] = opts.pop("max_tokens")
+        if schema is not None and self.structured_output == "json_schema":
+            opts["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": schema, "strict": False},
+            }
+        elif schema is not None and self.structured_output == "json_object":
+            opts["response_format"] = {"type": "json_object"}
+        return opts
+
+    def structured(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        schema: type[ModelT],
+        *,
+        max_tokens: int | None = None,
+        **ids: str | None,
+    ) -> ModelT:
+        """One call whose reply must be a JSON object valid for `schema` (constrained by a JSON schema
+        where the provider supports it, and always validated here). Raises `ModelUnavailableError` when
+        the provider fails or the reply is not such an object."""
+        options: dict[str, Any] = {"json_schema": schema.model_json_schema(), "repeat_penalty": 1.3}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        text = "".join(self.stream(prompt, values, options=options, **ids))
+        return parse_json_reply(text, schema)
+
+
+def parse_json_reply(text: str, schema: type[ModelT]) -> ModelT:
+    """The first JSON object in `text`, validated; prose around it (some models add it) is ignored."""
+    start = text.find("{")
+    if start < 0:
+        raise ModelUnavailableError("the chat model's reply holds no JSON object")
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text[start:])
+        return schema.model_validate(obj)
+    except (ValueError, ValidationError) as exc:
+        raise ModelUnavailableError(f"the chat model's reply is not valid {schema.__name__}: {exc}") from exc

@@ -16,7 +16,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from assistant.agents import AgentDesk
 from assistant.answer import Answerer
 from assistant.engine import ConversationEngine
-from assistant.handoff import HandoffService
+from assistant.handoff import HandoffService, Summarizer
 from assistant.history import HistoryBuilder
 from assistant.llm import ChatGateway
 from assistant.settings import Settings
@@ -105,7 +105,8 @@ class Services:
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
-        engine = ConversationEngine(store, retriever.search, answerer, history, HandoffService(store), chat, settings)
+        handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name))
+        engine = ConversationEngine(store, retriever.search, answerer, history, handoffs, chat, settings)
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook)
 
     def close(self) -> None:

@@ -28,6 +28,11 @@ class OpenAISettings(BaseModel):
     max_retries: int = Field(2, ge=0, description="retries on timeouts, rate limits and connection errors")
     temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
     max_tokens: int = Field(400, gt=0, description="longest answer, in tokens")
+    structured_output: Literal["json_schema", "json_object", "prompt"] = Field(
+        "json_schema",
+        description="how JSON replies are requested: json_schema (OpenAI, vLLM), json_object (older servers), "
+        "prompt (the instructions only)",
+    )
 
 
 class EmbeddedModelSettings(BaseModel):
@@ -86,7 +91,9 @@ class AnswerSettings(BaseModel):
         description="chunks put in the model's prompt (prompt length is most of a small model's latency)",
     )
     prompt_words_per_chunk: int | None = Field(
-        None, ge=10, description="words of each source in the prompt (its most relevant sentences); None = 80 "
+        None,
+        ge=10,
+        description="words of each source in the prompt (its most relevant sentences); None = 80 "
         "for the embedded model (prompt length is most of its latency), whole chunks otherwise",
     )
     prompt_history_tokens: int | None = Field(
@@ -106,7 +113,10 @@ class PolicySettings(BaseModel):
     """When the assistant answers, answers and offers a person, or hands off now (see assistant/confidence.py)."""
 
     handoff_below: float = Field(
-        0.45, ge=0, le=1, description="turn confidence below this hands the conversation to a person "
+        0.45,
+        ge=0,
+        le=1,
+        description="turn confidence below this hands the conversation to a person "
         "(calibrated with `cxa bench handoff`: keeps 95% of CLINC150 in-scope queries answered)",
     )
     offer_below: float = Field(0.6, ge=0, le=1, description="below this the answer comes with an offer of a person")
@@ -118,6 +128,19 @@ class PolicySettings(BaseModel):
     )
     rules: dict[str, list[str]] | None = Field(
         None, description="policy topics -> regex patterns that always hand off (JSON); None = built-in rules"
+    )
+
+
+class HandoffSettings(BaseModel):
+    """The packet an agent opens first (see assistant/handoff.py)."""
+
+    summary: Literal["model", "extractive"] = Field(
+        "model",
+        description="model = written by the chat model (extractive fields where it fails); extractive = no model",
+    )
+    summary_max_tokens: int = Field(200, gt=0, description="longest model-written summary, in tokens")
+    summary_transcript_words: int = Field(
+        500, ge=50, description="words of the conversation given to the summary prompt (the newest kept)"
     )
 
 
@@ -151,6 +174,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     history: HistorySettings = HistorySettings()
     policy: PolicySettings = PolicySettings()
+    handoff: HandoffSettings = HandoffSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")

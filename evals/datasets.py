@@ -6,6 +6,7 @@ Rows are turned into typed records here and nowhere else; benchmarks never hard-
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,39 @@ def doc2dial_turns(data_dir: Path, limit: int | None = None) -> list[Doc2DialTur
 
 def doc2dial_documents(data_dir: Path) -> Iterator:
     return load_doc2dial(doc2dial_documents_path(data_dir))
+
+
+class TweetSummDialogue(BaseModel):
+    id: str
+    turns: list[tuple[str, str]]  # (speaker, text), speaker in {"customer", "agent"}
+    summaries: list[str]  # the human abstractive summaries
+
+
+_MENTION = re.compile(r"(?:^|\s)@\w+")
+_URL = re.compile(r"https?://\S+")
+_SIGNATURE = re.compile(r"(?:\s[-^*]\s?[A-Z]{1,3}\b|\s\^\w+)\s*$")
+
+
+def clean_tweet(text: str) -> str:
+    """A tweet as a chat message: @mentions, links and the agent's initials signature (^MG) removed."""
+    text = _URL.sub("", _MENTION.sub(" ", text))
+    text = _SIGNATURE.sub("", text.strip())
+    return " ".join(text.split())
+
+
+def tweetsumm_dialogues(data_dir: Path, limit: int | None = None) -> list[TweetSummDialogue]:
+    """TweetSumm dev dialogues (customer <-> agent on Twitter) with their human abstractive summaries."""
+    out: list[TweetSummDialogue] = []
+    with _require(data_dir / "tweetsumm" / "dialogues_dev.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            turns = [(t["speaker"], clean_tweet(t["text"])) for t in row["turns"]]
+            summaries = [s for s in row.get("abstractive_summaries", []) if s.strip()]
+            if not summaries:
+                continue
+            out.append(
+                TweetSummDialogue(id=row["conversation_id"], turns=[t for t in turns if t[1]], summaries=summaries)
+            )
+            if limit is not None and len(out) >= limit:
+                break
+    return out

@@ -83,4 +83,26 @@ CONDENSE_QUESTION = Prompt(
     user="Conversation:\n{transcript}\n\nLast message: {question}\n\nStandalone question:",
 )
 
-PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION)}
+HANDOFF_SUMMARY = Prompt(
+    name="handoff_summary",
+    version="1",
+    description=(
+        "Summarise a conversation for the person who takes it over, as JSON (structured output: a JSON "
+        "schema where the provider supports one). Facts the code knows (customer history, sentiment, "
+        "effort, citations) are not asked of the model."
+    ),
+    system=(
+        "You write handoff notes for the support agent of {company} who takes over a customer conversation. "
+        "Use only what the conversation says. Each field is one short sentence. Reply with JSON only."
+    ),
+    user=(
+        "Conversation:\n{transcript}\n\n"
+        "Write a JSON object with these fields, each one short sentence about this conversation:\n"
+        "issue: the customer's problem.\n"
+        "customer_goal: what the customer wants.\n"
+        "attempted: what the assistant or agent already tried or suggested.\n"
+        "suggested_next_step: what the support agent should do next."
+    ),
+)
+
+PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY)}

@@ -86,8 +86,14 @@ def _pipeline(settings: Settings, retriever: Retriever) -> Answerer:
     return Answerer(chat, retriever.index.embedder, answer, settings.company_name)
 
 
-def _confidence(answerer: Answerer, retriever: Retriever, settings: Settings, question: str, query: str,
-                exclude: list[str] | None = None) -> float:
+def _confidence(
+    answerer: Answerer,
+    retriever: Retriever,
+    settings: Settings,
+    question: str,
+    query: str,
+    exclude: list[str] | None = None,
+) -> float:
     hits = retriever.search(query, settings.retrieval.top_k, exclude_sources=exclude)
     gen = answerer.stream(question, hits, CustomerContext(), [], search_query=query)
     while True:
@@ -99,12 +105,22 @@ def _confidence(answerer: Answerer, retriever: Retriever, settings: Settings, qu
 
 def _messages(history: list[tuple[str, str]]) -> list[Message]:
     now = utcnow()
-    return [Message(id=str(i), conversation_id="bench", seq=i, role="customer" if r == "user" else "assistant",
-                    text=t, created_at=now) for i, (r, t) in enumerate(history)]
+    return [
+        Message(
+            id=str(i),
+            conversation_id="bench",
+            seq=i,
+            role="customer" if r == "user" else "assistant",
+            text=t,
+            created_at=now,
+        )
+        for i, (r, t) in enumerate(history)
+    ]
 
 
-def run_doc2dial_handoff(settings: Settings, data_dir: Path, limit: int | None = None, seed: int = 0,
-                         progress: Progress | None = None) -> Doc2DialHandoffResult:
+def run_doc2dial_handoff(
+    settings: Settings, data_dir: Path, limit: int | None = None, seed: int = 0, progress: Progress | None = None
+) -> Doc2DialHandoffResult:
     index, _ = bench_index(settings, data_dir, progress=progress)
     r = settings.retrieval
     retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
@@ -118,10 +134,19 @@ def run_doc2dial_handoff(settings: Settings, data_dir: Path, limit: int | None =
     policy = settings.policy
     for i, t in enumerate(turns, 1):
         earlier = [u for role, u in t.history if role == "user"][-5:]
-        fr = frustration(t.utterance, earlier, vectors.embed_one(t.utterance),
-                         vectors.embed(earlier) if earlier else None, policy.repeat_similarity)
-        intent = IntentEvidence(wants_human=wants_human(t.utterance), policy_topics=rules.topics(t.utterance),
-                                frustration=fr, frustration_score=fr.score)
+        fr = frustration(
+            t.utterance,
+            earlier,
+            vectors.embed_one(t.utterance),
+            vectors.embed(earlier) if earlier else None,
+            policy.repeat_similarity,
+        )
+        intent = IntentEvidence(
+            wants_human=wants_human(t.utterance),
+            policy_topics=rules.topics(t.utterance),
+            frustration=fr,
+            frustration_score=fr.score,
+        )
         pre = decide_before_answer(intent, policy)
         query = standalone_for(t)
         for exclude, scores in ((None, present), ([t.doc_id], removed)):
@@ -136,18 +161,24 @@ def run_doc2dial_handoff(settings: Settings, data_dir: Path, limit: int | None =
             progress("turns", i, len(turns))
     sweep = []
     for th in np.round(np.arange(0.05, 0.71, 0.05), 2):
-        sweep.append(SweepRow(threshold=float(th),
-                              handoff_recall=round(float(np.mean(np.asarray(removed) < th)), 4),
-                              false_handoff_rate=round(float(np.mean(np.asarray(present) < th)), 4)))
+        sweep.append(
+            SweepRow(
+                threshold=float(th),
+                handoff_recall=round(float(np.mean(np.asarray(removed) < th)), 4),
+                false_handoff_rate=round(float(np.mean(np.asarray(present) < th)), 4),
+            )
+        )
     best = max(sweep, key=lambda s: s.handoff_recall - s.false_handoff_rate)
     return Doc2DialHandoffResult(
-        turns=len(turns), handoff_below=policy.handoff_below,
+        turns=len(turns),
+        handoff_below=policy.handoff_below,
         handoff_recall=round(handed_removed / len(turns), 4),
         false_handoff_rate=round(handed_present / len(turns), 4),
         auroc=round(auroc(present, removed), 4),
         mean_confidence_present=round(float(np.mean(present)), 4),
         mean_confidence_removed=round(float(np.mean(removed)), 4),
-        sweep=sweep, best_threshold_youden=best.threshold,
+        sweep=sweep,
+        best_threshold_youden=best.threshold,
     )
 
 
@@ -158,17 +189,24 @@ def clinc_rows(data_dir: Path) -> dict[str, list[list[str]]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_clinc(settings: Settings, data_dir: Path, limit: int | None = None, seed: int = 0,
-              progress: Progress | None = None) -> ClincResult:
+def run_clinc(
+    settings: Settings, data_dir: Path, limit: int | None = None, seed: int = 0, progress: Progress | None = None
+) -> ClincResult:
     rows = clinc_rows(data_dir)
     index = build_index(settings.model_copy(update={"collection": CLINC_COLLECTION}))
     docs = [
-        Document(source_id=f"{intent}/{i}", title=intent.replace("_", " "), text=text, format="text",
-                 metadata={"intent": intent})
+        Document(
+            source_id=f"{intent}/{i}",
+            title=intent.replace("_", " "),
+            text=text,
+            format="text",
+            metadata={"intent": intent},
+        )
         for i, (text, intent) in enumerate(rows["train"])
     ]
-    index.ingest(docs, origin="clinc150", prune=True,
-                 progress=(lambda d, t: progress("ingest", d, t)) if progress else None)
+    index.ingest(
+        docs, origin="clinc150", prune=True, progress=(lambda d, t: progress("ingest", d, t)) if progress else None
+    )
     r = settings.retrieval
     retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
     answerer = _pipeline(settings, retriever)
@@ -187,7 +225,9 @@ def run_clinc(settings: Settings, data_dir: Path, limit: int | None = None, seed
     threshold = float(np.quantile(s_in, 0.05))  # 95% of in-scope queries are at or above it
     th_policy = settings.policy.handoff_below
     return ClincResult(
-        in_scope=len(s_in), out_of_scope=len(s_oos), auroc=round(auroc(scores_in, scores_oos), 4),
+        in_scope=len(s_in),
+        out_of_scope=len(s_oos),
+        auroc=round(auroc(scores_in, scores_oos), 4),
         threshold_at_95_in_scope=round(threshold, 4),
         oos_recall_at_95_in_scope=round(float(np.mean(s_oos < threshold)), 4),
         in_scope_answered_at_policy=round(float(np.mean(s_in >= th_policy)), 4),
