@@ -32,9 +32,21 @@ def llama_server() -> Iterator[str]:
     pytest.importorskip("llama_cpp.server")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_gguf_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -53,12 +65,12 @@ def llama_server() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def test_a_turn_through_an_openai_compatible_endpoint(llama_server: str, sample_template: Path,
-                                                      tmp_path: Path) -> None:
+def test_a_turn_through_an_openai_compatible_endpoint(llama_server: str, sample_template: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(sample_template, data)
-    settings = make_settings(data, chat_provider="openai",
-                             openai={"base_url": llama_server, "model": "local", "max_tokens": 120})
+    settings = make_settings(
+        data, chat_provider="openai", openai={"base_url": llama_server, "model": "local", "max_tokens": 120}
+    )
     sv = Services.build(settings)
     assert not sv.startup_problems
     conv = sv.engine.start_conversation(None, False)
@@ -76,9 +88,11 @@ def test_a_turn_through_an_openai_compatible_endpoint(llama_server: str, sample_
 def test_an_unreachable_endpoint_is_a_handoff(sample_template: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(sample_template, data)
-    settings = make_settings(data, chat_provider="openai",
-                             openai={"base_url": f"http://127.0.0.1:{_free_port()}/v1", "max_retries": 0,
-                                     "timeout_s": 2})
+    settings = make_settings(
+        data,
+        chat_provider="openai",
+        openai={"base_url": f"http://127.0.0.1:{_free_port()}/v1", "max_retries": 0, "timeout_s": 2},
+    )
     sv = Services.build(settings)
     conv = sv.engine.start_conversation(None, False)
     turn = sv.engine.run_turn(conv.id, "How do I turn on two-factor authentication?")

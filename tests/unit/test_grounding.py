@@ -66,8 +66,9 @@ def test_an_identifier_in_the_question_picks_the_record(vectors: SentenceVectors
         "- 2026-11-17 order shipped: order id LH-482913; carrier Larkspur; delivery slot 2026-11-25 08:00-12:00"
     )
     facts = history.splitlines()[1:]
-    p = Passages(hits=[], history=history, embedder=vectors, question="When will my order LH-482913 be delivered?",
-                 facts=facts)
+    p = Passages(
+        hits=[], history=history, embedder=vectors, question="When will my order LH-482913 be delivered?", facts=facts
+    )
     text, owners = p.extractive()
     assert "LH-482913" in text and "2026-11-25" in text and owners == []
     assert text.startswith("From your account:")
