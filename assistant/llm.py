@@ -417,7 +417,19 @@ class ChatGateway:
         options: dict[str, Any] = {"json_schema": schema.model_json_schema(), "repeat_penalty": 1.3}
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
-        text = "".join(self.stream(prompt, values, options=options, **ids))
+        try:
+            text = "".join(self.stream(prompt, values, options=options, **ids))
+        except ModelUnavailableError as exc:
+            # Many OpenAI-compatible servers (llama_cpp.server, older vLLM) only know json_object.
+            if (
+                self.provider != "openai"
+                or self.structured_output != "json_schema"
+                or "response_format" not in str(exc)
+            ):
+                raise
+            logger.warning("the endpoint refuses response_format json_schema; asking for json_object from now on")
+            self.structured_output = "json_object"
+            text = "".join(self.stream(prompt, values, options=options, **ids))
         return parse_json_reply(text, schema)
 
 

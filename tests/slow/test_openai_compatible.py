@@ -83,6 +83,14 @@ def test_a_turn_through_an_openai_compatible_endpoint(llama_server: str, sample_
     with sv.store.engine.connect() as c:
         prompts = [r[0] for r in c.exec_driver_sql("SELECT prompt_name FROM llm_calls WHERE error IS NULL")]
     assert prompts.count("answer") == 2 and "condense_question" in prompts
+    # a handoff asks the endpoint for a structured summary: JSON schema first; llama_cpp.server only knows
+    # json_object, so the gateway retries with that (and keeps it for later calls)
+    handoff = sv.engine.request_handoff(conv.id)
+    assert handoff.summary.issue and handoff.summary_source in {"model", "extractive"}
+    with sv.store.engine.connect() as c:
+        calls = list(c.exec_driver_sql("SELECT error, output FROM llm_calls WHERE prompt_name = 'handoff_summary'"))
+    assert "response_format" in (calls[0][0] or "") and calls[-1][0] is None and "{" in calls[-1][1]
+    assert sv.chat.structured_output == "json_object"
 
 
 def test_an_unreachable_endpoint_is_a_handoff(sample_template: Path, tmp_path: Path) -> None:
