@@ -7,6 +7,7 @@ once (database engine, index, embedding model, chat model) and closes them on sh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import conversations, customers, handoffs, health, knowledge
+from api.routes import conversations, customers, cx, handoffs, health, knowledge
 from api.security import load_keys
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
@@ -25,6 +26,19 @@ from assistant.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+
+
+async def _sweep_forever(services: Services) -> None:
+    """Close idle conversations (assumed resolved / abandoned) every `sweep_interval_s`."""
+    telemetry = services.engine.telemetry
+    if telemetry is None:
+        return
+    while True:
+        await asyncio.sleep(services.settings.telemetry.sweep_interval_s)
+        try:
+            await run_in_threadpool(telemetry.sweep)
+        except Exception:  # a locked database or a bug must not stop the sweeps
+            logger.exception("telemetry sweep failed")
 
 
 def create_app(settings: Settings | None = None, chat_model: BaseChatModel | None = None) -> FastAPI:
@@ -36,9 +50,11 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
         for problem in app.state.services.startup_problems:
             logger.error("not ready: %s", problem)
+        sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         try:
             yield
         finally:
+            sweeper.cancel()
             app.state.services.close()
 
     app = FastAPI(
@@ -55,7 +71,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
         )
     install_error_handlers(app)
-    for module in (health, conversations, handoffs, knowledge, customers):
+    for module in (health, cx, conversations, handoffs, knowledge, customers):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -13,14 +13,16 @@ import logging
 
 from assistant.models import Conversation, Handoff, HandoffPacket, Message
 from assistant.store.repo import Store
+from assistant.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
 
 class AgentDesk:
-    def __init__(self, store: Store, max_events: int = 20) -> None:
+    def __init__(self, store: Store, max_events: int = 20, telemetry: Telemetry | None = None) -> None:
         self.store = store
         self.max_events = max_events
+        self.telemetry = telemetry
 
     def packet(self, handoff_id: str) -> HandoffPacket:
         """The handoff with its transcript and, only for a verified customer, their profile and events
@@ -46,9 +48,14 @@ class AgentDesk:
         return handoff, conversation
 
     def reply(self, conversation_id: str, text: str) -> Message:
-        return self.store.add_agent_message(conversation_id, text)
+        message = self.store.add_agent_message(conversation_id, text)
+        if self.telemetry is not None:
+            self.telemetry.on_agent_message(conversation_id, message)
+        return message
 
     def resolve(self, handoff_id: str, resolved: bool, note: str | None = None) -> tuple[Handoff, Conversation]:
         handoff, conversation = self.store.resolve_handoff(handoff_id, resolved, note)
+        if self.telemetry is not None:
+            self.telemetry.on_agent_resolved(conversation.id, resolved)
         logger.info("handoff %s resolved (%s)", handoff_id, conversation.outcome)
         return handoff, conversation

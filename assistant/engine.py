@@ -42,10 +42,12 @@ from assistant.models import (
     Turn,
     TurnEvent,
 )
+from assistant.observability import TurnObserver
 from assistant.prompts import CONDENSE_QUESTION
 from assistant.rewrite import heuristic_standalone
 from assistant.settings import Settings
 from assistant.store.repo import Store
+from assistant.telemetry import Telemetry
 from knowledge.errors import KnowledgeError
 
 logger = logging.getLogger(__name__)
@@ -82,8 +84,12 @@ class ConversationEngine:
         handoffs: HandoffService,
         chat: ChatGateway,
         settings: Settings,
+        telemetry: Telemetry | None = None,
+        observer: TurnObserver | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry
+        self.observer = observer
         self.search = search
         self.answerer = answerer
         self.history = history
@@ -102,7 +108,10 @@ class ConversationEngine:
         meta = dict(metadata or {})
         if customer_id and not verified:
             meta["claimed_customer_id"] = customer_id
-        return self.store.create_conversation(customer_id if verified else None, verified, channel, meta)
+        conv = self.store.create_conversation(customer_id if verified else None, verified, channel, meta)
+        if self.telemetry is not None:
+            self.telemetry.refresh(conv.id)
+        return conv
 
     def transcript(self, conversation_id: str) -> tuple[Conversation, list[Message]]:
         conv = self.store.get_conversation(conversation_id)
@@ -112,11 +121,15 @@ class ConversationEngine:
         """The customer asked for a person (or a rule decided so)."""
         conv = self.store.get_conversation(conversation_id)
         ctx = self.history.build(conv)
-        handoff, _ = self.handoffs.hand_off(conversation_id, reason, None, ctx)
+        handoff, created = self.handoffs.hand_off(conversation_id, reason, None, ctx)
+        if created and self.telemetry is not None:
+            self.telemetry.on_handoff(conversation_id, reason)
         return handoff
 
     def record_feedback(self, conversation_id: str, feedback: Feedback) -> None:
         self.store.add_feedback(conversation_id, feedback)
+        if self.telemetry is not None:
+            self.telemetry.on_feedback(conversation_id, feedback)
 
     # -- one turn ---------------------------------------------------------------------------------
 
@@ -129,13 +142,45 @@ class ConversationEngine:
         return turn
 
     def stream_turn(self, conversation_id: str, text: str) -> Iterator[TurnEvent]:
+        """One customer turn as events (tokens, citations, handoff, done); see the module docstring."""
+        events = self._turn_events(conversation_id, text)
+        try:
+            for ev in events:
+                if isinstance(ev, DoneEvent) and self.observer is not None:
+                    t = ev.turn
+                    reason = t.handoff.reason if t.handoff is not None and t.action == "handoff" else None
+                    self.observer.turn(
+                        conversation_id=conversation_id,
+                        timings_ms=t.timings_ms,
+                        mode=t.reply.mode if t.reply else ("handoff" if reason else "agent"),
+                        action=t.action or "agent",
+                        confidence=t.confidence,
+                        handoff_reason=reason,
+                        error="handoff:error" if reason == "error" else None,
+                    )
+                yield ev
+        finally:
+            events.close()
+
+    def _turn_events(self, conversation_id: str, text: str) -> Generator[TurnEvent, None, None]:
         timer = _Timer()
         conv = self.store.get_conversation(conversation_id)  # unknown id: raises before anything is written
         previous = self.store.list_messages(conversation_id)
         msg, turn_id = self.store.begin_turn(conversation_id, text)
         timer.lap("persist")
 
+        intent = IntentEvidence()  # until assessed: no signals
+
+        def signals(result: str | None = None, confidence: float | None = None, handoff: str | None = None) -> None:
+            """This message's effort and resolution signals (never raises; timed as its own step)."""
+            if self.telemetry is not None:
+                self.telemetry.on_customer_message(
+                    conv, msg, previous, intent.frustration, turn_id, result, confidence, handoff
+                )
+            timer.lap("signals")
+
         if conv.status in ("waiting_for_agent", "with_agent"):
+            signals()
             self.store.finish_turn(turn_id, state="done", reply_mode=None, timings_ms=timer.total())
             yield DoneEvent(
                 turn=Turn(
@@ -158,7 +203,6 @@ class ConversationEngine:
         hits: list[SearchHit] = []
         result: AnswerResult | None = None
         error: str | None = None
-        intent = IntentEvidence()
         decision: Decision | None = None
         try:
             ctx = self.history.build(conv, text)
@@ -208,6 +252,7 @@ class ConversationEngine:
                 None,
                 record,
                 evidence,
+                signals,
                 state="error" if error is not None else "done",
                 error=error,
             )
@@ -221,7 +266,17 @@ class ConversationEngine:
         declined = result.evidence.mode == "declined"
         if declined and decision.action == "handoff":  # nothing was shown yet: a person takes it from here
             yield from self._hand_off(
-                msg.id, turn_id, conversation_id, "low_confidence", confidence, ctx, timer, None, record, evidence
+                msg.id,
+                turn_id,
+                conversation_id,
+                "low_confidence",
+                confidence,
+                ctx,
+                timer,
+                None,
+                record,
+                evidence,
+                signals,
             )
             return
         if declined:
@@ -234,9 +289,20 @@ class ConversationEngine:
         timer.lap("record")
         if decision.action == "handoff":  # a weak answer was shown; a person follows up on it
             yield from self._hand_off(
-                msg.id, turn_id, conversation_id, "low_confidence", confidence, ctx, timer, reply, record, evidence
+                msg.id,
+                turn_id,
+                conversation_id,
+                "low_confidence",
+                confidence,
+                ctx,
+                timer,
+                reply,
+                record,
+                evidence,
+                signals,
             )
             return
+        signals("dead_end" if declined else "answered", confidence)
         timings = timer.total()
         self.store.finish_turn(
             turn_id,
@@ -274,11 +340,14 @@ class ConversationEngine:
         reply: Reply | None,
         record: dict[str, Any],
         evidence: dict[str, Any],
+        signals: Callable[..., None],
         state: str = "done",
         error: str | None = None,
     ) -> Iterator[TurnEvent]:
-        handoff, _ = self.handoffs.hand_off(conversation_id, reason, confidence, ctx)
+        handoff, created = self.handoffs.hand_off(conversation_id, reason, confidence, ctx)
         timer.lap("handoff")
+        could_not_answer = reason in ("error", "low_confidence")
+        signals("dead_end" if could_not_answer else None, confidence, reason if created else None)
         yield HandoffEvent(handoff=handoff)
         timings = timer.total()
         self.store.finish_turn(

@@ -72,6 +72,11 @@ DEFAULT_POLICY_RULES: dict[str, list[str]] = {
 }
 
 
+def negative_count(text: str) -> int:
+    """Negative expressions (anger, "still not working", "!!") in a message."""
+    return len(_NEGATIVE.findall(text))
+
+
 def wants_human(text: str) -> bool:
     """The customer explicitly asks for a person."""
     return bool(_HUMAN.search(text))

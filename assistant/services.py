@@ -19,8 +19,10 @@ from assistant.engine import ConversationEngine
 from assistant.handoff import HandoffService, Summarizer
 from assistant.history import HistoryBuilder
 from assistant.llm import ChatGateway
+from assistant.observability import TurnObserver
 from assistant.settings import Settings
 from assistant.store.repo import Store
+from assistant.telemetry import Telemetry
 from assistant.webhooks import WebhookNotifier
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
@@ -77,7 +79,7 @@ class Services:
     @cached_property
     def agents(self) -> AgentDesk:
         """The agent side of handoffs (claim, reply, resolve, the packet)."""
-        return AgentDesk(self.store, self.settings.history.max_events)
+        return AgentDesk(self.store, self.settings.history.max_events, self.engine.telemetry)
 
     @classmethod
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
@@ -106,7 +108,11 @@ class Services:
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
         handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name))
-        engine = ConversationEngine(store, retriever.search, answerer, history, handoffs, chat, settings)
+        telemetry = Telemetry(store, settings.telemetry, topic_fn=None)
+        observer = TurnObserver(settings.telemetry.otel_endpoint)
+        engine = ConversationEngine(
+            store, retriever.search, answerer, history, handoffs, chat, settings, telemetry, observer
+        )
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook)
 
     def close(self) -> None:

@@ -144,11 +144,44 @@ class HandoffSettings(BaseModel):
     )
 
 
+class TelemetrySettings(BaseModel):
+    """Effort and resolution signals (see assistant/signals.py and the README's telemetry section)."""
+
+    inactivity_s: float = Field(
+        1800, gt=0, description="a conversation idle this long is over (assumed resolved, unresolved or abandoned)"
+    )
+    recontact_window_s: float = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description="a new conversation on the same topic within this makes a resolution non-durable",
+    )
+    long_gap_s: float = Field(600, gt=0, description="a customer message after this much silence is a long gap")
+    sweep_interval_s: float = Field(60, gt=0, description="how often idle conversations are closed in the background")
+    redact: list[Literal["email", "phone", "card", "account"]] = Field(
+        default_factory=lambda: ["email", "phone", "card", "account"],
+        description="what is redacted from stored telemetry and exports (JSON list; [] = nothing)",
+    )
+    otel_endpoint: str | None = Field(None, description="OTLP/gRPC endpoint for OpenTelemetry traces; None = off")
+
+
 class HistorySettings(BaseModel):
     token_budget: int = Field(500, ge=50, description="tokens of customer history given to the model")
     max_events: int = Field(20, ge=0, description="customer events considered (newest first)")
     max_past_conversations: int = Field(5, ge=0, description="earlier conversations considered")
     transcript_turns: int = Field(8, ge=0, description="messages of this conversation given to the model")
+
+
+class TopicSettings(BaseModel):
+    """The topic of each conversation, for telemetry (see assistant/topics.py and `cxa bench topics`)."""
+
+    min_probability: float = Field(
+        0.3, ge=0, le=1, description='a conversation whose most likely topic is below this gets the topic "other"'
+    )
+    model_path: Path | None = Field(
+        None,
+        description="topic model (.npz saved by TopicClassifier.save); None = trained from the help center's "
+        "categories at startup and cached under the data dir",
+    )
 
 
 class Settings(BaseSettings):
@@ -175,6 +208,8 @@ class Settings(BaseSettings):
     history: HistorySettings = HistorySettings()
     policy: PolicySettings = PolicySettings()
     handoff: HandoffSettings = HandoffSettings()
+    topics: TopicSettings = TopicSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")

@@ -20,6 +20,7 @@ from api.deps import KeysDep, ServicesDep, WidgetDep
 from api.errors import ApiError, error_body
 from api.schemas import TextIn
 from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent
+from assistant.signals import SignalEvent
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -67,6 +68,9 @@ MessageIn = TextIn
 class TranscriptOut(ConversationOut):
     messages: list[Message]
     handoff: Handoff | None = None
+    outcome: str | None = None
+    effort: float | None = Field(None, description="predicted customer effort so far, CES 1..7")
+    signals: list[SignalEvent] = Field(default_factory=list, description="effort and resolution signals, oldest first")
 
 
 class HandoffIn(BaseModel):
@@ -159,8 +163,14 @@ async def _turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
 @router.get("/{conversation_id}", response_model=TranscriptOut)
 def get_conversation(conversation_id: str, services: ServicesDep, _: WidgetDep) -> TranscriptOut:
     conv, messages = services.engine.transcript(conversation_id)
+    facts = services.store.get_facts(conversation_id)
     return TranscriptOut(
-        **ConversationOut.of(conv).model_dump(), messages=messages, handoff=services.store.open_handoff(conversation_id)
+        **ConversationOut.of(conv).model_dump(),
+        messages=messages,
+        handoff=services.store.open_handoff(conversation_id),
+        outcome=facts.outcome if facts else None,
+        effort=facts.effort if facts else None,
+        signals=services.store.list_signals(conversation_id),
     )
 
 

@@ -35,8 +35,10 @@ from assistant.models import (
     Role,
     utcnow,
 )
+from assistant.signals import ConversationFacts, SignalEvent
 from assistant.store.tables import (
     Base,
+    ConversationFactsRow,
     ConversationRow,
     CustomerEventRow,
     CustomerRow,
@@ -44,6 +46,7 @@ from assistant.store.tables import (
     HandoffRow,
     LLMCallRow,
     MessageRow,
+    SignalEventRow,
     TurnRow,
 )
 
@@ -559,6 +562,115 @@ class Store:
             if row is None:
                 return None
             return Feedback(csat=row.csat, ces=row.ces, resolved=row.resolved, comment=row.comment)
+
+    # -- telemetry: signal events (append-only) and the facts derived from them -------------------
+
+    def add_signals(self, events: Iterable[SignalEvent]) -> None:
+        rows = [
+            SignalEventRow(
+                conversation_id=e.conversation_id, turn_id=e.turn_id, kind=e.kind, value=e.value, data=e.data, at=e.at
+            )
+            for e in events
+        ]
+        if rows:
+            with self.session() as s:
+                s.add_all(rows)
+
+    def list_signals(self, conversation_id: str) -> list[SignalEvent]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(SignalEventRow)
+                .where(SignalEventRow.conversation_id == conversation_id)
+                .order_by(SignalEventRow.at, SignalEventRow.id)
+            )
+            return [
+                SignalEvent(
+                    conversation_id=r.conversation_id,
+                    kind=r.kind,  # type: ignore[arg-type]
+                    at=_aware(r.at),  # type: ignore[arg-type]
+                    value=r.value,
+                    turn_id=r.turn_id,
+                    data=r.data or {},
+                )
+                for r in rows
+            ]
+
+    def put_facts(self, facts: ConversationFacts) -> None:
+        with self.session() as s:
+            s.merge(ConversationFactsRow(**facts.model_dump()))
+            s.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == facts.conversation_id)
+                .values(outcome=facts.outcome, topic=facts.topic)
+            )
+
+    def get_facts(self, conversation_id: str) -> ConversationFacts | None:
+        with self.session() as s:
+            row = s.get(ConversationFactsRow, conversation_id)
+            return _facts(row) if row else None
+
+    def query_facts(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        outcome: str | None = None,
+        topic: str | None = None,
+        customer_id: str | None = None,
+        min_effort: float | None = None,
+        idle_before: datetime | None = None,
+        order: str = "recent",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ConversationFacts]:
+        f = ConversationFactsRow
+        q = select(f)
+        for cond, clause in (
+            (since, f.started_at >= since),
+            (until, f.started_at < until),
+            (status, f.status == status),
+            (outcome, f.outcome == outcome),
+            (topic, f.topic == topic),
+            (customer_id, f.customer_id == customer_id),
+            (min_effort, f.effort >= (min_effort or 0)),
+            (idle_before, f.last_activity_at < idle_before),
+        ):
+            if cond is not None:
+                q = q.where(clause)
+        orders = {
+            "recent": [f.started_at.desc()],
+            "oldest": [f.started_at.asc()],
+            "worst": [f.effort.desc(), f.csat.asc(), f.started_at.desc()],
+            "effort": [f.effort.asc(), f.started_at.desc()],
+            "-effort": [f.effort.desc(), f.started_at.desc()],
+        }
+        q = q.order_by(*orders[order]).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.session() as s:
+            return [_facts(r) for r in s.scalars(q)]
+
+
+def _facts(r: ConversationFactsRow) -> ConversationFacts:
+    return ConversationFacts(
+        conversation_id=r.conversation_id,
+        customer_id=r.customer_id,
+        started_at=_aware(r.started_at),  # type: ignore[arg-type]
+        last_activity_at=_aware(r.last_activity_at),  # type: ignore[arg-type]
+        status=r.status,
+        outcome=r.outcome,  # type: ignore[arg-type]
+        durable=r.durable,
+        topic=r.topic,
+        effort=r.effort,
+        customer_turns=r.customer_turns,
+        handed_off=bool(r.handed_off),
+        agent_wait_s=r.agent_wait_s,
+        csat=r.csat,
+        ces=r.ces,
+        sentiment_trend=r.sentiment_trend,
+        counts=r.counts or {},
+    )
 
 
 def _customer(r: CustomerRow) -> CustomerProfile:

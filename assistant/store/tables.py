@@ -134,3 +134,38 @@ class FeedbackRow(Base):
     resolved: Mapped[bool | None]
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class SignalEventRow(Base):
+    """Append-only effort and resolution signals (assistant.signals); never updated, never deleted alone."""
+
+    __tablename__ = "signal_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    turn_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConversationFactsRow(Base):
+    """What the events say about a conversation (derived by assistant.signals, recomputed, never typed in)."""
+
+    __tablename__ = "conversation_facts"
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    last_activity_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(32), index=True)
+    durable: Mapped[bool | None]
+    topic: Mapped[str | None] = mapped_column(String(100), index=True)
+    effort: Mapped[float] = mapped_column(Float, index=True)
+    customer_turns: Mapped[int] = mapped_column(Integer)
+    handed_off: Mapped[bool] = mapped_column(Boolean)
+    agent_wait_s: Mapped[float | None] = mapped_column(Float)
+    csat: Mapped[int | None]
+    ces: Mapped[int | None]
+    sentiment_trend: Mapped[float | None] = mapped_column(Float)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)

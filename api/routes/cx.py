@@ -1,0 +1,135 @@
+"""The CX team's figures: headline metrics over a period and the conversation list (filters, worst first),
+plus the Prometheus exposition for operations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CxDep, ServicesDep
+from api.errors import ApiError
+from assistant.signals import ConversationFacts
+from assistant.telemetry import Metrics
+
+router = APIRouter(tags=["cx"])
+
+Since = Annotated[datetime | None, Query(description="conversations started at or after (ISO-8601; UTC if no zone)")]
+Until = Annotated[datetime | None, Query(description="conversations started before (ISO-8601; UTC if no zone)")]
+Sort = Literal["recent", "oldest", "worst", "effort", "-effort"]
+OutcomeName = Literal[
+    "open", "resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent", "unresolved", "abandoned"
+]
+StatusName = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return None if t is None else (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
+
+
+def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    since, until = _utc(since), _utc(until)
+    if since and until and since >= until:
+        raise ApiError(422, "invalid_request", "since must be before until")
+    return since, until
+
+
+class ConversationItem(BaseModel):
+    id: str
+    status: str
+    outcome: str
+    effort: float
+    csat: int | None
+    ces: int | None
+    topic: str | None
+    customer_id: str | None
+    started_at: datetime
+    last_activity_at: datetime
+    customer_turns: int
+    handed_off: bool
+    durable: bool | None
+    agent_wait_s: float | None
+    sentiment_trend: float | None
+    signals: dict[str, int]
+
+    @classmethod
+    def of(cls, f: ConversationFacts) -> ConversationItem:
+        return cls(
+            id=f.conversation_id,
+            status=f.status,
+            outcome=f.outcome,
+            effort=f.effort,
+            csat=f.csat,
+            ces=f.ces,
+            topic=f.topic,
+            customer_id=f.customer_id,
+            started_at=f.started_at,
+            last_activity_at=f.last_activity_at,
+            customer_turns=f.customer_turns,
+            handed_off=f.handed_off,
+            durable=f.durable,
+            agent_wait_s=f.agent_wait_s,
+            sentiment_trend=f.sentiment_trend,
+            signals=f.counts,
+        )
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationItem]
+    limit: int
+    offset: int
+
+
+@router.get("/v1/metrics", response_model=Metrics)
+async def metrics(services: ServicesDep, _: CxDep, since: Since = None, until: Until = None) -> Metrics:
+    """Headline figures over conversations started in [since, until) (definitions: README, telemetry)."""
+    since, until = _period(since, until)
+    telemetry = services.engine.telemetry
+    assert telemetry is not None
+    await run_in_threadpool(telemetry.sweep)
+    return await run_in_threadpool(telemetry.metrics, since, until)
+
+
+@router.get("/v1/conversations", response_model=ConversationList)
+async def list_conversations(
+    services: ServicesDep,
+    _: CxDep,
+    since: Since = None,
+    until: Until = None,
+    status: StatusName | None = None,
+    outcome: OutcomeName | None = None,
+    topic: Annotated[str | None, Query(max_length=100)] = None,
+    min_effort: Annotated[float | None, Query(ge=1, le=7, description="predicted effort at least this")] = None,
+    sort: Annotated[Sort, Query(description="worst = highest predicted effort first, then lowest CSAT")] = "recent",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ConversationList:
+    since, until = _period(since, until)
+    telemetry = services.engine.telemetry
+    assert telemetry is not None
+    await run_in_threadpool(telemetry.sweep)
+    facts = await run_in_threadpool(
+        lambda: services.store.query_facts(
+            since=since,
+            until=until,
+            status=status,
+            outcome=outcome,
+            topic=topic,
+            min_effort=min_effort,
+            order=sort,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return ConversationList(items=[ConversationItem.of(f) for f in facts], limit=limit, offset=offset)
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def prometheus(services: ServicesDep) -> Response:
+    """Prometheus text exposition: turn step latencies, turns by mode and action, handoffs, errors."""
+    observer = services.engine.observer
+    body = observer.exposition() if observer is not None else b""
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,318 @@
+"""The telemetry service: records signal events as conversations happen, keeps each conversation's
+derived facts up to date, closes idle conversations, and answers the CX team's questions (figures
+over a period, conversations by outcome, topic, effort).
+
+It never breaks a customer's turn: every hook logs and swallows its own failures. Personal data
+(emails, phones, cards, account numbers) is redacted from the event data it stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from pydantic import BaseModel, Field
+
+from assistant.errors import AssistantError
+from assistant.intent import FrustrationSignals
+from assistant.models import Conversation, Feedback, Message, utcnow
+from assistant.redact import Redactor
+from assistant.settings import TelemetrySettings
+from assistant.signals import (
+    BOT_RESOLVED,
+    RESOLVED,
+    ConversationFacts,
+    SignalEvent,
+    SignalKind,
+    TopicFn,
+    derive,
+    turn_signals,
+    window_start,
+)
+from assistant.store.repo import Store
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _never_raises(fn: Callable[P, R]) -> Callable[P, R | None]:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            logger.exception("telemetry: %s failed (the conversation goes on)", fn.__name__)
+            return None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+class TopicFigures(BaseModel):
+    conversations: int
+    bot_resolution_rate: float
+    handoff_rate: float
+    predicted_effort_avg: float | None
+
+
+class Metrics(BaseModel):
+    """The CX team's headline figures over conversations started in [since, until). Rates are shares of
+    all those conversations (open ones included; `open` says how many are not over yet)."""
+
+    since: datetime | None
+    until: datetime | None
+    conversations: int
+    open: int
+    bot_resolution_rate: float = Field(description="resolved by the bot, confirmed or assumed")
+    bot_confirmed_rate: float
+    bot_assumed_rate: float
+    agent_resolution_rate: float
+    handoff_rate: float
+    abandonment_rate: float
+    unresolved_rate: float
+    durable_resolution_rate: float | None = Field(
+        description="resolved conversations with no re-contact on the topic within the window, of those whose "
+        "window has passed or that were re-contacted"
+    )
+    recontact_rate: float
+    csat_avg: float | None
+    ces_avg: float | None
+    predicted_effort_avg: float | None
+    feedback_count: int
+    agent_wait_s_p50: float | None
+    agent_wait_s_p95: float | None
+    outcomes: dict[str, int]
+    signals: dict[str, int] = Field(description="signal events by kind, summed over the conversations")
+    by_topic: dict[str, TopicFigures]
+
+
+def _avg(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def _p(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
+
+
+def metrics_of(facts: list[ConversationFacts], since: datetime | None, until: datetime | None) -> Metrics:
+    n = len(facts)
+    outcomes = Counter(f.outcome for f in facts)
+
+    def rate(count: int, of: int = n) -> float:
+        return round(count / of, 4) if of else 0.0
+
+    settled = [f for f in facts if f.outcome in RESOLVED and f.durable is not None]
+    signals: Counter[str] = Counter()
+    for f in facts:
+        signals.update(f.counts)
+    topics: dict[str, list[ConversationFacts]] = defaultdict(list)
+    for f in facts:
+        topics[f.topic or "unknown"].append(f)
+    waits = [f.agent_wait_s for f in facts if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
+    return Metrics(
+        since=since,
+        until=until,
+        conversations=n,
+        open=outcomes.get("open", 0),
+        bot_resolution_rate=rate(sum(outcomes.get(k, 0) for k in BOT_RESOLVED)),
+        bot_confirmed_rate=rate(outcomes.get("resolved_by_bot_confirmed", 0)),
+        bot_assumed_rate=rate(outcomes.get("resolved_by_bot_assumed", 0)),
+        agent_resolution_rate=rate(outcomes.get("resolved_by_agent", 0)),
+        handoff_rate=rate(sum(1 for f in facts if f.handed_off)),
+        abandonment_rate=rate(outcomes.get("abandoned", 0)),
+        unresolved_rate=rate(outcomes.get("unresolved", 0)),
+        durable_resolution_rate=rate(sum(1 for f in settled if f.durable), len(settled)) if settled else None,
+        recontact_rate=rate(sum(1 for f in facts if f.counts.get("recontact"))),
+        csat_avg=_avg([f.csat for f in facts if f.csat is not None]),
+        ces_avg=_avg([f.ces for f in facts if f.ces is not None]),
+        predicted_effort_avg=_avg([f.effort for f in facts]),
+        feedback_count=sum(1 for f in facts if f.counts.get("feedback")),
+        agent_wait_s_p50=_p(waits, 50),
+        agent_wait_s_p95=_p(waits, 95),
+        outcomes=dict(outcomes),
+        signals=dict(signals),
+        by_topic={
+            t: TopicFigures(
+                conversations=len(fs),
+                bot_resolution_rate=round(sum(1 for f in fs if f.outcome in BOT_RESOLVED) / len(fs), 4),
+                handoff_rate=round(sum(1 for f in fs if f.handed_off) / len(fs), 4),
+                predicted_effort_avg=_avg([f.effort for f in fs]),
+            )
+            for t, fs in sorted(topics.items())
+        },
+    )
+
+
+class Telemetry:
+    def __init__(self, store: Store, settings: TelemetrySettings, topic_fn: TopicFn | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.topic_fn = topic_fn
+        self.redactor = Redactor(settings.redact)
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def _event(self, conversation_id: str, kind: SignalKind, value: float | None = None, **data: Any) -> SignalEvent:
+        return SignalEvent(conversation_id=conversation_id, kind=kind, at=utcnow(), value=value, data=data)
+
+    def _record(self, events: list[SignalEvent]) -> None:
+        self.store.add_signals([e.model_copy(update={"data": self.redactor.data(e.data)}) for e in events])
+
+    @_never_raises
+    def on_customer_message(
+        self,
+        conv: Conversation,
+        message: Message,
+        previous: list[Message],
+        frustration: FrustrationSignals | None,
+        turn_id: str | None,
+        result: str | None = None,
+        confidence: float | None = None,
+        handoff_reason: str | None = None,
+    ) -> ConversationFacts | None:
+        """One customer message and, when the bot handled it, what came of it: `result` is `answered`,
+        `dead_end` or None (the message went to a person)."""
+        events = turn_signals(conv.id, message, previous, frustration, turn_id, self.settings.long_gap_s)
+        earlier_customer = [m.text for m in previous if m.role == "customer"]
+        if len(earlier_customer) < 2 and self.topic_fn is not None:
+            events += self._topic_events(conv, [*earlier_customer, message.text], first=not earlier_customer)
+        if result is not None:
+            events.append(self._event(conv.id, result, confidence))  # type: ignore[arg-type]
+        if handoff_reason is not None:
+            events.append(self._event(conv.id, "handoff", reason=handoff_reason))
+        for e in events:
+            e.turn_id = turn_id
+        self._record(events)
+        return self.refresh(conv.id)
+
+    def _topic_events(self, conv: Conversation, customer_texts: list[str], first: bool) -> list[SignalEvent]:
+        """The conversation's topic (from its first customer messages); a re-contact if the same customer had
+        a conversation on the same topic within the window; a channel switch if that one was elsewhere."""
+        assert self.topic_fn is not None
+        found = self.topic_fn(customer_texts)
+        if found is None:
+            return []
+        topic, probability = found
+        events = [self._event(conv.id, "topic", probability, topic=topic)]
+        if not conv.customer_id:
+            return events
+        earlier = [
+            f
+            for f in self.store.query_facts(customer_id=conv.customer_id, since=window_start(utcnow(), self.settings))
+            if f.conversation_id != conv.id
+        ]
+        already = {e.kind for e in self.store.list_signals(conv.id)}
+        same = [f for f in earlier if f.topic == topic]
+        if same and "recontact" not in already:
+            prev = same[0]  # the most recent
+            events.append(self._event(conv.id, "recontact", previous=prev.conversation_id, topic=topic))
+            self._record([self._event(prev.conversation_id, "recontacted", by=conv.id, topic=topic)])
+            self.refresh(prev.conversation_id)
+        if first and earlier and "channel_switch" not in already:
+            channels = {self.store.get_conversation(f.conversation_id).channel for f in earlier[:1]}
+            if conv.channel not in channels:
+                events.append(self._event(conv.id, "channel_switch", previous=sorted(channels), channel=conv.channel))
+        return events
+
+    @_never_raises
+    def on_handoff(self, conversation_id: str, reason: str) -> None:
+        """A handoff not made inside a customer turn (the customer pressed "talk to a person")."""
+        self._record([self._event(conversation_id, "handoff", reason=reason)])
+        self.refresh(conversation_id)
+
+    @_never_raises
+    def on_agent_message(self, conversation_id: str, message: Message) -> None:
+        """The agent's first reply after the latest handoff records how long the customer waited."""
+        events = self.store.list_signals(conversation_id)
+        handoffs = [e for e in events if e.kind == "handoff"]
+        if not handoffs:
+            return
+        since = handoffs[-1].at
+        if any(e.kind == "agent_reply" and e.at >= since for e in events):
+            return
+        wait = max(0.0, (message.created_at - since).total_seconds())
+        self._record([self._event(conversation_id, "agent_reply", round(wait, 3))])
+        self.refresh(conversation_id)
+
+    @_never_raises
+    def on_agent_resolved(self, conversation_id: str, resolved: bool) -> None:
+        self._record([self._event(conversation_id, "agent_resolved", 1.0 if resolved else 0.0)])
+        self.refresh(conversation_id)
+
+    @_never_raises
+    def on_feedback(self, conversation_id: str, feedback: Feedback) -> None:
+        data = feedback.model_dump(exclude_none=True)
+        self._record([self._event(conversation_id, "feedback", feedback.csat, **data)])
+        self.refresh(conversation_id)
+
+    # -- deriving -----------------------------------------------------------------------------------
+
+    def refresh(self, conversation_id: str, now: datetime | None = None) -> ConversationFacts:
+        conv = self.store.get_conversation(conversation_id)
+        facts = derive(conv, self.store.list_signals(conversation_id), now or utcnow(), self.settings)
+        self.store.put_facts(facts)
+        return facts
+
+    def facts(self, conversation_id: str) -> ConversationFacts:
+        """The facts now (derived again: the inactivity clock may have run since the last event)."""
+        return self.refresh(conversation_id)
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Close conversations idle for `inactivity_s`: waiting for a person -> `abandoned`; with the bot
+        -> `resolved` (assumed resolved, or unresolved) or `abandoned`, through the state machine; and settle
+        durability of resolutions whose re-contact window has passed. Returns how many facts changed."""
+        now = now or utcnow()
+        cutoff = now.timestamp() - self.settings.inactivity_s
+        changed = 0
+        for f in self.store.query_facts(outcome="open", idle_before=datetime.fromtimestamp(cutoff, now.tzinfo)):
+            try:
+                changed += self._close_idle(f, now)
+            except AssistantError as exc:  # raced with a new message or an agent: leave it for the next sweep
+                logger.info("sweep skipped %s: %s", f.conversation_id, exc)
+        window_cutoff = datetime.fromtimestamp(now.timestamp() - self.settings.recontact_window_s, now.tzinfo)
+        for f in self.store.query_facts(idle_before=window_cutoff):
+            if f.outcome in RESOLVED and f.durable is None:
+                self.refresh(f.conversation_id, now)
+                changed += 1
+        return changed
+
+    def _close_idle(self, f: ConversationFacts, now: datetime) -> int:
+        idle = round((now - f.last_activity_at).total_seconds(), 1)
+        if f.status == "waiting_for_agent":
+            self.store.transition(f.conversation_id, "abandoned", ["waiting_for_agent"])
+            self._record([self._event(f.conversation_id, "abandoned", idle, while_="waiting_for_agent")])
+        elif f.status == "bot":
+            verdict = derive(
+                self.store.get_conversation(f.conversation_id),
+                self.store.list_signals(f.conversation_id),
+                now,
+                self.settings,
+            )
+            if verdict.outcome == "abandoned":
+                self.store.transition(f.conversation_id, "abandoned", ["bot"])
+                self._record([self._event(f.conversation_id, "abandoned", idle)])
+            else:
+                self.store.transition(f.conversation_id, "resolved", ["bot"])
+                if verdict.outcome == "resolved_by_bot_assumed":
+                    self._record([self._event(f.conversation_id, "assumed_resolved", idle)])
+        else:
+            return 0
+        self.refresh(f.conversation_id, now)
+        return 1
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def metrics(self, since: datetime | None = None, until: datetime | None = None) -> Metrics:
+        return metrics_of(self.store.query_facts(since=since, until=until), since, until)
+
+
+__all__ = ["Metrics", "Telemetry", "TopicFigures", "metrics_of"]
