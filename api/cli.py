@@ -453,6 +453,54 @@ def bench_summaries(
     _write_figures(settings, "summaries", result.model_dump(), out)
 
 
+@bench_app.command("topics")
+def bench_topics(
+    folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds (stratified)")] = 5,
+    limit: Annotated[int | None, typer.Option(min=2, help="N queries, sampled evenly over the intents")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the folds, the splits and the sample")] = 0,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Conversation topics: k-fold cross-validation of the topic classifier on BANKING77 train (77 intents)."""
+    from evals.bench.topics import run_topics
+    from evals.datasets import DatasetMissingError
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    with _progress() as bar:
+        try:
+            result = run_topics(
+                settings,
+                data or settings.shared_data_dir,
+                folds=folds,
+                seed=seed,
+                limit=limit,
+                progress=_stage_progress(bar),
+            )
+        except (DatasetMissingError, KnowledgeError, ValueError) as exc:
+            _fail(str(exc))
+    _metrics_table(
+        result.benchmark,
+        [
+            ("queries / intents / folds", f"{result.queries} / {result.labels} / {result.folds}"),
+            ("accuracy (pooled over folds)", f"{result.accuracy:.3f}"),
+            ("macro-F1 (pooled over folds)", f"{result.macro_f1:.3f}"),
+            ("accuracy per fold, mean ± sd", f"{result.accuracy_fold_mean:.3f} ± {result.accuracy_fold_std:.3f}"),
+            ("macro-F1 per fold, mean ± sd", f"{result.macro_f1_fold_mean:.3f} ± {result.macro_f1_fold_std:.3f}"),
+            ("C chosen per fold (inner 80/20 check)", ", ".join(f"{f.C:g}" for f in result.per_fold)),
+            (
+                f'"other" at min_probability={result.min_probability} / accuracy of the rest',
+                f"{result.other_rate:.3f} / {result.accuracy_above_min_probability:.3f}",
+            ),
+            ("embedding throughput (queries/s)", f"{result.embedding_texts_per_second:.0f}"),
+            ("topic latency p50 / p95 (ms, one query)", f"{result.latency_ms_p50:.1f} / {result.latency_ms_p95:.1f}"),
+            ("wall time (s)", f"{result.seconds:.0f}"),
+        ],
+    )
+    _write_figures(settings, "topics", result.model_dump(), out)
+
+
 def main() -> None:
     try:
         app()

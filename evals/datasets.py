@@ -5,6 +5,7 @@ Rows are turned into typed records here and nowhere else; benchmarks never hard-
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Iterator
@@ -112,3 +113,17 @@ def tweetsumm_dialogues(data_dir: Path, limit: int | None = None) -> list[TweetS
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+def banking77_rows(data_dir: Path) -> list[tuple[str, str]]:
+    """BANKING77 train as (text, intent) rows: 10,003 online-banking queries over 77 intents."""
+    rows: list[tuple[str, str]] = []
+    with _require(data_dir / "banking77" / "train.csv").open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"text", "category"} <= set(reader.fieldnames):
+            raise ValueError(f"{fh.name}: expected the columns text,category (got {reader.fieldnames})")
+        for row in reader:
+            text, label = (row["text"] or "").strip(), (row["category"] or "").strip()
+            if text and label:
+                rows.append((text, label))
+    return rows
