@@ -180,6 +180,10 @@ class ConversationEngine:
             timer.lap("signals")
 
         if conv.status in ("waiting_for_agent", "with_agent"):
+            try:  # the bot stays silent, but repeats and anger while waiting still count
+                intent = self.assess_intent(text, previous)
+            except Exception:
+                logger.exception("intent signals failed for a message to a person")
             signals()
             self.store.finish_turn(turn_id, state="done", reply_mode=None, timings_ms=timer.total())
             yield DoneEvent(

@@ -21,8 +21,10 @@ from assistant.history import HistoryBuilder
 from assistant.llm import ChatGateway
 from assistant.observability import TurnObserver
 from assistant.settings import Settings
+from assistant.signals import TopicFn
 from assistant.store.repo import Store
 from assistant.telemetry import Telemetry
+from assistant.topics import topics_for
 from assistant.webhooks import WebhookNotifier
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
@@ -63,6 +65,15 @@ def build_index(
     return KnowledgeIndex(
         client, emb, settings.collection, settings.chunking.max_words, settings.chunking.overlap_words
     )
+
+
+def _topic_fn(settings: Settings, index: KnowledgeIndex) -> TopicFn | None:
+    """The conversation-topic classifier (trained from the help center, cached), or None without one."""
+    try:
+        return topics_for(settings, index).topic_fn
+    except Exception as exc:  # an empty or unavailable index: conversations get no topic, nothing else changes
+        logger.warning("no topic classifier: %s", exc)
+        return None
 
 
 @dataclass
@@ -108,7 +119,7 @@ class Services:
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
         handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name))
-        telemetry = Telemetry(store, settings.telemetry, topic_fn=None)
+        telemetry = Telemetry(store, settings.telemetry, topic_fn=_topic_fn(settings, index))
         observer = TurnObserver(settings.telemetry.otel_endpoint)
         engine = ConversationEngine(
             store, retriever.search, answerer, history, handoffs, chat, settings, telemetry, observer

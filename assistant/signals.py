@@ -155,18 +155,19 @@ def turn_signals(
 
     if previous and gap > long_gap_s:
         add("long_gap", round(gap, 1))
+    said = message.text[:160]  # what the CX team reads next to the signal (redacted when stored)
     if frustration is not None:
         if frustration.repeated:
-            add("repeat", frustration.repeat_of)
+            add("repeat", frustration.repeat_of, text=said)
         elif frustration.rephrased:
-            add("rephrase", frustration.repeat_of)
+            add("rephrase", frustration.repeat_of, text=said)
         if frustration.already_told:
-            add("already_told")
+            add("already_told", text=said)
     add("sentiment", sentiment_of(message.text))
     if is_contradiction(message.text):
-        add("contradiction")
+        add("contradiction", text=said)
     elif is_confirmation(message.text):
-        add("confirmation")
+        add("confirmation", text=said)
     return ev
 
 
@@ -221,7 +222,15 @@ def _outcome(status: str, events: list[SignalEvent], inactive: bool) -> Outcome:
     said_unresolved = any(e.kind == "feedback" and e.data.get("resolved") is False for e in after)
     if said_unresolved:
         return "unresolved"
-    bot = [e for e in after if e.kind in ("answered", "dead_end", "confirmation", "contradiction", "handoff")]
+    # the bot's reply to "thanks, that worked" is not a new answer (nor a dead end): the confirmation is of
+    # the answer before it
+    thanked = {e.turn_id for e in after if e.kind == "confirmation" and e.turn_id is not None}
+    bot = [
+        e
+        for e in after
+        if e.kind in ("confirmation", "contradiction", "handoff")
+        or (e.kind in ("answered", "dead_end") and (e.turn_id is None or e.turn_id not in thanked))
+    ]
     last_answer = max((i for i, e in enumerate(bot) if e.kind == "answered"), default=-1)
     tail = bot[last_answer + 1 :] if last_answer >= 0 else bot
     confirmed = any(e.kind == "confirmation" for e in tail) or any(
@@ -233,7 +242,7 @@ def _outcome(status: str, events: list[SignalEvent], inactive: bool) -> Outcome:
         return "open"
     if last_answer >= 0 and not any(e.kind in ("dead_end", "contradiction") for e in tail):
         return "resolved_by_bot_assumed"
-    if any(e.kind in ("answered", "dead_end") for e in after):
+    if any(e.kind in ("answered", "dead_end") for e in bot):
         return "unresolved"  # the assistant tried and the customer left without an answer that stood
     return "abandoned"  # the customer left before the assistant could do anything
 

@@ -184,7 +184,9 @@ class Telemetry:
         events = turn_signals(conv.id, message, previous, frustration, turn_id, self.settings.long_gap_s)
         earlier_customer = [m.text for m in previous if m.role == "customer"]
         if len(earlier_customer) < 2 and self.topic_fn is not None:
-            events += self._topic_events(conv, [*earlier_customer, message.text], first=not earlier_customer)
+            known = not earlier_customer or any(e.kind == "topic" for e in self.store.list_signals(conv.id))
+            if not earlier_customer or not known:  # the topic is found once (first or second message)
+                events += self._topic_events(conv, [*earlier_customer, message.text], first=not earlier_customer)
         if result is not None:
             events.append(self._event(conv.id, result, confidence))  # type: ignore[arg-type]
         if handoff_reason is not None:

@@ -20,6 +20,7 @@ from assistant.samples import load_customers
 from assistant.services import build_index
 from assistant.settings import Settings
 from assistant.store.repo import Store
+from assistant.topics import topics_for
 from knowledge.loaders import SAMPLE_HELPCENTER, iter_folder
 
 WIDGET_KEY = "pk_test_widget_key_0123456789"
@@ -54,6 +55,7 @@ def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index = build_index(settings)
     docs = [d for _, d in iter_folder(SAMPLE_HELPCENTER) if not isinstance(d, Exception)]
     index.ingest(docs, origin="samples", prune=True)
+    topics_for(settings, index)  # the topic model, cached in the data dir (copies start with it)
     store = Store(settings.sqlalchemy_url)
     load_customers(store)
     store.close()

@@ -626,18 +626,17 @@ class Store:
     ) -> list[ConversationFacts]:
         f = ConversationFactsRow
         q = select(f)
-        for cond, clause in (
-            (since, f.started_at >= since),
-            (until, f.started_at < until),
-            (status, f.status == status),
-            (outcome, f.outcome == outcome),
-            (topic, f.topic == topic),
-            (customer_id, f.customer_id == customer_id),
-            (min_effort, f.effort >= (min_effort or 0)),
-            (idle_before, f.last_activity_at < idle_before),
-        ):
-            if cond is not None:
-                q = q.where(clause)
+        if since is not None:
+            q = q.where(f.started_at >= since)
+        if until is not None:
+            q = q.where(f.started_at < until)
+        if idle_before is not None:
+            q = q.where(f.last_activity_at < idle_before)
+        if min_effort is not None:
+            q = q.where(f.effort >= min_effort)
+        for column, value in ((f.status, status), (f.outcome, outcome), (f.topic, topic), (f.customer_id, customer_id)):
+            if value is not None:
+                q = q.where(column == value)
         orders = {
             "recent": [f.started_at.desc()],
             "oldest": [f.started_at.asc()],
