@@ -32,6 +32,10 @@ bench_app = typer.Typer(
     help="Benchmarks on the public dev datasets (figures printed and written as JSON).", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+simulate_app = typer.Typer(
+    help="Scripted customers through the API, checked against the CX figures.", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
 
@@ -216,6 +220,23 @@ def serve(
     _serve(settings, host, port, workers)
 
 
+def _load_samples(settings: Settings) -> Any:
+    """Ingest the sample help center and load the sample customers (idempotent); the customers report."""
+    from assistant.samples import load_customers
+    from assistant.store.repo import Store
+    from knowledge.loaders import SAMPLE_HELPCENTER
+
+    try:
+        _ingest(settings, SAMPLE_HELPCENTER, False, "samples", True, False)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.sqlalchemy_url)
+        report = load_customers(store)
+        store.close()
+    except (KnowledgeError, AssistantError) as exc:
+        _fail(str(exc))
+    return report
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -225,23 +246,13 @@ def demo(
 ) -> None:
     """Load the sample help center (Larkspur Home) and 22 sample customers, then serve."""
     from api.security import load_keys
-    from assistant.samples import load_customers
-    from assistant.store.repo import Store
-    from knowledge.loaders import SAMPLE_HELPCENTER
 
     settings = _settings(data_dir)
     if "company_name" not in settings.model_fields_set:  # the sample company, unless one is configured
         settings = settings.model_copy(update={"company_name": "Larkspur Home"})
         os.environ["CXA_COMPANY_NAME"] = "Larkspur Home"  # for the server process started below
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    try:
-        _ingest(settings, SAMPLE_HELPCENTER, False, "samples", True, False)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.sqlalchemy_url)
-        report = load_customers(store)
-        store.close()
-    except (KnowledgeError, AssistantError) as exc:
-        _fail(str(exc))
+    report = _load_samples(settings)
     console.print(
         f"customers: {report.customers_added} added, {report.customers_existing} already there "
         f"({report.events} events, {report.conversations} earlier conversations)"
@@ -499,6 +510,138 @@ def bench_topics(
         ],
     )
     _write_figures(settings, "topics", result.model_dump(), out)
+
+
+# -- simulate and export ----------------------------------------------------------------------------------
+
+
+@simulate_app.command("day")
+def simulate_day(
+    conversations: Annotated[int, typer.Option(min=10, max=5000, help="scripted conversations to run")] = 200,
+    idle_s: Annotated[float, typer.Option(min=0.5, help="the inactivity timeout used for the run (seconds)")] = 2.0,
+    seed: Annotated[int, typer.Option(help="shuffles the mix of kinds")] = 0,
+    provider: Annotated[str, typer.Option(help="chat model: fake (default) or embedded")] = "fake",
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A simulated day: 200+ scripted conversations (easy answers, rephrasing loops, handoffs, abandonment,
+    re-contacts) through the real app and API, then /v1/metrics checked against what each script intended.
+    Runs in-process on a fresh data dir (default: a temporary one) with the sample help center."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.security import load_keys
+    from evals.simulate import Credentials, run_day
+
+    if provider not in ("fake", "embedded"):
+        _fail("--provider is fake or embedded", 2)
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="cxa-day-"))
+    settings = _settings(
+        folder,
+        chat_provider=provider,
+        company_name="Larkspur Home",
+        rate_limits="off",
+        telemetry={"inactivity_s": idle_s, "sweep_interval_s": max(0.5, idle_s / 2)},
+    )
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    _load_samples(settings)
+    keys = load_keys(settings)
+    creds = Credentials(
+        widget_key=keys.widget_key,
+        agent_token=keys.agent_token,
+        cx_token=keys.cx_token,
+        identity_secret=keys.identity_secret,
+    )
+    customers = [f"cus_{n}" for n in range(1001, 1023)]
+    with TestClient(create_app(settings)) as client, _progress() as bar:
+        result = run_day(
+            client, creds, conversations, customers, idle_wait_s=idle_s + 0.5, seed=seed, progress=_stage_progress(bar)
+        )
+    kinds = Table(title=f"simulated day: {result.conversations} conversations, {result.turns} turns, {result.seconds}s")
+    for col in ("kind", "conversations", "intended outcome", "scripts matched"):
+        kinds.add_column(col, justify="right" if col != "kind" else "left")
+    for k in result.kinds:
+        kinds.add_row(
+            k.kind,
+            str(k.conversations),
+            k.intended,
+            f"{k.matched}/{round(k.conversations / (2 if k.kind == 'recontact' else 1))}",
+        )
+    console.print(kinds)
+    checks = Table(title="/v1/metrics vs the scripts' intentions")
+    for col in ("metric", "intended", "measured", "ok"):
+        checks.add_column(col, justify="right" if col != "metric" else "left")
+    for c in result.checks:
+        checks.add_row(c.metric, f"{c.expected:g}", f"{c.got:g}", "yes" if c.ok else "[red]NO[/]")
+    console.print(checks)
+    m = result.metrics
+    _metrics_table(
+        "other figures",
+        [
+            ("CSAT avg / CES avg (customers who rated)", f"{m['csat_avg']} / {m['ces_avg']}"),
+            ("predicted effort avg (CES 1..7)", m["predicted_effort_avg"]),
+            ("durable resolution rate", m["durable_resolution_rate"]),
+            ("agent wait p50 / p95 (s)", f"{m['agent_wait_s_p50']} / {m['agent_wait_s_p95']}"),
+            ("telemetry per turn p50 / p95 (ms)", f"{result.signals_ms_p50} / {result.signals_ms_p95}"),
+            ("whole turn p50 / p95 (ms)", f"{result.turn_ms_p50} / {result.turn_ms_p95}"),
+        ],
+    )
+    for miss in result.mismatches[:10]:
+        err.print(f"[yellow]mismatch[/] {miss}")
+    _write_figures(settings, "simulated-day", result.model_dump(), out)
+    if result.mismatches or not all(c.ok for c in result.checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="the JSONL file to write (- for standard output)")],
+    since: Annotated[str | None, typer.Option(help="conversations started at or after (ISO-8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="conversations started before (ISO-8601)")] = None,
+    transcripts: Annotated[bool, typer.Option(help="include the (redacted) messages")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Export conversations as JSONL: derived facts, signal events and optionally messages, with personal
+    data (emails, phones, cards, account numbers) redacted as CXA_TELEMETRY__REDACT says."""
+    from datetime import UTC, datetime
+
+    from assistant.redact import Redactor
+    from assistant.store.repo import Store
+
+    def when(value: str | None, name: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            _fail(f"--{name}: not an ISO-8601 time: {value!r}", 2)
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    settings = _settings(data_dir)
+    store = Store(settings.sqlalchemy_url)
+    redactor = Redactor(settings.telemetry.redact)
+    facts = store.query_facts(since=when(since, "since"), until=when(until, "until"), order="oldest")
+    fh = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
+    try:
+        for f in facts:
+            row: dict[str, Any] = {
+                **f.model_dump(mode="json"),
+                "signals": [redactor.data(e.model_dump(mode="json")) for e in store.list_signals(f.conversation_id)],
+            }
+            if transcripts:
+                row["messages"] = [
+                    {"role": m.role, "text": redactor.text(m.text), "at": m.created_at.isoformat()}
+                    for m in store.list_messages(f.conversation_id)
+                ]
+            fh.write(json.dumps(row) + "\n")
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+        store.close()
+    if str(out) != "-":
+        console.print(f"{len(facts)} conversations written to {out}")
 
 
 def main() -> None:

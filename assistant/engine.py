@@ -46,11 +46,20 @@ from assistant.observability import TurnObserver
 from assistant.prompts import CONDENSE_QUESTION
 from assistant.rewrite import heuristic_standalone
 from assistant.settings import Settings
+from assistant.signals import is_confirmation
 from assistant.store.repo import Store
 from assistant.telemetry import Telemetry
 from knowledge.errors import KnowledgeError
 
 logger = logging.getLogger(__name__)
+
+CLOSING_TEXT = "You're welcome! Is there anything else I can help you with?"
+
+
+def is_thanks_only(text: str) -> bool:
+    """A thank-you or "that worked" with no new question in it (answered with a closing line)."""
+    return is_confirmation(text) and "?" not in text and len(text.split()) <= 10
+
 
 Search = Callable[[str, int], list[SearchHit]]
 
@@ -214,6 +223,9 @@ class ConversationEngine:
             intent = self.assess_intent(text, previous)
             decision = decide_before_answer(intent, self.settings.policy)
             timer.lap("intent")
+            if decision is None and is_thanks_only(text) and any(m.role != "customer" for m in previous):
+                yield from self._close_politely(conv, msg.id, turn_id, timer, signals)
+                return
             if decision is None:
                 query = self.standalone_question(text, previous, turn_id, conversation_id)
                 timer.lap("rewrite")
@@ -328,6 +340,37 @@ class ConversationEngine:
                 status=conv.status,
                 action=decision.action,
                 query=query,
+                timings_ms=timings,
+            )
+        )
+
+    def _close_politely(
+        self, conv: Conversation, message_id: str, turn_id: str, timer: _Timer, signals: Callable[..., None]
+    ) -> Iterator[TurnEvent]:
+        """ "Thanks, that worked": no search, no handoff; a short closing reply (the confirmation is a signal)."""
+        yield TokenEvent(text=CLOSING_TEXT)
+        reply = Reply(text=CLOSING_TEXT, citations=[], mode="closing")
+        reply_msg = self.store.add_message(conv.id, "assistant", CLOSING_TEXT, [], turn_id=turn_id)
+        signals()
+        timings = timer.total()
+        self.store.finish_turn(
+            turn_id,
+            state="done",
+            reply_mode="closing",
+            confidence=1.0,
+            reply_message_id=reply_msg.id,
+            timings_ms=timings,
+        )
+        yield DoneEvent(
+            turn=Turn(
+                message_id=message_id,
+                conversation_id=conv.id,
+                turn_id=turn_id,
+                reply=reply,
+                confidence=1.0,
+                handoff=None,
+                status=conv.status,
+                action="answer",
                 timings_ms=timings,
             )
         )

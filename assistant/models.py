@@ -43,7 +43,7 @@ __all__ = [
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
 Role = Literal["customer", "assistant", "agent", "system"]
-ReplyMode = Literal["generated", "extractive", "declined", "error", "handoff"]
+ReplyMode = Literal["generated", "extractive", "declined", "error", "handoff", "closing"]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
 
 

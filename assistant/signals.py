@@ -222,9 +222,9 @@ def _outcome(status: str, events: list[SignalEvent], inactive: bool) -> Outcome:
     said_unresolved = any(e.kind == "feedback" and e.data.get("resolved") is False for e in after)
     if said_unresolved:
         return "unresolved"
-    # the bot's reply to "thanks, that worked" is not a new answer (nor a dead end): the confirmation is of
-    # the answer before it
-    thanked = {e.turn_id for e in after if e.kind == "confirmation" and e.turn_id is not None}
+    # the bot's reply to "thanks, that worked" (or "still not working") is not a new answer: the customer's
+    # verdict is on the answer before it
+    thanked = {e.turn_id for e in after if e.kind in ("confirmation", "contradiction") and e.turn_id is not None}
     bot = [
         e
         for e in after
