@@ -191,6 +191,7 @@ class Summarizer:
                 {"company": self.company, "transcript": transcript},
                 ModelSummary,
                 max_tokens=self.settings.summary_max_tokens,
+                timeout_s=self.settings.summary_timeout_s,
                 conversation_id=conversation_id,
             )
         except ModelUnavailableError as exc:

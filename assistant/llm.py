@@ -328,11 +328,13 @@ class ChatGateway:
         turn_id: str | None = None,
         conversation_id: str | None = None,
         options: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
         `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
         rendered = prompt.render(**values)
         messages = to_messages(rendered)
+        limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()
         first: float | None = None
         out: list[str] = []
@@ -346,8 +348,8 @@ class ChatGateway:
                     first = time.perf_counter()
                 out.append(piece)
                 yield piece
-                if time.perf_counter() - started > self.timeout_s:
-                    raise TimeoutError(f"generation exceeded {self.timeout_s:.0f}s")
+                if time.perf_counter() - started > limit:
+                    raise TimeoutError(f"generation exceeded {limit:.0f}s")
         except ModelUnavailableError as exc:
             error = str(exc)
             raise
@@ -409,6 +411,7 @@ class ChatGateway:
         schema: type[ModelT],
         *,
         max_tokens: int | None = None,
+        timeout_s: float | None = None,
         **ids: str | None,
     ) -> ModelT:
         """One call whose reply must be a JSON object valid for `schema` (constrained by a JSON schema
@@ -418,7 +421,7 @@ class ChatGateway:
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
         try:
-            text = "".join(self.stream(prompt, values, options=options, **ids))
+            text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
         except ModelUnavailableError as exc:
             # Many OpenAI-compatible servers (llama_cpp.server, older vLLM) only know json_object.
             if (
@@ -429,7 +432,7 @@ class ChatGateway:
                 raise
             logger.warning("the endpoint refuses response_format json_schema; asking for json_object from now on")
             self.structured_output = "json_object"
-            text = "".join(self.stream(prompt, values, options=options, **ids))
+            text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
         return parse_json_reply(text, schema)
 
 

@@ -139,6 +139,9 @@ class HandoffSettings(BaseModel):
         description="model = written by the chat model (extractive fields where it fails); extractive = no model",
     )
     summary_max_tokens: int = Field(200, gt=0, description="longest model-written summary, in tokens")
+    summary_timeout_s: float = Field(
+        15.0, gt=0, description="a summary taking longer falls back to the extractive one (the customer is waiting)"
+    )
     summary_transcript_words: int = Field(
         500, ge=50, description="words of the conversation given to the summary prompt (the newest kept)"
     )

@@ -259,3 +259,18 @@ def test_summaries_benchmark_reports_rouge_for_model_and_fallback(tweetsumm: Pat
 def test_scored_text_is_what_the_agent_reads_first() -> None:
     summary = extractive_summary(SOFA, CustomerContext(), "low_confidence")
     assert scored_text(summary).startswith("My sofa arrived with a torn cushion cover. I want a replacement cover")
+
+
+def test_a_summary_slower_than_its_timeout_falls_back() -> None:
+    class Slow(CannedChatModel):
+        def _stream(self, *a: Any, **kw: Any) -> Iterator[ChatGenerationChunk]:
+            import time
+
+            for piece in ['{"issue": ', '"The sofa ', "cover is ", 'torn."', "}"] * 4:
+                time.sleep(0.05)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+    summary, source = summarizer(Slow(reply="", seen=[]), summary_timeout_s=0.12).summarize(
+        SOFA, CustomerContext(), "low_confidence"
+    )
+    assert source == "extractive" and summary.issue == "My sofa arrived with a torn cushion cover."
