@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,6 +38,8 @@ simulate_app = typer.Typer(
 app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
+
+T = TypeVar("T")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="where state lives (default: CXA_DATA_DIR or ./.cxa-data)")
@@ -320,6 +322,20 @@ def chat(
 # -- bench -----------------------------------------------------------------------------------------------
 
 
+def _run_bench(data_dir: Path | None, data: Path | None, run: Callable[[Settings, Path, Any], T]) -> tuple[Settings, T]:
+    """Settings, quiet logging, a progress bar, and one clear line (exit 1) for a missing dataset or model."""
+    from evals.datasets import DatasetMissingError
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    with _progress() as bar:
+        try:
+            return settings, run(settings, data or settings.shared_data_dir, _stage_progress(bar))
+        except (DatasetMissingError, KnowledgeError, ModelUnavailableError) as exc:
+            _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
 def _metrics_table(title: str, rows: list[tuple[str, object]]) -> None:
     table = Table(title=title)
     table.add_column("metric")
@@ -347,18 +363,12 @@ def bench_retrieval(
 ) -> None:
     """doc2dial dev: recall@k and MRR over all 273 pages, query latency, ingest throughput."""
     from evals.bench.retrieval import run_retrieval
-    from evals.datasets import DatasetMissingError
 
-    settings = _settings(data_dir)
-    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    data_path = data or settings.shared_data_dir
-    with _progress() as bar:
-        progress = _stage_progress(bar)
-
-        try:
-            result = run_retrieval(settings, data_path, k=k, limit=limit, fresh=fresh, progress=progress)
-        except (DatasetMissingError, KnowledgeError) as exc:
-            _fail(str(exc))
+    settings, result = _run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_retrieval(st, path, k=k, limit=limit, fresh=fresh, progress=progress),
+    )
     rows: list[tuple[str, object]] = [
         ("turns", result.turns),
         (f"recall@{k}", f"{result.recall_at_k:.3f}"),
@@ -383,19 +393,15 @@ def bench_handoff(
 ) -> None:
     """Knowing when not to answer: CLINC150 out-of-scope detection and doc2dial removed-document handoffs."""
     from evals.bench.handoff import run_clinc, run_doc2dial_handoff
-    from evals.datasets import DatasetMissingError
 
-    settings = _settings(data_dir)
-    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    data_path = data or settings.shared_data_dir
-    with _progress() as bar:
-        progress = _stage_progress(bar)
-
-        try:
-            clinc = run_clinc(settings, data_path, limit=limit, seed=seed, progress=progress)
-            d2d = run_doc2dial_handoff(settings, data_path, limit=limit, seed=seed, progress=progress)
-        except (DatasetMissingError, KnowledgeError) as exc:
-            _fail(str(exc))
+    settings, (clinc, d2d) = _run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: (
+            run_clinc(st, path, limit=limit, seed=seed, progress=progress),
+            run_doc2dial_handoff(st, path, limit=limit, seed=seed, progress=progress),
+        ),
+    )
     _metrics_table(
         "knowing when not to answer",
         [
@@ -431,15 +437,8 @@ def bench_summaries(
 ) -> None:
     """Handoff summaries on TweetSumm dev: ROUGE-L vs the human summaries, with the configured chat model."""
     from evals.bench.summaries import run_summaries
-    from evals.datasets import DatasetMissingError
 
-    settings = _settings(data_dir)
-    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    with _progress() as bar:
-        try:
-            result = run_summaries(settings, data or settings.shared_data_dir, limit, _stage_progress(bar))
-        except (DatasetMissingError, ModelUnavailableError) as exc:
-            _fail(str(exc))
+    settings, result = _run_bench(data_dir, data, lambda st, path, progress: run_summaries(st, path, limit, progress))
     s, e = result.summary, result.extractive
     _metrics_table(
         result.benchmark,
@@ -475,22 +474,14 @@ def bench_topics(
 ) -> None:
     """Conversation topics: k-fold cross-validation of the topic classifier on BANKING77 train (77 intents)."""
     from evals.bench.topics import run_topics
-    from evals.datasets import DatasetMissingError
 
-    settings = _settings(data_dir)
-    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    with _progress() as bar:
+    def run(st: Settings, path: Path, progress: Any) -> Any:
         try:
-            result = run_topics(
-                settings,
-                data or settings.shared_data_dir,
-                folds=folds,
-                seed=seed,
-                limit=limit,
-                progress=_stage_progress(bar),
-            )
-        except (DatasetMissingError, KnowledgeError, ValueError) as exc:
+            return run_topics(st, path, folds=folds, seed=seed, limit=limit, progress=progress)
+        except ValueError as exc:  # e.g. too few queries per intent for the folds
             _fail(str(exc))
+
+    settings, result = _run_bench(data_dir, data, run)
     _metrics_table(
         result.benchmark,
         [

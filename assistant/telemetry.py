@@ -164,8 +164,14 @@ class Telemetry:
     def _event(self, conversation_id: str, kind: SignalKind, value: float | None = None, **data: Any) -> SignalEvent:
         return SignalEvent(conversation_id=conversation_id, kind=kind, at=utcnow(), value=value, data=data)
 
-    def _record(self, events: list[SignalEvent]) -> None:
-        self.store.add_signals([e.model_copy(update={"data": self.redactor.data(e.data)}) for e in events])
+    def _record(
+        self, conversation_id: str, events: list[SignalEvent], now: datetime | None = None
+    ) -> ConversationFacts:
+        """Store the events (their data redacted) and the conversation's facts derived again, in one go."""
+        redacted = [e.model_copy(update={"data": self.redactor.data(e.data)}) for e in events]
+        return self.store.record_signals(
+            conversation_id, redacted, lambda conv, evs: derive(conv, evs, now or utcnow(), self.settings)
+        )
 
     @_never_raises
     def on_customer_message(
@@ -193,8 +199,7 @@ class Telemetry:
             events.append(self._event(conv.id, "handoff", reason=handoff_reason))
         for e in events:
             e.turn_id = turn_id
-        self._record(events)
-        return self.refresh(conv.id)
+        return self._record(conv.id, events)
 
     def _topic_events(self, conv: Conversation, customer_texts: list[str], first: bool) -> list[SignalEvent]:
         """The conversation's topic (from its first customer messages); a re-contact if the same customer had
@@ -217,8 +222,9 @@ class Telemetry:
         if same and "recontact" not in already:
             prev = same[0]  # the most recent
             events.append(self._event(conv.id, "recontact", previous=prev.conversation_id, topic=topic))
-            self._record([self._event(prev.conversation_id, "recontacted", by=conv.id, topic=topic)])
-            self.refresh(prev.conversation_id)
+            self._record(
+                prev.conversation_id, [self._event(prev.conversation_id, "recontacted", by=conv.id, topic=topic)]
+            )
         if first and earlier and "channel_switch" not in already:
             channels = {self.store.get_conversation(f.conversation_id).channel for f in earlier[:1]}
             if conv.channel not in channels:
@@ -228,8 +234,7 @@ class Telemetry:
     @_never_raises
     def on_handoff(self, conversation_id: str, reason: str) -> None:
         """A handoff not made inside a customer turn (the customer pressed "talk to a person")."""
-        self._record([self._event(conversation_id, "handoff", reason=reason)])
-        self.refresh(conversation_id)
+        self._record(conversation_id, [self._event(conversation_id, "handoff", reason=reason)])
 
     @_never_raises
     def on_agent_message(self, conversation_id: str, message: Message) -> None:
@@ -242,31 +247,22 @@ class Telemetry:
         if any(e.kind == "agent_reply" and e.at >= since for e in events):
             return
         wait = max(0.0, (message.created_at - since).total_seconds())
-        self._record([self._event(conversation_id, "agent_reply", round(wait, 3))])
-        self.refresh(conversation_id)
+        self._record(conversation_id, [self._event(conversation_id, "agent_reply", round(wait, 3))])
 
     @_never_raises
     def on_agent_resolved(self, conversation_id: str, resolved: bool) -> None:
-        self._record([self._event(conversation_id, "agent_resolved", 1.0 if resolved else 0.0)])
-        self.refresh(conversation_id)
+        self._record(conversation_id, [self._event(conversation_id, "agent_resolved", 1.0 if resolved else 0.0)])
 
     @_never_raises
     def on_feedback(self, conversation_id: str, feedback: Feedback) -> None:
         data = feedback.model_dump(exclude_none=True)
-        self._record([self._event(conversation_id, "feedback", feedback.csat, **data)])
-        self.refresh(conversation_id)
+        self._record(conversation_id, [self._event(conversation_id, "feedback", feedback.csat, **data)])
 
     # -- deriving -----------------------------------------------------------------------------------
 
     def refresh(self, conversation_id: str, now: datetime | None = None) -> ConversationFacts:
-        conv = self.store.get_conversation(conversation_id)
-        facts = derive(conv, self.store.list_signals(conversation_id), now or utcnow(), self.settings)
-        self.store.put_facts(facts)
-        return facts
-
-    def facts(self, conversation_id: str) -> ConversationFacts:
-        """The facts now (derived again: the inactivity clock may have run since the last event)."""
-        return self.refresh(conversation_id)
+        """Derive the facts again with no new event (the inactivity clock may have run)."""
+        return self._record(conversation_id, [], now)
 
     def sweep(self, now: datetime | None = None) -> int:
         """Close conversations idle for `inactivity_s`: waiting for a person -> `abandoned`; with the bot
@@ -291,7 +287,7 @@ class Telemetry:
         idle = round((now - f.last_activity_at).total_seconds(), 1)
         if f.status == "waiting_for_agent":
             self.store.transition(f.conversation_id, "abandoned", ["waiting_for_agent"])
-            self._record([self._event(f.conversation_id, "abandoned", idle, while_="waiting_for_agent")])
+            self._record(f.conversation_id, [self._event(f.conversation_id, "abandoned", idle)], now)
         elif f.status == "bot":
             verdict = derive(
                 self.store.get_conversation(f.conversation_id),
@@ -301,14 +297,14 @@ class Telemetry:
             )
             if verdict.outcome == "abandoned":
                 self.store.transition(f.conversation_id, "abandoned", ["bot"])
-                self._record([self._event(f.conversation_id, "abandoned", idle)])
+                self._record(f.conversation_id, [self._event(f.conversation_id, "abandoned", idle)], now)
             else:
                 self.store.transition(f.conversation_id, "resolved", ["bot"])
-                if verdict.outcome == "resolved_by_bot_assumed":
-                    self._record([self._event(f.conversation_id, "assumed_resolved", idle)])
+                assumed = verdict.outcome == "resolved_by_bot_assumed"
+                ev = [self._event(f.conversation_id, "assumed_resolved", idle)] if assumed else []
+                self._record(f.conversation_id, ev, now)
         else:
             return 0
-        self.refresh(f.conversation_id, now)
         return 1
 
     # -- reading ------------------------------------------------------------------------------------

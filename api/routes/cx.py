@@ -57,24 +57,7 @@ class ConversationItem(BaseModel):
 
     @classmethod
     def of(cls, f: ConversationFacts) -> ConversationItem:
-        return cls(
-            id=f.conversation_id,
-            status=f.status,
-            outcome=f.outcome,
-            effort=f.effort,
-            csat=f.csat,
-            ces=f.ces,
-            topic=f.topic,
-            customer_id=f.customer_id,
-            started_at=f.started_at,
-            last_activity_at=f.last_activity_at,
-            customer_turns=f.customer_turns,
-            handed_off=f.handed_off,
-            durable=f.durable,
-            agent_wait_s=f.agent_wait_s,
-            sentiment_trend=f.sentiment_trend,
-            signals=f.counts,
-        )
+        return cls(id=f.conversation_id, signals=f.counts, **f.model_dump(exclude={"conversation_id", "counts"}))
 
 
 class ConversationList(BaseModel):

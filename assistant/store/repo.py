@@ -565,44 +565,57 @@ class Store:
 
     # -- telemetry: signal events (append-only) and the facts derived from them -------------------
 
-    def add_signals(self, events: Iterable[SignalEvent]) -> None:
-        rows = [
-            SignalEventRow(
-                conversation_id=e.conversation_id, turn_id=e.turn_id, kind=e.kind, value=e.value, data=e.data, at=e.at
+    def record_signals(
+        self,
+        conversation_id: str,
+        events: Iterable[SignalEvent],
+        derive: Callable[[Conversation, list[SignalEvent]], ConversationFacts],
+    ) -> ConversationFacts:
+        """Append `events` (any conversation's) and store `conversation_id`'s facts as `derive` makes them
+        from its status and all its events: one transaction, so the facts always match the events."""
+        with self.session() as s:
+            s.add_all(
+                SignalEventRow(
+                    conversation_id=e.conversation_id,
+                    turn_id=e.turn_id,
+                    kind=e.kind,
+                    value=e.value,
+                    data=e.data,
+                    at=e.at,
+                )
+                for e in events
             )
-            for e in events
-        ]
-        if rows:
-            with self.session() as s:
-                s.add_all(rows)
+            s.flush()
+            row = s.get(ConversationRow, conversation_id)
+            if row is None:
+                raise ConversationNotFoundError(conversation_id)
+            facts = derive(_conversation(row), self._signals(s, conversation_id))
+            s.merge(ConversationFactsRow(**facts.model_dump()))
+            row.outcome, row.topic = facts.outcome, facts.topic
+            return facts
 
     def list_signals(self, conversation_id: str) -> list[SignalEvent]:
         with self.session() as s:
-            rows = s.scalars(
-                select(SignalEventRow)
-                .where(SignalEventRow.conversation_id == conversation_id)
-                .order_by(SignalEventRow.at, SignalEventRow.id)
-            )
-            return [
-                SignalEvent(
-                    conversation_id=r.conversation_id,
-                    kind=r.kind,  # type: ignore[arg-type]
-                    at=_aware(r.at),  # type: ignore[arg-type]
-                    value=r.value,
-                    turn_id=r.turn_id,
-                    data=r.data or {},
-                )
-                for r in rows
-            ]
+            return self._signals(s, conversation_id)
 
-    def put_facts(self, facts: ConversationFacts) -> None:
-        with self.session() as s:
-            s.merge(ConversationFactsRow(**facts.model_dump()))
-            s.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == facts.conversation_id)
-                .values(outcome=facts.outcome, topic=facts.topic)
+    @staticmethod
+    def _signals(s: Session, conversation_id: str) -> list[SignalEvent]:
+        rows = s.scalars(
+            select(SignalEventRow)
+            .where(SignalEventRow.conversation_id == conversation_id)
+            .order_by(SignalEventRow.at, SignalEventRow.id)
+        )
+        return [
+            SignalEvent(
+                conversation_id=r.conversation_id,
+                kind=r.kind,  # type: ignore[arg-type]
+                at=_aware(r.at),  # type: ignore[arg-type]
+                value=r.value,
+                turn_id=r.turn_id,
+                data=r.data or {},
             )
+            for r in rows
+        ]
 
     def get_facts(self, conversation_id: str) -> ConversationFacts | None:
         with self.session() as s:
