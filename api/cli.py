@@ -36,6 +36,11 @@ simulate_app = typer.Typer(
     help="Scripted customers through the API, checked against the CX figures.", no_args_is_help=True
 )
 app.add_typer(simulate_app, name="simulate")
+eval_app = typer.Typer(
+    help="Conversation quality: scorecards, judge calibration against reviews, and the benchmark suite.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
 
@@ -501,6 +506,12 @@ def bench_topics(
         ],
     )
     _write_figures(settings, "topics", result.model_dump(), out)
+
+
+# -- eval: scorecards, reviews, judge calibration, regression cases --------------------------------------
+
+
+# -- eval: the benchmark suite (`cxa eval bench`) and simulated customers --------------------------------
 
 
 # -- simulate and export ----------------------------------------------------------------------------------
