@@ -18,7 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import conversations, customers, cx, handoffs, health, knowledge
+from api.routes import conversations, customers, cx, handoffs, health, knowledge, web
 from api.security import load_keys
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
@@ -73,9 +73,18 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
     install_error_handlers(app)
     for module in (health, cx, conversations, handoffs, knowledge, customers):
         app.include_router(module.router)
+    web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 
     @app.get("/", include_in_schema=False)
     def index() -> dict[str, str]:
-        return {"name": "cx-assistant", "version": VERSION, "docs": "/docs", "openapi": "/openapi.json"}
+        return {
+            "name": "cx-assistant",
+            "version": VERSION,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "widget": "/widget.js",
+            "console": "/console",
+            "dashboard": "/dashboard",
+        }
 
     return app

@@ -1,6 +1,6 @@
 """FastAPI dependencies: the process's services, and who the caller is.
 
-`ServicesDep`, `WidgetDep`, `AgentDep`, `CxDep`, `AdminDep` are `Annotated` aliases, so routes read as
+`ServicesDep`, `WidgetDep`, `ReaderDep`, `AgentDep`, `CxDep`, `AdminDep` are `Annotated` aliases, so routes read as
 `def route(services: ServicesDep, _: AdminDep)`. Tests override `get_services` or build the app
 with their own settings; nothing here is a global created at import.
 """
@@ -56,7 +56,22 @@ def require_role(*allowed: Role):  # noqa: ANN201 - returns a FastAPI dependency
     return dependency
 
 
+def require_reader(
+    keys: KeysDep,
+    x_widget_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Role:
+    """The widget key or any staff token (agent, cx, admin): who may read a conversation's transcript."""
+    if keys.widget_ok(x_widget_key):
+        return "widget"
+    role = _bearer_role(keys, authorization)
+    if role is None:
+        raise ApiError(401, "unauthorized", "an X-Widget-Key header or an agent, cx or admin bearer token is required")
+    return role
+
+
 WidgetDep = Annotated[None, Depends(require_widget)]
+ReaderDep = Annotated[Role, Depends(require_reader)]
 AgentDep = Annotated[Role, Depends(require_role("agent"))]
 CxDep = Annotated[Role, Depends(require_role("cx"))]
 AdminDep = Annotated[Role, Depends(require_role("admin"))]

@@ -47,9 +47,19 @@ class LoadReport(BaseModel):
     conversations: int = 0
 
 
-def load_customers(store: Store, path: Path = SAMPLE_CUSTOMERS) -> LoadReport:
+def _rows(path: Path) -> list[dict[str, object]]:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    rows = raw["customers"] if isinstance(raw, dict) else raw
+    return raw["customers"] if isinstance(raw, dict) else raw  # type: ignore[no-any-return]
+
+
+def sample_profiles(path: Path = SAMPLE_CUSTOMERS) -> list[CustomerProfile]:
+    """The sample customers' profiles (for the demo page's customer picker)."""
+    fields = set(CustomerProfile.model_fields)
+    return [CustomerProfile.model_validate({k: v for k, v in row.items() if k in fields}) for row in _rows(path)]
+
+
+def load_customers(store: Store, path: Path = SAMPLE_CUSTOMERS) -> LoadReport:
+    rows = _rows(path)
     report = LoadReport()
     for row in rows:
         c = SampleCustomer.model_validate(row)

@@ -187,6 +187,16 @@ class TopicSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The web surfaces served by the app: the widget, the agent console, the CX dashboard, the demo page."""
+
+    demo_page: bool = Field(
+        False,
+        description="serve GET /demo, a sample host page that computes customer_hash for the sample customers "
+        "(`cxa demo` turns it on; never on a production server: it hands out identity hashes)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CXA_",
@@ -213,6 +223,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = HandoffSettings()
     topics: TopicSettings = TopicSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    web: WebSettings = WebSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")

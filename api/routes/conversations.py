@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import statistics
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -16,10 +17,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import KeysDep, ServicesDep, WidgetDep
+from api.deps import KeysDep, ReaderDep, ServicesDep, WidgetDep
 from api.errors import ApiError, error_body
 from api.schemas import TextIn
-from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent
+from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent, utcnow
+from assistant.services import Services
 from assistant.signals import SignalEvent
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,18 @@ class ConversationOut(BaseModel):
 MessageIn = TextIn
 
 
-class TranscriptOut(ConversationOut):
+class QueueInfo(BaseModel):
+    """Where a waiting customer stands, for the widget's "a person will join" line."""
+
+    queue_position: int | None = Field(
+        None, description="1 = next to be claimed; None when no handoff is waiting (claimed, resolved, none)"
+    )
+    expected_wait_s: float | None = Field(
+        None, description="median wait for an agent's first reply over the last day's handed-off conversations"
+    )
+
+
+class TranscriptOut(ConversationOut, QueueInfo):
     messages: list[Message]
     handoff: Handoff | None = None
     outcome: str | None = None
@@ -77,9 +90,24 @@ class HandoffIn(BaseModel):
     reason: str | None = Field(None, max_length=200)
 
 
-class HandoffOut(BaseModel):
+class HandoffOut(QueueInfo):
     handoff: Handoff
     status: str
+
+
+_WAIT_WINDOW = timedelta(days=1)
+_WAIT_SAMPLE = 200
+
+
+def _queue_info(services: Services, handoff: Handoff | None) -> QueueInfo:
+    """Position among the waiting handoffs (oldest first) and the recent typical wait: two small queries."""
+    if handoff is None or handoff.status != "waiting":
+        return QueueInfo()
+    waiting = services.store.list_handoffs("waiting", limit=1000)
+    position = next((i for i, h in enumerate(waiting, 1) if h.id == handoff.id), None)
+    recent = services.store.query_facts(since=utcnow() - _WAIT_WINDOW, limit=_WAIT_SAMPLE)
+    waits = [f.agent_wait_s for f in recent if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
+    return QueueInfo(queue_position=position, expected_wait_s=round(statistics.median(waits), 1) if waits else None)
 
 
 def _sse(event: str, data: Any, id_: int | None = None) -> str:
@@ -161,13 +189,16 @@ async def _turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
-def get_conversation(conversation_id: str, services: ServicesDep, _: WidgetDep) -> TranscriptOut:
+def get_conversation(conversation_id: str, services: ServicesDep, _: ReaderDep) -> TranscriptOut:
+    """The transcript, for the customer's widget (widget key) or staff (agent, cx or admin token)."""
     conv, messages = services.engine.transcript(conversation_id)
     facts = services.store.get_facts(conversation_id)
+    handoff = services.store.open_handoff(conversation_id)
     return TranscriptOut(
         **ConversationOut.of(conv).model_dump(),
+        **_queue_info(services, handoff).model_dump(),
         messages=messages,
-        handoff=services.store.open_handoff(conversation_id),
+        handoff=handoff,
         outcome=facts.outcome if facts else None,
         effort=facts.effort if facts else None,
         signals=services.store.list_signals(conversation_id),
@@ -179,13 +210,14 @@ async def conversation_events(
     conversation_id: str,
     request: Request,
     services: ServicesDep,
-    _: WidgetDep,
+    _: ReaderDep,
     after: Annotated[int, Query(ge=0, description="only messages after this sequence number")] = 0,
     poll_s: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
     max_s: Annotated[float, Query(ge=1, le=3600, description="close the stream after this long")] = 300.0,
     last_event_id: Annotated[str | None, Header(description="sent by EventSource when it reconnects")] = None,
 ) -> StreamingResponse:
-    """New messages of the conversation as SSE `message` events (agent replies reach the widget this way),
+    """New messages of the conversation as SSE `message` events (agent replies reach the widget this way;
+    the agent console follows the customer the same way, with its bearer token),
     each with `id:` = the message's sequence number, and a `status` event whenever the status changes
     (first on connect). Backed by the database, so it works whichever worker wrote the message.
 
@@ -242,7 +274,7 @@ def request_handoff(
 ) -> HandoffOut:
     handoff = services.engine.request_handoff(conversation_id, (body.reason if body else None) or "customer_request")
     status = services.store.get_conversation(conversation_id).status
-    return HandoffOut(handoff=handoff, status=status)
+    return HandoffOut(handoff=handoff, status=status, **_queue_info(services, handoff).model_dump())
 
 
 @router.post("/{conversation_id}/feedback")

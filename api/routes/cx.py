@@ -3,7 +3,8 @@ plus the Prometheus exposition for operations."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CxDep, ServicesDep
 from api.errors import ApiError
 from assistant.signals import ConversationFacts
-from assistant.telemetry import Metrics
+from assistant.telemetry import Metrics, metrics_of
 
 router = APIRouter(tags=["cx"])
 
@@ -74,6 +75,82 @@ async def metrics(services: ServicesDep, _: CxDep, since: Since = None, until: U
     assert telemetry is not None
     await run_in_threadpool(telemetry.sweep)
     return await run_in_threadpool(telemetry.metrics, since, until)
+
+
+MAX_BUCKETS = 400
+BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+class Timeseries(BaseModel):
+    bucket: Literal["hour", "day"]
+    since: datetime
+    until: datetime
+    items: list[Metrics]
+
+
+class TopicMetrics(Metrics):
+    topic: str
+
+
+class TopicList(BaseModel):
+    since: datetime | None
+    until: datetime | None
+    items: list[TopicMetrics]
+
+
+def _floor(t: datetime, bucket: str) -> datetime:
+    t = t.replace(minute=0, second=0, microsecond=0)
+    return t.replace(hour=0) if bucket == "day" else t
+
+
+@router.get("/v1/metrics/timeseries", response_model=Timeseries)
+async def metrics_timeseries(
+    services: ServicesDep,
+    _: CxDep,
+    since: Since = None,
+    until: Until = None,
+    bucket: Annotated[Literal["hour", "day"], Query(description="bucket width (UTC hours or days)")] = "day",
+) -> Timeseries:
+    """The headline figures per bucket over [since, until): each item is `/v1/metrics` for that bucket's
+    conversations (empty buckets included, with zeros). Defaults: the last 14 days (day) or 48 hours
+    (hour); `since` is rounded down to a bucket start; at most 400 buckets."""
+    since, until = _period(since, until)
+    step = BUCKETS[bucket]
+    until = until or datetime.now(UTC)
+    since = _floor(since or until - step * (14 if bucket == "day" else 48), bucket)
+    if since >= until:
+        raise ApiError(422, "invalid_request", "since must be before until")
+    n = -(-(until - since) // step)  # ceiling division of timedeltas
+    if n > MAX_BUCKETS:
+        raise ApiError(422, "invalid_request", f"{n} buckets asked for; at most {MAX_BUCKETS} (widen the bucket)")
+    telemetry = services.engine.telemetry
+    assert telemetry is not None
+    await run_in_threadpool(telemetry.sweep)
+    facts = await run_in_threadpool(lambda: services.store.query_facts(since=since, until=until, order="oldest"))
+    groups: dict[int, list[ConversationFacts]] = defaultdict(list)
+    for f in facts:
+        groups[int((_utc(f.started_at) - since) // step)].append(f)  # type: ignore[operator]
+    items = [metrics_of(groups.get(i, []), since + step * i, min(until, since + step * (i + 1))) for i in range(n)]
+    return Timeseries(bucket=bucket, since=since, until=until, items=items)
+
+
+@router.get("/v1/metrics/topics", response_model=TopicList)
+async def metrics_by_topic(services: ServicesDep, _: CxDep, since: Since = None, until: Until = None) -> TopicList:
+    """`/v1/metrics` for each conversation topic over [since, until), most conversations first
+    (conversations with no topic yet are under `unknown`)."""
+    since, until = _period(since, until)
+    telemetry = services.engine.telemetry
+    assert telemetry is not None
+    await run_in_threadpool(telemetry.sweep)
+    facts = await run_in_threadpool(lambda: services.store.query_facts(since=since, until=until))
+    groups: dict[str, list[ConversationFacts]] = defaultdict(list)
+    for f in facts:
+        groups[f.topic or "unknown"].append(f)
+    items = [
+        TopicMetrics(topic=t, **metrics_of(fs, since, until).model_dump(exclude={"by_topic"}), by_topic={})
+        for t, fs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    return TopicList(since=since, until=until, items=items)
 
 
 @router.get("/v1/conversations", response_model=ConversationList)

@@ -21,8 +21,15 @@ from assistant.models import ConversationStatus, Handoff, HandoffPacket, Message
 router = APIRouter(tags=["agent"])
 
 
+class HandoffItem(Handoff):
+    """A queue entry: the handoff with its conversation's customer and status."""
+
+    customer_id: str | None = None
+    conversation_status: ConversationStatus | None = None
+
+
 class HandoffList(BaseModel):
-    items: list[Handoff]
+    items: list[HandoffItem]
 
 
 class ClaimIn(BaseModel):
@@ -51,7 +58,19 @@ def list_handoffs(
     _: AgentDep,
     status: Annotated[Literal["waiting", "claimed", "resolved"] | None, Query()] = None,
 ) -> HandoffList:
-    return HandoffList(items=services.store.list_handoffs(status))
+    handoffs = services.store.list_handoffs(status)
+    convs = services.store.get_conversations(h.conversation_id for h in handoffs)
+    items = []
+    for h in handoffs:
+        conv = convs.get(h.conversation_id)
+        items.append(
+            HandoffItem(
+                **h.model_dump(),
+                customer_id=conv.customer_id if conv else None,
+                conversation_status=conv.status if conv else None,
+            )
+        )
+    return HandoffList(items=items)
 
 
 @router.get("/v1/handoffs/{handoff_id}", response_model=HandoffPacket)

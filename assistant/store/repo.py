@@ -209,6 +209,15 @@ class Store:
                 raise ConversationNotFoundError(conversation_id)
             return _conversation(row)
 
+    def get_conversations(self, conversation_ids: Iterable[str]) -> dict[str, Conversation]:
+        """Several conversations by id in one query (unknown ids are left out)."""
+        ids = list(set(conversation_ids))
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.scalars(select(ConversationRow).where(ConversationRow.id.in_(ids)))
+            return {r.id: _conversation(r) for r in rows}
+
     def set_status(self, conversation_id: str, status: ConversationStatus) -> Conversation:
         """Move the conversation to `status` through the state machine (`assistant.states`); asking for the
         status it already has is a no-op. Raises `TransitionError` (409) for an impossible move."""

@@ -1,0 +1,235 @@
+// The agent console: the handoff queue (polled every 2 s), the packet (summary first, then transcript,
+// signals, the customer's profile and events), claim -> reply -> resolve, and the customer's messages live.
+import { Client, el, fmt, gate, messageNode } from "./common.js";
+
+const client = new Client("agent");
+const POLL_MS = 2000;
+const state = { tab: "waiting", selected: null, packet: null, follow: null, lists: {} };
+const $ = (id) => document.getElementById(id);
+
+gate(client, (c) => c.get("/v1/handoffs?status=waiting"), start);
+
+function start() {
+  const agent = $("agent-id");
+  agent.value = localStorage.getItem("cxa:agent-id") || "";
+  agent.addEventListener("change", () => localStorage.setItem("cxa:agent-id", agent.value.trim()));
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => {
+      state.tab = tab.dataset.status;
+      for (const t of document.querySelectorAll("[role=tab]")) t.setAttribute("aria-selected", String(t === tab));
+      renderQueue();
+    });
+  }
+  poll();
+  setInterval(poll, POLL_MS);
+  const fromHash = location.hash.slice(1);
+  if (fromHash) open(fromHash);
+}
+
+async function poll() {
+  try {
+    const [waiting, claimed, resolved] = await Promise.all(
+      ["waiting", "claimed", "resolved"].map((s) => client.get(`/v1/handoffs?status=${s}`)),
+    );
+    state.lists = { waiting: waiting.items, claimed: claimed.items, resolved: resolved.items.slice().reverse() };
+    $("live").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    renderQueue();
+  } catch (e) {
+    $("live").textContent = `queue not updated: ${e.message}`;
+  }
+}
+
+function renderQueue() {
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.querySelector(".count").textContent = String((state.lists[tab.dataset.status] || []).length);
+  }
+  const list = $("queue");
+  const items = state.lists[state.tab] || [];
+  list.replaceChildren(
+    ...(items.length
+      ? items.map((h) =>
+          el(
+            "li",
+            {},
+            el(
+              "button",
+              {
+                class: `item${state.selected === h.id ? " selected" : ""}`,
+                "data-handoff": h.id,
+                "aria-current": state.selected === h.id ? "true" : null,
+                onclick: () => open(h.id),
+              },
+              el("span", { class: "issue", text: h.summary.issue || "(no summary)" }),
+              el(
+                "span",
+                { class: "sub" },
+                el("span", { class: `pill ${h.reason}`, text: h.reason.replace(/_/g, " ") }),
+                el("span", { text: h.customer_id || "anonymous" }),
+                el("span", { text: fmt.ago(h.created_at) }),
+                h.claimed_by ? el("span", { text: `· ${h.claimed_by}` }) : null,
+              ),
+            ),
+          ),
+        )
+      : [el("li", { class: "empty", text: `No ${state.tab} handoffs.` })]),
+  );
+}
+
+async function open(id) {
+  state.selected = id;
+  history.replaceState(null, "", `#${id}`);
+  renderQueue();
+  const detail = $("detail");
+  try {
+    const packet = await client.get(`/v1/handoffs/${encodeURIComponent(id)}`);
+    const conv = await client.maybe(`/v1/conversations/${encodeURIComponent(packet.conversation_id)}`);
+    state.packet = packet;
+    renderPacket(packet, conv);
+    followConversation(packet);
+    detail.focus();
+  } catch (e) {
+    detail.replaceChildren(el("p", { class: "error", text: `Could not open the handoff: ${e.message}` }));
+  }
+}
+
+function field(label, value, cls) {
+  return [el("dt", { text: label }), el("dd", { class: cls, text: value || "—" })];
+}
+
+function renderPacket(p, conv) {
+  const s = p.summary;
+  const status = conv ? conv.status : p.conversation.status;
+  const summary = el(
+    "section",
+    { class: "card packet", "aria-labelledby": "packet-title" },
+    el("h2", { id: "packet-title", text: "Summary" }),
+    el("p", { class: "source", text: `${p.reason.replace(/_/g, " ")} · ${fmt.when(p.created_at)} · summary by ${p.summary_source}` }),
+    el(
+      "dl",
+      {},
+      field("Issue", s.issue),
+      field("Customer wants", s.customer_goal),
+      [el("dt", { text: "Already tried" }), el("dd", {}, s.attempted.length ? el("ul", {}, s.attempted.map((a) => el("li", { text: a }))) : "—")],
+      field("Context", s.customer_context),
+      field("Sentiment", s.sentiment, `sentiment ${s.sentiment}`),
+      field("Effort so far", `${Number(s.effort).toFixed(1)} / 7`),
+      field("Suggested next step", s.suggested_next_step, "next"),
+    ),
+  );
+  const transcript = el("ol", { class: "transcript", id: "transcript", "aria-label": "Transcript" }, p.transcript.map(messageNode));
+  const signals = conv && conv.signals.length
+    ? el("details", { class: "card" }, el("summary", { text: `Signals (${conv.signals.length})` }), el("ul", { class: "signals" }, conv.signals.map((sg) => el("li", { text: `${fmt.when(sg.at)} · ${sg.kind}${sg.value !== null && sg.value !== undefined ? ` = ${sg.value}` : ""}` }))))
+    : null;
+  const customer = p.customer
+    ? el(
+        "section",
+        { class: "card" },
+        el("h2", { text: "Customer" }),
+        el("dl", {}, field("Name", p.customer.name), field("Id", p.customer.id), field("Email", p.customer.email), field("Locale", p.customer.locale), Object.entries(p.customer.attributes || {}).map(([k, v]) => field(k, typeof v === "object" ? JSON.stringify(v) : String(v)))),
+        el("h3", { text: "Recent events" }),
+        p.customer_events.length
+          ? el("ul", { class: "events" }, p.customer_events.slice(0, 10).map((e) => el("li", {}, el("strong", { text: e.type }), el("span", { text: ` ${fmt.when(e.at)} ` }), el("code", { text: JSON.stringify(e.data) }))))
+          : el("p", { text: "None." }),
+      )
+    : el("section", { class: "card" }, el("h2", { text: "Customer" }), el("p", { text: "Anonymous (not verified): no profile or history." }));
+
+  $("detail").replaceChildren(
+    el("div", { class: "head" }, el("h2", { text: s.issue || "Handoff" }), el("span", { class: `status ${p.status}`, id: "handoff-status", text: `${p.status}${p.claimed_by ? ` by ${p.claimed_by}` : ""} · conversation ${status}` })),
+    actions(p, status),
+    summary,
+    el("div", { class: "columns" }, el("section", { class: "card" }, el("h2", { text: "Transcript" }), transcript, replyBox(p, status)), el("div", {}, customer, signals)),
+  );
+}
+
+function actions(p, status) {
+  const bar = el("div", { class: "actions" });
+  if (p.status === "waiting") {
+    bar.append(el("button", { class: "primary", id: "claim", onclick: () => claim(p) , text: "Claim" }));
+  }
+  if (p.status === "claimed") {
+    const note = el("input", { id: "resolve-note", placeholder: "closing note (optional)", maxlength: "4000", "aria-label": "Closing note" });
+    const solved = el("input", { type: "checkbox", id: "resolve-solved", checked: true });
+    bar.append(
+      el("label", { class: "check" }, solved, " problem solved"),
+      note,
+      el("button", { id: "resolve", onclick: () => resolve(p, solved.checked, note.value), text: "Resolve" }),
+    );
+  }
+  if (p.status === "resolved") bar.append(el("p", { text: `Resolved ${fmt.when(p.resolved_at)}${p.note ? ` — “${p.note}”` : ""}` }));
+  bar.append(el("p", { class: "msg", role: "alert", id: "action-msg" }));
+  return bar;
+}
+
+function replyBox(p, status) {
+  if (p.status !== "claimed" || status !== "with_agent") return null;
+  const text = el("textarea", { id: "reply", rows: "3", maxlength: "4000", "aria-label": "Reply to the customer", placeholder: "Write to the customer… (Ctrl+Enter sends)" });
+  const form = el("form", { class: "reply" }, text, el("button", { class: "primary", type: "submit", text: "Send reply" }));
+  const send = async () => {
+    if (!text.value.trim()) return;
+    try {
+      await client.post(`/v1/conversations/${encodeURIComponent(p.conversation_id)}/agent-messages`, { text: text.value });
+      text.value = "";
+    } catch (e) {
+      $("action-msg").textContent = `Reply not sent: ${e.message}`;
+    }
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    send();
+  });
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      send();
+    }
+  });
+  return form;
+}
+
+async function claim(p) {
+  const agent = $("agent-id").value.trim();
+  if (!agent) {
+    $("action-msg").textContent = "Type your name or agent id first (top bar).";
+    $("agent-id").focus();
+    return;
+  }
+  localStorage.setItem("cxa:agent-id", agent);
+  try {
+    await client.post(`/v1/handoffs/${encodeURIComponent(p.id)}/claim`, { agent_id: agent });
+    state.tab = "claimed";
+    for (const t of document.querySelectorAll("[role=tab]")) t.setAttribute("aria-selected", String(t.dataset.status === "claimed"));
+    await poll();
+    await open(p.id);
+    $("reply")?.focus();
+  } catch (e) {
+    $("action-msg").textContent = e.status === 409 ? "Someone else claimed it first." : `Could not claim: ${e.message}`;
+  }
+}
+
+async function resolve(p, solved, note) {
+  try {
+    await client.post(`/v1/handoffs/${encodeURIComponent(p.id)}/resolve`, { resolved: solved, ...(note.trim() ? { note: note.trim() } : {}) });
+    await poll();
+    await open(p.id);
+  } catch (e) {
+    $("action-msg").textContent = `Could not resolve: ${e.message}`;
+  }
+}
+
+function followConversation(p) {
+  state.follow?.abort();
+  const last = Math.max(0, ...p.transcript.map((m) => m.seq));
+  state.follow = client.follow(`/v1/conversations/${encodeURIComponent(p.conversation_id)}/events`, (ev) => {
+    if (state.packet !== p) return;
+    const list = $("transcript");
+    if (ev.event === "message" && list && !list.querySelector(`[data-seq="${ev.data.seq}"]`)) {
+      list.append(messageNode(ev.data));
+      list.lastElementChild.scrollIntoView({ block: "nearest" });
+    } else if (ev.event === "status") {
+      const st = $("handoff-status");
+      if (st && !st.textContent.endsWith(ev.data.status)) {
+        st.textContent = st.textContent.replace(/conversation \S+$/, `conversation ${ev.data.status}`);
+      }
+    }
+  }, { after: last });
+}

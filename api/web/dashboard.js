@@ -1,0 +1,270 @@
+// The CX dashboard: headline figures (/v1/metrics), the same over time (/v1/metrics/timeseries, drawn with
+// the vendored Chart.js), figures by topic, the worst conversations with a drill-down (transcript,
+// scorecard, review), and the latest eval report. Routes that do not exist yet or have no data (scorecard,
+// review, eval report) show "not yet" instead of failing.
+import { Client, el, fmt, gate, messageNode } from "./common.js";
+
+const client = new Client("cx");
+const $ = (id) => document.getElementById(id);
+const PERIODS = { "24h": { hours: 24, bucket: "hour" }, "7d": { hours: 24 * 7, bucket: "day" }, "30d": { hours: 24 * 30, bucket: "day" } };
+const charts = {};
+const COLORS = { bot: "#2f5d50", assumed: "#7fb3a3", agent: "#3b6fb6", unresolved: "#d08a2c", abandoned: "#b5443b", open: "#b9c2bf" };
+
+gate(client, (c) => c.get("/v1/conversations?limit=1"), start);
+
+function start() {
+  $("period").addEventListener("change", refresh);
+  $("refresh").addEventListener("click", refresh);
+  $("sort").addEventListener("change", loadConversations);
+  refresh();
+  loadEvals();
+  const fromHash = location.hash.slice(1);
+  if (fromHash) drill(fromHash);
+}
+
+function since() {
+  const p = PERIODS[$("period").value];
+  return new Date(Date.now() - p.hours * 3600 * 1000).toISOString();
+}
+
+async function refresh() {
+  $("live").textContent = "loading…";
+  try {
+    await Promise.all([loadFigures(), loadSeries(), loadTopics(), loadConversations()]);
+    $("live").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    $("live").textContent = `not updated: ${e.message}`;
+  }
+}
+
+function figure(label, value, hint) {
+  return el("div", { class: "figure" }, el("span", { class: "value", text: value }), el("span", { class: "label", text: label }), hint ? el("span", { class: "hint", text: hint }) : null);
+}
+
+async function loadFigures() {
+  const m = await client.get(`/v1/metrics?since=${encodeURIComponent(since())}`);
+  $("figures").replaceChildren(
+    figure("conversations", String(m.conversations), `${m.open} open`),
+    figure("resolved by the bot", fmt.pct(m.bot_resolution_rate), `${fmt.pct(m.bot_confirmed_rate)} confirmed`),
+    figure("handed to a person", fmt.pct(m.handoff_rate), `${fmt.pct(m.agent_resolution_rate)} resolved by agents`),
+    figure("abandoned", fmt.pct(m.abandonment_rate), `${fmt.pct(m.unresolved_rate)} unresolved`),
+    figure("predicted effort", fmt.num(m.predicted_effort_avg, 2), "CES scale, 1 = effortless"),
+    figure("CSAT", fmt.num(m.csat_avg, 2), `${m.feedback_count} ratings · CES ${fmt.num(m.ces_avg, 2)}`),
+    figure("agent wait p50", m.agent_wait_s_p50 === null ? "—" : `${Math.round(m.agent_wait_s_p50)} s`, `p95 ${m.agent_wait_s_p95 === null ? "—" : `${Math.round(m.agent_wait_s_p95)} s`}`),
+  );
+}
+
+function draw(id, config) {
+  if (!window.Chart) return; // the vendored file failed to load: the tables still work
+  charts[id]?.destroy();
+  charts[id] = new window.Chart($(id), {
+    ...config,
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+      ...config.options,
+    },
+  });
+}
+
+async function loadSeries() {
+  const p = PERIODS[$("period").value];
+  const ts = await client.get(`/v1/metrics/timeseries?bucket=${p.bucket}&since=${encodeURIComponent(since())}`);
+  const labels = ts.items.map((b) => {
+    const d = new Date(b.since);
+    return p.bucket === "hour" ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleDateString([], { month: "short", day: "numeric" });
+  });
+  const out = (k) => ts.items.map((b) => b.outcomes[k] || 0);
+  const line = (label, data, color, extra = {}) => ({ label, data, borderColor: color, backgroundColor: color, spanGaps: true, tension: 0.25, pointRadius: 2, ...extra });
+  draw("chart-outcomes", {
+    type: "bar",
+    data: {
+      labels,
+      datasets: [
+        { label: "bot (confirmed)", data: out("resolved_by_bot_confirmed"), backgroundColor: COLORS.bot },
+        { label: "bot (assumed)", data: out("resolved_by_bot_assumed"), backgroundColor: COLORS.assumed },
+        { label: "agent", data: out("resolved_by_agent"), backgroundColor: COLORS.agent },
+        { label: "unresolved", data: out("unresolved"), backgroundColor: COLORS.unresolved },
+        { label: "abandoned", data: out("abandoned"), backgroundColor: COLORS.abandoned },
+        { label: "open", data: out("open"), backgroundColor: COLORS.open },
+      ],
+    },
+    options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+  const rate = (k) => ts.items.map((b) => (b.conversations ? b[k] * 100 : null));
+  draw("chart-rates", {
+    type: "line",
+    data: { labels, datasets: [line("handoff %", rate("handoff_rate"), COLORS.agent), line("bot resolution %", rate("bot_resolution_rate"), COLORS.bot), line("abandoned %", rate("abandonment_rate"), COLORS.abandoned)] },
+    options: { scales: { y: { min: 0, max: 100 } } },
+  });
+  draw("chart-effort", {
+    type: "line",
+    data: { labels, datasets: [line("predicted effort", ts.items.map((b) => b.predicted_effort_avg), COLORS.unresolved), line("reported CES", ts.items.map((b) => b.ces_avg), COLORS.agent)] },
+    options: { scales: { y: { min: 1, max: 7 } } },
+  });
+  draw("chart-csat", {
+    type: "line",
+    data: { labels, datasets: [line("CSAT", ts.items.map((b) => b.csat_avg), COLORS.bot)] },
+    options: { scales: { y: { min: 1, max: 5 } } },
+  });
+}
+
+async function loadTopics() {
+  const t = await client.get(`/v1/metrics/topics?since=${encodeURIComponent(since())}`);
+  const rows = t.items.map((m) =>
+    el("tr", {}, el("th", { scope: "row", text: m.topic }), el("td", { text: String(m.conversations) }), el("td", { text: fmt.pct(m.bot_resolution_rate) }), el("td", { text: fmt.pct(m.handoff_rate) }), el("td", { text: fmt.pct(m.abandonment_rate) }), el("td", { text: fmt.num(m.predicted_effort_avg, 1) }), el("td", { text: fmt.num(m.csat_avg, 1) })),
+  );
+  $("topics").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "empty", text: "No conversations in this period." }))]));
+}
+
+async function loadConversations() {
+  const list = await client.get(`/v1/conversations?sort=${$("sort").value}&limit=25&since=${encodeURIComponent(since())}`);
+  const rows = list.items.map((c) => {
+    const tr = el(
+      "tr",
+      { tabindex: "0", "data-id": c.id, "aria-label": `Open conversation ${c.id}` },
+      el("td", { text: fmt.when(c.started_at) }),
+      el("td", { text: c.topic || "—" }),
+      el("td", {}, el("span", { class: `pill ${c.outcome}`, text: c.outcome.replace(/_/g, " ") })),
+      el("td", { text: fmt.num(c.effort, 1) }),
+      el("td", { text: c.csat === null ? "—" : String(c.csat) }),
+      el("td", { text: String(c.customer_turns) }),
+      el("td", { text: c.customer_id || "anonymous" }),
+    );
+    tr.addEventListener("click", () => drill(c.id));
+    tr.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        drill(c.id);
+      }
+    });
+    return tr;
+  });
+  $("conversations").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "empty", text: "No conversations in this period." }))]));
+}
+
+// -- drill-down: transcript, scorecard, review -----------------------------------------------------
+
+async function drill(id) {
+  history.replaceState(null, "", `#${id}`);
+  for (const tr of $("conversations").tBodies[0].rows) tr.classList.toggle("selected", tr.dataset.id === id);
+  const box = $("drill");
+  box.replaceChildren(el("h2", { text: "Conversation" }), el("p", { class: "empty", text: "Loading…" }));
+  const path = `/v1/conversations/${encodeURIComponent(id)}`;
+  let t;
+  try {
+    t = await client.get(path);
+  } catch (e) {
+    box.replaceChildren(el("h2", { text: "Conversation" }), el("p", { class: "error", text: `Could not load it: ${e.message}` }));
+    return;
+  }
+  const [card, review] = await Promise.all([client.maybe(`${path}/scorecard`).catch(() => null), client.maybe(`${path}/review`).catch(() => null)]);
+  box.replaceChildren(
+    el("div", { class: "head" }, el("h2", { text: "Conversation" }), el("code", { text: id })),
+    el("p", { class: "source", text: `${t.status} · outcome ${t.outcome || "—"} · effort ${fmt.num(t.effort, 1)} · ${t.customer_id || "anonymous"}${t.verified ? " (verified)" : ""}` }),
+    scorecard(card),
+    reviewForm(id, review),
+    el("h3", { text: "Transcript" }),
+    el("ol", { class: "transcript", "aria-label": "Transcript" }, t.messages.map(messageNode)),
+    t.signals.length ? el("details", {}, el("summary", { text: `Signals (${t.signals.length})` }), el("ul", { class: "signals" }, t.signals.map((s) => el("li", { text: `${s.kind}${s.value !== null && s.value !== undefined ? ` = ${s.value}` : ""}` })))) : null,
+  );
+  box.focus();
+}
+
+function scorecard(card) {
+  const wrap = el("section", { class: "scorecard", "aria-label": "Scorecard" }, el("h3", { text: "Scorecard" }));
+  if (!card) {
+    wrap.append(el("p", { class: "empty", text: "Not scored yet." }));
+    return wrap;
+  }
+  const rows = Object.entries(card.scores || {}).map(([name, v]) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row", text: name.replace(/_/g, " ") }),
+      el("td", {}, v === null ? el("span", { class: "muted", text: "n/a" }) : el("span", { class: `score ${v >= 0.7 ? "good" : v >= 0.4 ? "fair" : "poor"}`, text: Number(v).toFixed(2) })),
+      el("td", { class: "reason", text: (card.reasons || {})[name] || "" }),
+      el("td", { class: "muted", text: (card.evaluators || {})[name] || "" }),
+    ),
+  );
+  wrap.append(
+    el("p", { class: "source", text: `by ${card.evaluator || "?"}${card.scored_at ? ` · ${fmt.when(card.scored_at)}` : ""}` }),
+    el("table", { class: "table" }, el("tbody", {}, rows)),
+    (card.notes || []).length ? el("ul", { class: "notes" }, card.notes.map((n) => el("li", { text: n }))) : null,
+  );
+  return wrap;
+}
+
+function reviewForm(id, latest) {
+  const form = el("form", { class: "review", "aria-label": "Review" });
+  const label = (v) => el("label", { class: "check" }, el("input", { type: "radio", name: "label", value: v, checked: latest?.label === v, required: true }), ` ${v}`);
+  const tags = el("input", { name: "tags", placeholder: "tags, comma separated", value: (latest?.tags || []).join(", "), "aria-label": "Tags" });
+  const note = el("input", { name: "note", placeholder: "note (optional)", value: latest?.note || "", maxlength: "4000", "aria-label": "Note" });
+  const msg = el("span", { class: "msg", role: "status", text: latest ? `last review: ${latest.label}${latest.reviewer ? ` by ${latest.reviewer}` : ""}` : "not reviewed yet" });
+  form.append(el("h3", { text: "Review" }), el("div", { class: "row" }, label("good"), label("bad"), tags, note, el("button", { type: "submit", text: "Save review" }), msg));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const body = {
+      label: data.get("label"),
+      tags: String(data.get("tags") || "").split(",").map((s) => s.trim()).filter(Boolean),
+      reviewer: "cx dashboard",
+      ...(String(data.get("note") || "").trim() ? { note: String(data.get("note")).trim() } : {}),
+    };
+    try {
+      await client.post(`/v1/conversations/${encodeURIComponent(id)}/review`, body);
+      msg.textContent = `saved: ${body.label}`;
+    } catch (err) {
+      msg.textContent = err.status === 404 || err.status === 405 ? "reviews are not available on this server yet" : `not saved: ${err.message}`;
+    }
+  });
+  return form;
+}
+
+// -- eval report -------------------------------------------------------------------------------------
+
+async function loadEvals() {
+  const box = $("evals");
+  let report;
+  try {
+    report = await client.maybe("/v1/evals/latest");
+  } catch (e) {
+    box.replaceChildren(el("h2", { text: "Latest eval report" }), el("p", { class: "error", text: e.message }));
+    return;
+  }
+  if (!report) {
+    box.replaceChildren(el("h2", { text: "Latest eval report" }), el("p", { class: "empty", text: "No eval run yet (cxa eval …)." }));
+    return;
+  }
+  const cmp = report.comparison || { rows: [], regressions: 0, baseline: null };
+  const regressed = new Set(cmp.rows.filter((r) => r.regressed).map((r) => `${r.benchmark}/${r.metric}`));
+  const byKey = Object.fromEntries(cmp.rows.map((r) => [`${r.benchmark}/${r.metric}`, r]));
+  const rows = [];
+  for (const [name, b] of Object.entries(report.benchmarks || {})) {
+    for (const [metric, value] of Object.entries(b.metrics || {})) {
+      const key = `${name}/${metric}`;
+      const c = byKey[key];
+      rows.push(
+        el(
+          "tr",
+          { class: regressed.has(key) ? "regressed" : null },
+          el("th", { scope: "row", text: name }),
+          el("td", { text: metric }),
+          el("td", { text: fmt.num(value, 3) }),
+          el("td", { text: c && c.baseline !== null ? fmt.num(c.baseline, 3) : "—" }),
+          el("td", { text: c && c.delta !== null ? `${c.delta >= 0 ? "+" : ""}${fmt.num(c.delta, 3)}` : "—" }),
+          el("td", { text: regressed.has(key) ? "▼ regressed" : "" }),
+          el("td", { text: `n=${b.n} · ${fmt.num(b.wall_s, 1)} s` }),
+        ),
+      );
+    }
+  }
+  box.replaceChildren(
+    el("h2", { text: "Latest eval report" }),
+    el("p", { class: "source", text: `run ${report.run_id} · ${fmt.when(report.started_at)} · ${fmt.num(report.wall_s, 1)} s · baseline ${cmp.baseline || "none"} · ${cmp.regressions} regression${cmp.regressions === 1 ? "" : "s"}` }),
+    el("table", { class: "table" }, el("thead", {}, el("tr", {}, ["benchmark", "metric", "current", "baseline", "delta", "", "size"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, rows)),
+  );
+}
