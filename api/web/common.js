@@ -215,14 +215,19 @@ export function gate(client, check, start) {
   else show();
 }
 
-/** A transcript as a list of message bubbles, with citations as links. */
+/** A paragraph with the help center's **bold** spans, built as DOM nodes (never parsed as HTML). */
+export function richText(text, cls = "text") {
+  return el("p", { class: cls }, (text || "").split("**").map((part, i) => (i % 2 ? el("strong", { text: part }) : part)));
+}
+
+/** A transcript message as a list item, with citations as links. */
 export function messageNode(m) {
   const who = { customer: "Customer", assistant: "Assistant", agent: m.author_id ? `Agent ${m.author_id}` : "Agent", system: "System" }[m.role] || m.role;
   const node = el(
     "li",
     { class: `msg ${m.role}`, "data-seq": m.seq, "data-role": m.role },
     el("div", { class: "meta" }, el("span", { class: "who", text: who }), el("time", { datetime: m.created_at, text: fmt.when(m.created_at) })),
-    el("p", { class: "text", text: m.text }),
+    richText(m.text),
   );
   if (m.citations && m.citations.length) {
     node.append(

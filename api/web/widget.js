@@ -196,8 +196,15 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  /** Text with **bold** spans (the help center's markdown), built as DOM nodes: never parsed as HTML. */
+  function setText(p, text) {
+    p.dataset.raw = text;
+    p.replaceChildren(...text.split("**").map((part, i) => (i % 2 ? el("strong", { text: part }) : document.createTextNode(part))));
+  }
+
   function bubble(role, text, extra = {}) {
-    const body = el("p", { class: "text", text: text || "" });
+    const body = el("p", { class: "text" });
+    setText(body, text || "");
     const node = el("div", { class: `msg ${role}`, "data-role": role }, role === "system" ? null : el("span", { class: "who", text: extra.who || WHO[role] }), body);
     log.append(node);
     scroll();
@@ -331,7 +338,8 @@
           if (!reply) reply = bubble("assistant", "");
           tokens += 1;
           reply.dataset.tokens = String(tokens);
-          reply.querySelector(".text").textContent += ev.data.text;
+          const p = reply.querySelector(".text");
+          setText(p, p.dataset.raw + ev.data.text);
           scroll();
         } else if (ev.event === "citations") {
           if (reply) citations(reply, ev.data.citations);
