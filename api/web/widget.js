@@ -283,7 +283,6 @@
     state.id = conv.id;
     state.lastSeq = 0;
     state.rated = false;
-    state.customerMessages = 0;
     save({ id: conv.id, rated: false });
     return conv.id;
   }
@@ -315,6 +314,7 @@
     state.busy = true;
     sendBtn.disabled = true;
     hideRating();
+    if (state.status === "abandoned" || !state.id) state.customerMessages = 0; // a new conversation starts
     bubble("customer", text);
     state.customerMessages += 1;
     input.value = "";
