@@ -12,6 +12,9 @@ LLAMA_VERSION := 0.3.36
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# The browser tests drive Debian's chromium (never a Playwright browser download); installed when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast install serve lint clean
 
@@ -37,18 +40,23 @@ $(VENV)/.installed: pyproject.toml $(WHEEL_CACHE)/.llama-$(LLAMA_VERSION) | $(BI
 
 install: $(VENV)/.installed
 
+$(CHROMIUM):
+	@echo "chromium not found at $(CHROMIUM): installing Debian's package (for the browser tests)"
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
 demo: install
 	$(BIN)/cxa demo --host $(HOST) --port $(PORT)
 
 serve: install
 	$(BIN)/cxa serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/ruff check assistant knowledge evals api tests
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check assistant knowledge evals api tests
