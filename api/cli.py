@@ -258,6 +258,9 @@ def demo(
     if "company_name" not in settings.model_fields_set:  # the sample company, unless one is configured
         settings = settings.model_copy(update={"company_name": "Larkspur Home"})
         os.environ["CXA_COMPANY_NAME"] = "Larkspur Home"  # for the server process started below
+    # The demo host page signs identities for whoever asks: on for `cxa demo` only (never for `cxa serve`).
+    settings = settings.model_copy(update={"web": settings.web.model_copy(update={"demo_page": True})})
+    os.environ["CXA_WEB__DEMO_PAGE"] = "true"  # for the server process started below
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     report = _load_samples(settings)
     console.print(
@@ -266,6 +269,8 @@ def demo(
     )
     keys = load_keys(settings)
     console.print(f"try a verified customer, e.g. cus_1001: customer_hash={keys.customer_hash('cus_1001')}")
+    base = f"http://{host}:{port}"
+    console.print(f"shop page with the widget: {base}/demo  console: {base}/console  dashboard: {base}/dashboard")
     if serve_after:
         _configure_logging(settings)
         _serve(settings, host, port, 1)

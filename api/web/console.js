@@ -1,6 +1,6 @@
 // The agent console: the handoff queue (polled every 2 s), the packet (summary first, then transcript,
 // signals, the customer's profile and events), claim -> reply -> resolve, and the customer's messages live.
-import { Client, el, fmt, gate, messageNode } from "./common.js";
+import { Client, el, fmt, gate, messageNode, richText } from "./common.js";
 
 const client = new Client("agent");
 const POLL_MS = 2000;
@@ -86,10 +86,17 @@ async function open(id) {
     state.packet = packet;
     renderPacket(packet, conv);
     followConversation(packet);
-    detail.focus();
+    detail.focus({ preventScroll: true });
   } catch (e) {
     detail.replaceChildren(el("p", { class: "error", text: `Could not open the handoff: ${e.message}` }));
   }
+}
+
+/** An account event's data as "key: value · ..." (nested values as compact JSON). */
+function eventText(data) {
+  return Object.entries(data || {})
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${v !== null && typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(" · ");
 }
 
 function field(label, value, cls) {
@@ -109,7 +116,7 @@ function renderPacket(p, conv) {
       {},
       field("Issue", s.issue),
       field("Customer wants", s.customer_goal),
-      [el("dt", { text: "Already tried" }), el("dd", {}, s.attempted.length ? el("ul", {}, s.attempted.map((a) => el("li", { text: a }))) : "—")],
+      [el("dt", { text: "Already tried" }), el("dd", {}, s.attempted.length ? el("ul", {}, s.attempted.map((a) => el("li", {}, richText(a, "plain")))) : "—")],
       field("Context", s.customer_context),
       field("Sentiment", s.sentiment, `sentiment ${s.sentiment}`),
       field("Effort so far", `${Number(s.effort).toFixed(1)} / 7`),
@@ -128,7 +135,7 @@ function renderPacket(p, conv) {
         el("dl", {}, field("Name", p.customer.name), field("Id", p.customer.id), field("Email", p.customer.email), field("Locale", p.customer.locale), Object.entries(p.customer.attributes || {}).map(([k, v]) => field(k, typeof v === "object" ? JSON.stringify(v) : String(v)))),
         el("h3", { text: "Recent events" }),
         p.customer_events.length
-          ? el("ul", { class: "events" }, p.customer_events.slice(0, 10).map((e) => el("li", {}, el("strong", { text: e.type }), el("span", { text: ` ${fmt.when(e.at)} ` }), el("code", { text: JSON.stringify(e.data) }))))
+          ? el("ul", { class: "events" }, p.customer_events.slice(0, 10).map((e) => el("li", {}, el("strong", { text: e.type }), el("span", { text: ` ${fmt.when(e.at)} ` }), el("span", { class: "muted", text: eventText(e.data) }))))
           : el("p", { text: "None." }),
       )
     : el("section", { class: "card" }, el("h2", { text: "Customer" }), el("p", { text: "Anonymous (not verified): no profile or history." }));

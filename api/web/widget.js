@@ -213,9 +213,14 @@
 
   function citations(node, cites) {
     node.querySelector(".cites")?.remove();
+    node.querySelector(".cites-label")?.remove();
     if (!cites || !cites.length) return;
     const list = el("ol", { class: "cites", "aria-label": "Sources" });
+    const seen = new Set(); // several passages of one article are one source to the customer
     for (const c of cites) {
+      const key = c.url || c.source_id;
+      if (seen.has(key)) continue;
+      seen.add(key);
       const href = c.url && safeUrl(c.url);
       const label = c.title || c.source_id || "source";
       list.append(
@@ -228,7 +233,7 @@
         ),
       );
     }
-    node.append(list);
+    node.append(el("span", { class: "cites-label", text: list.children.length > 1 ? "Sources" : "Source" }), list);
     scroll();
   }
 

@@ -105,7 +105,8 @@ def test_customer_agent_and_cx_team(live_server: LiveServer, new_page) -> None: 
     # The conversation ended: the widget asks for a rating.
     csat = customer.get_by_role("radiogroup", name=re.compile("How satisfied"))
     csat.get_by_role("radio", name=re.compile("^5 of 5")).click(timeout=10_000)
-    customer.get_by_role("radiogroup", name=re.compile("How much effort")).get_by_role("radio", name=re.compile("^2 of 7")).click()
+    ces = customer.get_by_role("radiogroup", name=re.compile("How much effort"))
+    ces.get_by_role("radio", name=re.compile("^2 of 7")).click()
     customer.get_by_role("button", name="Send rating").click()
     expect(customer.get_by_text("Thank you for your feedback!")).to_be_visible()
 

@@ -23,10 +23,6 @@ button { background: hotpink !important; padding: 60px !important; border: 9px d
 <script src="/widget.js" data-widget-key="%s"></script></body></html>"""
 
 
-def widget_root(page: Page) -> str:
-    return "document.querySelector('cxa-widget').shadowRoot"
-
-
 def test_keyboard_only_reload_keeps_the_conversation(live_server: LiveServer, new_page) -> None:  # noqa: ANN001
     page: Page = new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{live_server.url}/demo")
@@ -87,7 +83,8 @@ def test_phone_sized_screen_gets_a_full_screen_panel(live_server: LiveServer, ne
 def test_host_page_css_cannot_reach_into_the_widget(live_server: LiveServer, new_page) -> None:  # noqa: ANN001
     page: Page = new_page(viewport={"width": 1280, "height": 800})
     hostile = f"{live_server.url}/hostile-shop"
-    page.route(hostile, lambda route: route.fulfill(content_type="text/html", body=HOSTILE_PAGE % live_server.widget_key))
+    body = HOSTILE_PAGE % live_server.widget_key
+    page.route(hostile, lambda route: route.fulfill(content_type="text/html", body=body))
     page.goto(hostile)
     launcher = page.get_by_role("button", name=re.compile("Open chat"))
     expect(launcher).to_be_visible()
