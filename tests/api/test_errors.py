@@ -229,7 +229,9 @@ def test_a_bad_handoff_body_is_422_and_does_not_hand_off(shared: TestClient, bod
 )
 def test_widget_routes_need_the_widget_key(shared: TestClient, method: str, path: str) -> None:
     cid = start(shared)["id"]
-    for headers in ({}, {"X-Widget-Key": "pk_wrong"}, bearer(ADMIN_TOKEN)):
+    # Staff tokens may read a transcript (the console and dashboard do: tests/api/test_web_api.py), not write one.
+    staff = () if method == "GET" else (bearer(ADMIN_TOKEN),)
+    for headers in ({}, {"X-Widget-Key": "pk_wrong"}, *staff):
         r = shared.request(method, path.format(cid=cid), json={"text": "hi", "csat": 3}, headers=headers)
         assert_error(r, 401, "unauthorized")
     assert messages_of(shared, cid) == []
