@@ -80,4 +80,3 @@ async def get_review(conversation_id: str, services: ServicesDep, _: CxDep) -> R
         await run_in_threadpool(services.store.get_conversation, conversation_id)  # 404 for an unknown conversation
         raise ApiError(404, "not_found", f"conversation {conversation_id} has no review")
     return review
-

@@ -129,6 +129,4 @@ CONVERSATION_JUDGE = Prompt(
     ),
 )
 
-PROMPTS: dict[str, Prompt] = {
-    p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY, CONVERSATION_JUDGE)
-}
+PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY, CONVERSATION_JUDGE)}

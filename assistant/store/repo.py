@@ -671,7 +671,6 @@ class Store:
         with self.session() as s:
             return [_facts(r) for r in s.scalars(q)]
 
-
     # -- conversation quality: scorecards and reviews -----------------------------------------------
 
     @staticmethod
@@ -727,9 +726,7 @@ class Store:
         latest = self._latest_scorecards().subquery()
         with self.session() as s:
             rows = s.execute(
-                select(latest.c.conversation_id, latest.c.score).where(
-                    latest.c.conversation_id.in_(conversation_ids)
-                )
+                select(latest.c.conversation_id, latest.c.score).where(latest.c.conversation_id.in_(conversation_ids))
             )
             return {cid: score for cid, score in rows}
 
