@@ -1,4 +1,4 @@
-"""My labels, from reading /tmp/q-days/{fake,emb}.txt. Answer-level judgements (relevance, groundedness) per distinct
+"""How evals/labels/simulated_day.jsonl was labelled (see evals/labels/RULES.md): my judgements, from reading each transcript, of each distinct answer
 answer text; conversation-level judgements from the transcript's shape (what the customer did after)."""
 import json, sys
 from assistant.settings import Settings
