@@ -20,7 +20,7 @@ from tests.api.support import TWO_FA_QUESTION, assert_error, private_app, say, s
 from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
 
 CX = bearer(CX_TOKEN)
-IDLE_S = 1.0
+IDLE_S = 3.0  # generous: turns take seconds on a loaded 2-core machine, and the sweep must not end a live chat
 FIXED = {"groundedness", "resolution", "effort", "tone", "handoff_appropriate"}
 ALL = FIXED | {"relevance", "policy"}
 
@@ -64,7 +64,7 @@ def test_scorecard_is_computed_stored_and_refreshed(app: TestClient) -> None:
     card = scorecard(app, cid)
     assert card["conversation_id"] == cid and set(card["scores"]) == ALL
     for name in FIXED - {"handoff_appropriate"}:
-        assert isinstance(card["scores"][name], float) and 0.0 <= card["scores"][name] <= 1.0, name
+        assert isinstance(card["scores"][name], float) and 0.0 <= card["scores"][name] <= 1.0, card["reasons"]
     assert card["scores"]["handoff_appropriate"] is None  # no handoff was needed
     assert card["scores"]["groundedness"] == 1.0 and card["scores"]["resolution"] == 1.0
     assert card["evaluator"] == "rules" and isinstance(card["notes"], list)
@@ -124,7 +124,7 @@ def test_an_ended_conversation_is_scored_in_the_background(app: TestClient) -> N
     store = app.app.state.services.store  # type: ignore[attr-defined]
     cid = start(app)["id"]
     say(app, cid, "Can I speak to a human agent please?")  # nobody comes: abandoned after the idle timeout
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while store.latest_scorecard(cid) is None and time.monotonic() < deadline:
         time.sleep(0.2)
     card = store.latest_scorecard(cid)
