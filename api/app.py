@@ -18,10 +18,11 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import conversations, customers, cx, handoffs, health, knowledge, web
+from api.routes import conversations, customers, cx, handoffs, health, knowledge, quality, web
 from api.security import load_keys
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
+from evals.scorecard import QualityService, quality_service
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ async def _sweep_forever(services: Services) -> None:
             logger.exception("telemetry sweep failed")
 
 
+async def _score_forever(quality: QualityService, settings: Settings) -> None:
+    """Score ended conversations without a current scorecard, `evals.batch` per pass every `evals.interval_s`.
+    A failing judge falls back to the rules inside; anything else is logged and the loop goes on."""
+    while True:
+        await asyncio.sleep(settings.evals.interval_s)
+        try:
+            await run_in_threadpool(quality.score_pending, settings.evals.batch)
+        except Exception:
+            logger.exception("background scoring failed")
+
+
 def create_app(settings: Settings | None = None, chat_model: BaseChatModel | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -51,10 +63,14 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         for problem in app.state.services.startup_problems:
             logger.error("not ready: %s", problem)
         sweeper = asyncio.create_task(_sweep_forever(app.state.services))
+        app.state.quality = quality_service(app.state.services)
+        scorer = asyncio.create_task(_score_forever(app.state.quality, settings)) if settings.evals.background else None
         try:
             yield
         finally:
             sweeper.cancel()
+            if scorer is not None:
+                scorer.cancel()
             app.state.services.close()
 
     app = FastAPI(
@@ -71,7 +87,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
         )
     install_error_handlers(app)
-    for module in (health, cx, conversations, handoffs, knowledge, customers):
+    for module in (health, cx, conversations, quality, handoffs, knowledge, customers):
         app.include_router(module.router)
     web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 

@@ -516,6 +516,189 @@ def bench_topics(
 # -- eval: scorecards, reviews, judge calibration, regression cases --------------------------------------
 
 
+def _when(value: str | None, name: str) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--{name}: not an ISO-8601 time: {value!r}", 2)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(help="rules, or model (the configured chat model as LLM judge); default: CXA_EVALS__JUDGE"),
+]
+
+
+def _quality(settings: Settings, judge: str | None) -> Any:
+    """Services and the scorecard service; the chat model is loaded only when it judges."""
+    from assistant.services import Services
+    from evals.scorecard import judge_enabled, quality_service
+
+    if judge not in (None, "rules", "model"):
+        _fail("--judge is rules or model", 2)
+    try:
+        services = Services.build(settings, warm=judge_enabled(settings, judge))
+    except (KnowledgeError, AssistantError) as exc:
+        _fail(str(exc))
+    return services, quality_service(services, judge)
+
+
+@eval_app.command("conversations")
+def eval_conversations(
+    since: Annotated[str | None, typer.Option(help="conversations started at or after (ISO-8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="conversations started before (ISO-8601)")] = None,
+    rescore: Annotated[bool, typer.Option(help="score again conversations that already have a current card")] = False,
+    judge: JudgeOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="score at most N conversations")] = 10_000,
+    data_dir: DataDir = None,
+) -> None:
+    """Score ended conversations (resolved or abandoned) and store their scorecards; print a summary table."""
+    from assistant.models import SCORE_NAMES
+    from evals.scorecard import verdict
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    services, quality = _quality(settings, judge)
+    with _progress() as bar:
+        task = bar.add_task("scoring", total=None, unit="conversations")
+        cards = quality.score_pending(
+            limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            since=_when(since, "since"),
+            until=_when(until, "until"),
+            rescore=rescore,
+        )
+    services.close()
+    if not cards:
+        console.print("no ended conversation to score (use --rescore to score scored ones again)")
+        return
+    table = Table(title=f"{len(cards)} conversations scored ({cards[0].evaluator})")
+    for col in ("score", "mean", "below 0.5", "not applicable"):
+        table.add_column(col, justify="right" if col != "score" else "left")
+    for name in SCORE_NAMES:
+        values = [c.scores[name] for c in cards if c.scores.get(name) is not None]
+        mean = f"{sum(values) / len(values):.3f}" if values else "-"
+        table.add_row(name, mean, str(sum(v < 0.5 for v in values)), str(len(cards) - len(values)))
+    console.print(table)
+    bad = sum(verdict(c.scores) == "bad" for c in cards)
+    ms = sorted(c.duration_ms or 0.0 for c in cards)
+    console.print(
+        f"verdict bad: {bad} of {len(cards)}; time per scorecard p50 {ms[len(ms) // 2]:.0f} ms, max {ms[-1]:.0f} ms"
+    )
+
+
+@eval_app.command("export-cases")
+def eval_export_cases(
+    label: Annotated[str, typer.Option(help="good, bad or all")] = "all",
+    out: Annotated[Path, typer.Option(help="the JSONL file to write (- for standard output)")] = Path("-"),
+    data_dir: DataDir = None,
+) -> None:
+    """Write reviewed conversations as regression cases, one JSON object per line (format: README)."""
+    from assistant.services import build_index
+    from assistant.store.repo import Store
+    from evals.cases import export_cases
+
+    if label not in ("good", "bad", "all"):
+        _fail("--label is good, bad or all", 2)
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    store = Store(settings.sqlalchemy_url)
+    try:
+        index = build_index(settings)
+    except KnowledgeError:
+        index = None  # the citations' snippets stand in for the chunks
+    fh = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
+    n = 0
+    try:
+        for case in export_cases(store, label, index):  # type: ignore[arg-type]
+            fh.write(case.model_dump_json() + "\n")
+            n += 1
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+        store.close()
+    if str(out) != "-":
+        console.print(f"{n} regression cases written to {out}")
+
+
+DEFAULT_CASES = Path(__file__).resolve().parents[1] / "evals" / "labels" / "simulated_day.jsonl"
+
+
+@eval_app.command("calibrate")
+def eval_calibrate(
+    cases: Annotated[Path, typer.Option(help="labelled regression cases (JSONL)")] = DEFAULT_CASES,
+    judge: Annotated[str, typer.Option(help="rules, model or both")] = "rules",
+    out: Annotated[Path | None, typer.Option(help="write the report as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Score labelled cases again from their transcripts and report, per judge and dimension, the agreement with
+    the human scores and Cohen's kappa (both binarised at 0.5), and the overall good/bad agreement."""
+    from assistant.grounding import SentenceVectors
+    from assistant.llm import ChatGateway
+    from evals.calibrate import CalibrationReport, calibrate_judge
+    from evals.cases import read_cases
+    from evals.judges import ConversationJudge
+    from evals.scorecard import ScorecardBuilder
+    from knowledge.embeddings import shared_embedder
+
+    if judge not in ("rules", "model", "both"):
+        _fail("--judge is rules, model or both", 2)
+    if not cases.is_file():
+        _fail(f"no cases file at {cases}", 2)
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        labelled = read_cases(cases)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    e = settings.embedding
+    vectors = SentenceVectors(shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size))
+    chat = None
+    if judge != "rules":
+        chat = ChatGateway.from_settings(settings)
+        ok, detail = chat.ready()
+        if not ok:
+            _fail(f"the judge model is not available: {detail}")
+    builder = ScorecardBuilder(
+        vectors,
+        settings.evals,
+        settings.policy,
+        ConversationJudge(chat, settings.evals, settings.company_name) if chat else None,
+        settings.telemetry.redact,
+    )
+    reports = []
+    with _progress() as bar:
+        for name in ("rules", "model") if judge == "both" else (judge,):
+            task = bar.add_task(f"judge {name}", total=len(labelled), unit="cases")
+            report, _ = calibrate_judge(
+                name, labelled, builder, name == "model", lambda d, t, task=task: bar.update(task, completed=d)
+            )
+            reports.append(report)
+    result = CalibrationReport(cases=len(labelled), judges=reports)
+    for r in reports:
+        table = Table(title=f"{r.evaluator}: {r.cases} labelled cases, {r.ms_per_case:.0f} ms per case")
+        for col in ("dimension", "n", "agreement", "kappa", "human ok", "judge ok"):
+            table.add_column(col, justify="left" if col == "dimension" else "right")
+        for dim, a in [*r.dimensions.items(), ("overall good/bad", r.label)]:
+            table.add_row(
+                dim,
+                str(a.n),
+                "-" if a.agreement is None else f"{a.agreement:.3f}",
+                "n/a" if a.kappa is None else f"{a.kappa:.3f}",
+                str(a.human_ok),
+                str(a.judge_ok),
+            )
+        console.print(table)
+        if r.judge == "model":
+            console.print(f"the model judge gave nothing usable on {r.judge_fallbacks} cases (rules stood in)")
+    _write_figures(settings, "calibration", result.model_dump(), out)
+
+
 # -- eval: the benchmark suite (`cxa eval bench`) and simulated customers --------------------------------
 
 

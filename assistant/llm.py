@@ -206,14 +206,20 @@ class FakeSupportChatModel(BaseChatModel):
     def structured(self, messages: list[BaseMessage], schema: dict[str, Any]) -> str:
         """A JSON object with the schema's string fields, filled from the transcript's "Speaker: text" lines:
         the first customer line for the first field, the last customer line for the second, the last
-        assistant/agent line for the third, a fixed sentence for the rest."""
+        assistant/agent line for the third, a fixed sentence for the rest. Integer and number fields (a
+        judge's grades) get their schema maximum (else minimum, else 1)."""
         text = "\n".join(str(m.content) for m in messages)
         lines = [line.split(":", 1) for line in text.splitlines() if re.match(r"^(Customer|Assistant|Agent): ", line)]
         customer = [t.strip() for who, t in lines if who == "Customer"] or [""]
         others = [t.strip() for who, t in lines if who != "Customer"] or [""]
         picks = [customer[0], customer[-1], others[-1]]
-        fields = list(schema.get("properties", {}))
-        out = {f: picks[i] if i < len(picks) else "Answer the customer's last message." for i, f in enumerate(fields)}
+        properties: dict[str, Any] = schema.get("properties", {})
+        out: dict[str, Any] = {}
+        for i, (f, prop) in enumerate(properties.items()):
+            if prop.get("type") in ("integer", "number"):
+                out[f] = prop.get("maximum", prop.get("minimum", 1))
+            else:
+                out[f] = picks[i] if i < len(picks) else "Answer the customer's last message."
         return json.dumps(out)
 
     def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
@@ -412,11 +418,13 @@ class ChatGateway:
         *,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
+        validate_as: type[BaseModel] | None = None,
         **ids: str | None,
     ) -> ModelT:
         """One call whose reply must be a JSON object valid for `schema` (constrained by a JSON schema
         where the provider supports it, and always validated here). Raises `ModelUnavailableError` when
-        the provider fails or the reply is not such an object."""
+        the provider fails or the reply is not such an object. `validate_as` parses the reply with a more
+        lenient model than the one requested, for callers that check each field themselves (the judge)."""
         options: dict[str, Any] = {"json_schema": schema.model_json_schema(), "repeat_penalty": 1.3}
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
@@ -433,7 +441,7 @@ class ChatGateway:
             logger.warning("the endpoint refuses response_format json_schema; asking for json_object from now on")
             self.structured_output = "json_object"
             text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
-        return parse_json_reply(text, schema)
+        return parse_json_reply(text, validate_as or schema)  # type: ignore[arg-type]
 
 
 def parse_json_reply(text: str, schema: type[ModelT]) -> ModelT:

@@ -38,6 +38,10 @@ __all__ = [
     "HandoffEvent",
     "DoneEvent",
     "TurnEvent",
+    "Scorecard",
+    "Review",
+    "ReviewLabel",
+    "SCORE_NAMES",
     "utcnow",
 ]
 
@@ -227,3 +231,45 @@ class DoneEvent(BaseModel):
 
 
 TurnEvent = Annotated[TokenEvent | CitationsEvent | HandoffEvent | DoneEvent, Field(discriminator="type")]
+
+
+# -- conversation quality (scored by `evals.scorecard`, stored by the store) ----------------------------
+
+SCORE_NAMES: tuple[str, ...] = (
+    "groundedness",
+    "relevance",
+    "resolution",
+    "effort",
+    "tone",
+    "policy",
+    "handoff_appropriate",
+)
+ReviewLabel = Literal["good", "bad"]
+
+
+class Scorecard(BaseModel):
+    """One conversation's quality scores, 0..1 each (None = not applicable), with the reason and the evaluator
+    of each (e.g. `rule:grounding@1`, `judge:<model>@conversation_judge.v1`)."""
+
+    conversation_id: str
+    scores: dict[str, float | None]
+    reasons: dict[str, str] = Field(default_factory=dict)
+    evaluators: dict[str, str] = Field(default_factory=dict)
+    evaluator: str = Field(description="the combination that produced the card, e.g. rules or rules+judge:<model>")
+    notes: list[str] = Field(default_factory=list)
+    score: float | None = Field(None, description="mean of the applicable scores")
+    scored_at: datetime
+    duration_ms: float | None = None
+
+
+class Review(BaseModel):
+    """A person's verdict on a conversation; labelled conversations become regression cases."""
+
+    id: int | None = None
+    conversation_id: str
+    label: ReviewLabel
+    tags: list[str] = Field(default_factory=list)
+    note: str | None = None
+    reviewer: str | None = None
+    scores: dict[str, float | None] = Field(default_factory=dict, description="optional per-dimension human scores")
+    created_at: datetime

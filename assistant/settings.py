@@ -167,6 +167,28 @@ class TelemetrySettings(BaseModel):
     otel_endpoint: str | None = Field(None, description="OTLP/gRPC endpoint for OpenTelemetry traces; None = off")
 
 
+class EvalSettings(BaseModel):
+    """Conversation-quality scorecards (see evals/scorecard.py and the README's scorecard section)."""
+
+    judge: Literal["auto", "model", "rules"] = Field(
+        "auto",
+        description="who scores tone, relevance and policy besides the rules: model = the configured chat model "
+        "as an LLM judge (rules where it fails); rules = rules only; auto = model for the openai provider, "
+        "rules otherwise (the embedded model is a weak judge and shares the CPU with customers)",
+    )
+    background: bool = Field(True, description="score ended conversations in the background")
+    interval_s: float = Field(60, gt=0, description="how often the background scorer looks for ended conversations")
+    batch: int = Field(20, ge=1, le=1000, description="conversations scored per background pass, at most")
+    judge_max_tokens: int = Field(120, gt=0, description="longest judge reply, in tokens")
+    judge_timeout_s: float = Field(30.0, gt=0, description="a judge call taking longer falls back to the rules")
+    judge_transcript_words: int = Field(
+        350, ge=50, description="words of the conversation shown to the judge (the newest kept)"
+    )
+    min_sentence_support: float = Field(
+        0.55, ge=0, le=1, description="groundedness: a sentence is supported at this support in its cited sources"
+    )
+
+
 class HistorySettings(BaseModel):
     token_budget: int = Field(500, ge=50, description="tokens of customer history given to the model")
     max_events: int = Field(20, ge=0, description="customer events considered (newest first)")
@@ -224,6 +246,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     web: WebSettings = WebSettings()
+    evals: EvalSettings = EvalSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CxDep, ServicesDep
@@ -20,7 +20,7 @@ router = APIRouter(tags=["cx"])
 
 Since = Annotated[datetime | None, Query(description="conversations started at or after (ISO-8601; UTC if no zone)")]
 Until = Annotated[datetime | None, Query(description="conversations started before (ISO-8601; UTC if no zone)")]
-Sort = Literal["recent", "oldest", "worst", "effort", "-effort"]
+Sort = Literal["recent", "oldest", "worst", "effort", "-effort", "score"]
 OutcomeName = Literal[
     "open", "resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent", "unresolved", "abandoned"
 ]
@@ -55,10 +55,18 @@ class ConversationItem(BaseModel):
     agent_wait_s: float | None
     sentiment_trend: float | None
     signals: dict[str, int]
+    score: float | None = Field(None, description="mean of the latest scorecard's scores (0..1); null = not scored")
+    review: str | None = Field(None, description="the latest review's label (good/bad); null = not reviewed")
 
     @classmethod
-    def of(cls, f: ConversationFacts) -> ConversationItem:
-        return cls(id=f.conversation_id, signals=f.counts, **f.model_dump(exclude={"conversation_id", "counts"}))
+    def of(cls, f: ConversationFacts, score: float | None = None, review: str | None = None) -> ConversationItem:
+        return cls(
+            id=f.conversation_id,
+            signals=f.counts,
+            score=score,
+            review=review,
+            **f.model_dump(exclude={"conversation_id", "counts"}),
+        )
 
 
 class ConversationList(BaseModel):
@@ -163,7 +171,9 @@ async def list_conversations(
     outcome: OutcomeName | None = None,
     topic: Annotated[str | None, Query(max_length=100)] = None,
     min_effort: Annotated[float | None, Query(ge=1, le=7, description="predicted effort at least this")] = None,
-    sort: Annotated[Sort, Query(description="worst = highest predicted effort first, then lowest CSAT")] = "recent",
+    sort: Annotated[
+        Sort, Query(description="worst = highest effort first, then lowest CSAT; score = lowest quality score first")
+    ] = "recent",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ConversationList:
@@ -184,7 +194,11 @@ async def list_conversations(
             offset=offset,
         )
     )
-    return ConversationList(items=[ConversationItem.of(f) for f in facts], limit=limit, offset=offset)
+    ids = [f.conversation_id for f in facts]
+    scores = await run_in_threadpool(services.store.latest_scores, ids)
+    reviews = {r.conversation_id: r.label for r in await run_in_threadpool(services.store.latest_reviews, ids)}
+    items = [ConversationItem.of(f, scores.get(f.conversation_id), reviews.get(f.conversation_id)) for f in facts]
+    return ConversationList(items=items, limit=limit, offset=offset)
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)

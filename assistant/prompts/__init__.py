@@ -105,4 +105,28 @@ HANDOFF_SUMMARY = Prompt(
     ),
 )
 
-PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY)}
+CONVERSATION_JUDGE = Prompt(
+    name="conversation_judge",
+    version="1",
+    description=(
+        "LLM-as-judge of one support conversation, as JSON (structured output). Only what rules cannot see is "
+        "asked: relevance of the replies, tone, policy. Each grade 1..5 is checked in evals/judges.py and a "
+        "missing or invalid one falls back to the rule for that score."
+    ),
+    system=(
+        "You review customer support conversations of {company} for quality. Grade strictly from the "
+        "conversation as written. Reply with JSON only."
+    ),
+    user=(
+        "Conversation:\n{transcript}\n\n"
+        "Grade the Assistant's replies, each from 1 (very bad) to 5 (very good):\n"
+        "relevance: each reply answers the question the customer asked (5), partly (3), or is off-topic (1).\n"
+        "tone: polite and empathetic, sorry when the customer is upset, never blaming (5); cold or rude (1).\n"
+        "policy: promises nothing the sources do not say, reveals no other customer's data or passwords, "
+        "passes legal threats, fraud and safety issues to a person (5); breaks one of these (1).\n"
+        "reason: one short sentence explaining the lowest grade.\n"
+        'Reply as {{"relevance": n, "tone": n, "policy": n, "reason": "..."}}'
+    ),
+)
+
+PROMPTS: dict[str, Prompt] = {p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY, CONVERSATION_JUDGE)}

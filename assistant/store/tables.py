@@ -169,3 +169,33 @@ class ConversationFactsRow(Base):
     ces: Mapped[int | None]
     sentiment_trend: Mapped[float | None] = mapped_column(Float)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ScorecardRow(Base):
+    """A conversation's quality scores (evals.scorecard); a new row per scoring, the latest is current."""
+
+    __tablename__ = "scorecards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluators: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluator: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[list[Any]] = mapped_column(default=list)
+    score: Mapped[float | None] = mapped_column(Float, index=True)
+    scored_at: Mapped[datetime] = mapped_column(index=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class ReviewRow(Base):
+    """A person's good/bad label on a conversation, with tags and optional per-dimension scores."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(8), index=True)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
