@@ -193,8 +193,8 @@ function scorecard(card) {
   wrap.append(
     el("p", { class: "source", text: `by ${card.evaluator || "?"}${card.scored_at ? ` · ${fmt.when(card.scored_at)}` : ""}` }),
     el("table", { class: "table" }, el("tbody", {}, rows)),
-    (card.notes || []).length ? el("ul", { class: "notes" }, card.notes.map((n) => el("li", { text: n }))) : null,
   );
+  if ((card.notes || []).length) wrap.append(el("ul", { class: "notes" }, card.notes.map((n) => el("li", { text: n }))));
   return wrap;
 }
 
