@@ -52,14 +52,14 @@ serve: install
 	$(BIN)/cxa serve --host $(HOST) --port $(PORT)
 
 test: install $(CHROMIUM)
-	$(BIN)/ruff check assistant knowledge evals api tests
+	$(BIN)/ruff check assistant knowledge evals api tests scripts
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check assistant knowledge evals api tests
+	$(BIN)/ruff check assistant knowledge evals api tests scripts
 
 clean:
 	rm -rf $(VENV) .cxa-data .pytest_cache
