@@ -6,7 +6,8 @@ phrasings per persona) and what counts as success: a reply that cites one of the
 and contains every group of key facts (any phrasing of each), or a handoff by the assistant (policy topics,
 explicit requests), or explicitly no handoff. The customer reacts to each reply:
 - the assistant handed off -> the conversation ends there;
-- the reply satisfies the criteria -> the customer says thanks (in the persona's words) and ends;
+- the reply satisfies the criteria -> the customer says thanks (in the persona's words) and ends (a
+  thank-you that the assistant hands to a person still fails the trial);
 - otherwise it counts as unhelpful; the customer rephrases (a follow-up of the scenario), and once their
   patience is spent (the scenario's, adjusted by the persona) asks for a person, or, if terse, leaves.
 Pass: a must-handoff scenario passes when the assistant handed off before the customer had to ask; any
@@ -200,7 +201,7 @@ def run_trial(day: Day, scenario: Scenario, trial: int, seed: int) -> Trial:
             break
         if scenario.success.satisfied_by(turn.get("reply")):
             satisfied = True
-            say(rng.choice(persona.thanks))
+            handed = _handed_off(say(rng.choice(persona.thanks)))  # a thank-you handed to a person is a failure
             break
         unhelpful += 1
         if unhelpful >= patience or not follow:

@@ -5,8 +5,8 @@
 | retrieval | doc2dial dev recall@5 and MRR (first N turns with --limit) | all 1,687 turns |
 | handoff | CLINC150 OOS detection + doc2dial removed-document handoffs | 500 in-scope + all 100 OOS; 500 turns |
 | topics | BANKING77 5-fold accuracy and macro-F1 | all 10,003 queries |
-| summaries | TweetSumm ROUGE-L of handoff summaries (chat model) | first 40 dialogues |
-| answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 80 sampled turns |
+| summaries | TweetSumm ROUGE-L of handoff summaries (chat model) | first 30 dialogues |
+| answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
 | customers | simulated customers through the HTTP API, pass^k (chat model) | all scenarios, k=2 |
 """
@@ -129,7 +129,7 @@ class TopicsRunner:
 class SummariesRunner:
     name: str = "summaries"
     description: str = "TweetSumm dev: ROUGE-L of handoff summaries with the configured chat model"
-    default_limit: int | None = 40
+    default_limit: int | None = 30
     model_bound: bool = True
 
     def run(
@@ -158,7 +158,7 @@ class SummariesRunner:
 class AnswersRunner:
     name: str = "answers"
     description: str = "doc2dial dev turns through the engine: token-F1 vs gold, groundedness, handoffs"
-    default_limit: int | None = 80
+    default_limit: int | None = 60
     model_bound: bool = True
 
     def run(

@@ -142,6 +142,10 @@ def settings_that_matter(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _prefixed(progress: Progress, name: str) -> Progress:
+    return lambda stage, done, total: progress(f"{name}: {stage}", done, total)
+
+
 def run_suite(
     settings: Settings,
     data: Path,
@@ -159,7 +163,8 @@ def run_suite(
         used = limit if limit is not None else runner.default_limit
         t = time.perf_counter()
         try:
-            result = runner.run(settings, data, used, seed, progress)
+            staged = _prefixed(progress, runner.name) if progress else None
+            result = runner.run(settings, data, used, seed, staged)
             result.wall_s = round(time.perf_counter() - t, 1)
             entry = BenchmarkEntry(**result.model_dump(), limit=used)
         except Exception as exc:  # one broken benchmark must not lose the others' figures
