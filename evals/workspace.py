@@ -35,10 +35,12 @@ def scratch_settings(settings: Settings, work_dir: Path, collection: str, **over
     return settings.model_copy(update=update)
 
 
-def helpcenter_workspace(settings: Settings, work_dir: Path, customers: bool = True) -> Settings:
+def helpcenter_workspace(
+    settings: Settings, work_dir: Path, customers: bool = True, collection: str = HELPCENTER_COLLECTION
+) -> Settings:
     """Settings for a fresh data dir holding the sample help center (Larkspur Home, 34 articles; ingested
     incrementally into `bench_helpcenter`) and, with `customers`, the sample customers."""
-    s = scratch_settings(settings, work_dir, HELPCENTER_COLLECTION, company_name=SAMPLE_COMPANY)
+    s = scratch_settings(settings, work_dir, collection, company_name=SAMPLE_COMPANY)
     index = build_index(s)
     docs = [d for _, d in iter_folder(SAMPLE_HELPCENTER) if not isinstance(d, Exception)]
     index.ingest(docs, origin="samples", prune=True)

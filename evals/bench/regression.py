@@ -29,7 +29,7 @@ from assistant.services import Services
 from assistant.settings import Settings
 from evals.bench.answers import cited_hits, groundedness
 from evals.cases import RegressionCase
-from evals.workspace import helpcenter_workspace
+from evals.workspace import HELPCENTER_COLLECTION, helpcenter_workspace
 
 Progress = Callable[[str, int, int], None]
 AGENT_OUTCOMES = frozenset({"resolved_by_agent"})
@@ -105,12 +105,13 @@ def run_regression(
     cases: list[RegressionCase],
     limit: int | None = None,
     progress: Progress | None = None,
+    collection: str = HELPCENTER_COLLECTION,
 ) -> RegressionResult:
     started = time.perf_counter()
     cases = cases[:limit] if limit is not None else cases
     results: list[CaseResult] = []
     with tempfile.TemporaryDirectory(prefix="cxa-regression-") as tmp:
-        services = Services.build(helpcenter_workspace(settings, Path(tmp)))
+        services = Services.build(helpcenter_workspace(settings, Path(tmp), collection=collection))
         try:
             vectors = SentenceVectors(services.index.embedder)
             for i, case in enumerate(cases, 1):
