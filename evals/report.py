@@ -160,10 +160,16 @@ def render_markdown(run: SuiteRun, defaults: dict[str, int | None] | None = None
             )
         lines.append("")
     if defaults:
-        lines += ["## Sample sizes", "", "| benchmark | default limit | used |", "| --- | ---: | ---: |"]
+        lines += [
+            "## Sample sizes",
+            "",
+            "| benchmark | default limit | used | n | wall s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for name, e in run.benchmarks.items():
             d = defaults.get(name)
-            lines.append(f"| {name} | {d if d is not None else 'all'} | {e.limit if e.limit is not None else 'all'} |")
+            used = e.limit if e.limit is not None else "all"
+            lines.append(f"| {name} | {d if d is not None else 'all'} | {used} | {e.n} | {e.wall_s:.0f} |")
         lines.append("")
     lines += ["## Settings that matter", "", "```json", json.dumps(run.settings, indent=2, default=str), "```", ""]
     lines += [

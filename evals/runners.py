@@ -22,14 +22,15 @@ import httpx
 
 from assistant.settings import Settings
 from evals.cases import CASES_DIR, load_cases
+from evals.customers import CustomersResult
 from evals.simulate import Credentials
-from evals.suite import BenchmarkResult, Progress, Runner
+from evals.suite import BenchmarkResult, MetricKind, Progress, Runner
 
 # An HTTP client on a server holding the sample help center, with its widget credentials.
 ClientFactory = Callable[[Settings], AbstractContextManager[tuple[httpx.Client, Credentials]]]
 
 
-def _info(*names: str) -> dict[str, str]:
+def _info(*names: str) -> dict[str, MetricKind]:
     return dict.fromkeys(names, "info")
 
 
@@ -233,14 +234,11 @@ class CustomersRunner:
         return customers_result(r)
 
 
-def customers_result(r: object) -> BenchmarkResult:
-    from evals.customers import CustomersResult
-
-    assert isinstance(r, CustomersResult)
+def customers_result(r: CustomersResult) -> BenchmarkResult:
     metrics: dict[str, float] = {f"pass_hat_{k}": v for k, v in r.pass_hat_k.items()}
     metrics |= {"resolution_rate": r.resolution_rate, "mean_turns": r.mean_turns}
     n_per: dict[str, int] = dict.fromkeys(metrics, r.scenarios)
-    kinds: dict[str, str] = {"mean_turns": "info"}
+    kinds: dict[str, MetricKind] = {"mean_turns": "info"}
     if r.handoff_correct is not None:
         metrics["handoff_correct"] = r.handoff_correct
     if r.false_handoff_rate is not None:
@@ -253,15 +251,17 @@ def customers_result(r: object) -> BenchmarkResult:
         metrics=metrics,
         n=r.trials,
         higher_is_better={k: v for k, v in better.items() if k in metrics},
-        kinds=kinds,  # type: ignore[arg-type]
+        kinds=kinds,
         n_per_metric=n_per,
         details=r.model_dump(exclude={"trial_results"}) | {"failed": _failed(r)},
     )
 
 
-def _failed(r: object) -> list[dict[str, object]]:
-    trials = getattr(r, "trial_results", [])
-    return [t.model_dump(include={"scenario", "trial", "persona", "transcript"}) for t in trials if not t.passed][:20]
+def _failed(r: CustomersResult) -> list[dict[str, object]]:
+    """The failed trials' transcripts (the first 20), to read in results.json."""
+    return [
+        t.model_dump(include={"scenario", "trial", "persona", "transcript"}) for t in r.trial_results if not t.passed
+    ][:20]
 
 
 ORDER = ("retrieval", "handoff", "topics", "summaries", "answers", "regression", "customers")

@@ -103,10 +103,6 @@ class SuiteRun(BaseModel):
     comparison: Comparison = Field(default_factory=lambda: Comparison(baseline=None))
     settings: dict[str, Any] = Field(default_factory=dict, description="the settings that move the figures")
 
-    def result(self, name: str) -> BenchmarkResult:
-        e = self.benchmarks[name]
-        return BenchmarkResult(**e.model_dump(include=set(BenchmarkResult.model_fields)))
-
 
 def run_id_now(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")

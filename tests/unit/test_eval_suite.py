@@ -110,7 +110,7 @@ def test_report_marks_regressions_and_failures() -> None:
     assert current.comparison.regressions == 1
     md = render_markdown(current, {"retrieval": None, "answers": 60})
     assert "**REGRESSED**" in md and "**1 regression(s)**" in md and "**FAILED**: boom" in md
-    assert "| answers | 60 |" in md
+    assert "| answers | 60 | all | 0 | 0 |" in md
     dumped = json.loads(current.model_dump_json())
     assert {"run_id", "started_at", "wall_s", "model", "limit", "seed", "benchmarks", "comparison"} <= set(dumped)
     assert set(dumped["comparison"]["rows"][0]) >= {"benchmark", "metric", "baseline", "current", "delta", "regressed"}
