@@ -18,7 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
-from api.routes import conversations, customers, cx, handoffs, health, knowledge, quality, web
+from api.routes import conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
 from api.security import load_keys
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
         )
     install_error_handlers(app)
-    for module in (health, cx, conversations, quality, handoffs, knowledge, customers):
+    for module in (health, cx, conversations, quality, handoffs, knowledge, customers, evals):
         app.include_router(module.router)
     web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 

@@ -702,6 +702,179 @@ def eval_calibrate(
 # -- eval: the benchmark suite (`cxa eval bench`) and simulated customers --------------------------------
 
 
+DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "evals" / "baseline.json"
+
+
+def _client_factory(base_url: str | None, widget_key: str | None) -> Any:
+    """How the simulated customers reach a server: `base_url` with its widget key, or an in-process app on a
+    scratch data dir holding the sample help center (`evals.workspace`)."""
+    from contextlib import contextmanager
+
+    from evals.simulate import Credentials
+
+    @contextmanager
+    def remote(_settings: Settings) -> Any:
+        import httpx
+
+        with httpx.Client(base_url=base_url or "", timeout=300) as client:
+            yield client, Credentials(widget_key or "", "", "", "")
+
+    @contextmanager
+    def in_process(settings: Settings) -> Any:
+        import tempfile
+
+        from fastapi.testclient import TestClient
+
+        from api.app import create_app
+        from api.security import load_keys
+        from evals.workspace import helpcenter_workspace
+
+        with tempfile.TemporaryDirectory(prefix="cxa-customers-") as tmp:
+            s = helpcenter_workspace(settings, Path(tmp))
+            keys = load_keys(s)
+            with TestClient(create_app(s)) as client:
+                yield client, Credentials(keys.widget_key, keys.agent_token, keys.cx_token, keys.identity_secret)
+
+    if base_url and not widget_key:
+        _fail("--base-url needs --widget-key (the server's X-Widget-Key)", 2)
+    return remote if base_url else in_process
+
+
+def _comparison_table(run: Any) -> None:
+    styles = {"regressed": "[bold red]REGRESSED[/]", "better": "[green]better[/]", "worse": "[yellow]worse[/]"}
+    table = Table(title=f"eval bench {run.run_id} (baseline: {run.comparison.baseline or 'none'})")
+    for col in ("benchmark", "metric", "baseline", "current", "delta", ""):
+        table.add_column(col, justify="left" if col in ("benchmark", "metric", "") else "right")
+    for r in run.comparison.rows:
+        table.add_row(
+            r.benchmark,
+            r.metric,
+            "-" if r.baseline is None else f"{r.baseline:.4g}",
+            f"{r.current:.4g}",
+            "-" if r.delta is None else f"{r.delta:+.4g}",
+            styles.get(r.status, r.status),
+        )
+    console.print(table)
+    for name, e in run.benchmarks.items():
+        console.print(f"  {name}: n={e.n}, {e.wall_s:.0f} s" + (f"  [red]FAILED: {e.error}[/]" if e.error else ""))
+
+
+@eval_app.command("bench")
+def eval_bench(
+    only: Annotated[
+        str | None,
+        typer.Option(help="comma-separated: retrieval,handoff,topics,summaries,answers,regression,customers"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="items per benchmark (default: each one's own)")] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: <data_dir>/evals/runs/<run_id>/)")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="results.json to compare with (default: evals/baseline.json if present)")
+    ] = None,
+    save_baseline: Annotated[bool, typer.Option(help="write this run as the baseline")] = False,
+    fail_on_regression: Annotated[bool, typer.Option(help="exit 1 when a metric regressed")] = False,
+    cases: Annotated[
+        list[Path] | None, typer.Option(help="more regression cases (JSONL; repeatable), besides evals/cases/")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, max=10, help="trials per simulated customer (pass^1..k)")] = 2,
+    base_url: Annotated[str | None, typer.Option(help="simulated customers talk to this server")] = None,
+    widget_key: Annotated[str | None, typer.Option(help="that server's X-Widget-Key")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The benchmark suite: every benchmark on the dev data, compared with a baseline; results.json and
+    report.md in the run folder, copied to <data_dir>/evals/latest.json and latest.md."""
+    from evals.cases import CASES_DIR, CaseFileError
+    from evals.report import compare, load_run, write_run
+    from evals.runners import registry, select
+    from evals.suite import run_suite
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    runners = registry(_client_factory(base_url, widget_key), [CASES_DIR, *(cases or [])], k)
+    try:
+        chosen = select(runners, only)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    base_path = baseline or (DEFAULT_BASELINE if DEFAULT_BASELINE.is_file() else None)
+    if base_path is not None and not base_path.is_file():
+        _fail(f"no baseline at {base_path}", 2)
+    try:
+        base_run = load_run(base_path) if base_path is not None else None
+    except ValueError as exc:
+        _fail(f"{base_path}: not a results.json: {exc}", 2)
+    with _progress() as bar:
+        try:
+            run = run_suite(settings, data or settings.shared_data_dir, chosen, limit, seed, _stage_progress(bar))
+        except CaseFileError as exc:
+            _fail(str(exc))
+    run.comparison = compare(run, base_run, str(base_path) if base_path else None)
+    defaults = {r.name: r.default_limit for r in runners.values()}
+    folder = out or settings.data_dir / "evals" / "runs" / run.run_id
+    results = write_run(run, folder, settings.data_dir / "evals", defaults)
+    _comparison_table(run)
+    console.print(f"written to {results} and {folder / 'report.md'} (latest: {settings.data_dir / 'evals'})")
+    if save_baseline:
+        target = baseline or DEFAULT_BASELINE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(run.model_copy(update={"comparison": compare(run, None, None)}).model_dump_json(indent=2))
+        console.print(f"saved as the baseline: {target}")
+    failed = [name for name, e in run.benchmarks.items() if e.error]
+    if failed:
+        err.print(f"[bold red]error:[/] benchmark(s) failed: {', '.join(failed)}")
+        raise typer.Exit(1)
+    if run.comparison.regressions:
+        names = ", ".join(f"{r.benchmark}/{r.metric}" for r in run.comparison.rows if r.regressed)
+        err.print(f"[bold red]{run.comparison.regressions} regression(s):[/] {names}")
+        if fail_on_regression:
+            raise typer.Exit(1)
+
+
+@eval_app.command("customers")
+def eval_customers(
+    k: Annotated[int, typer.Option(min=1, max=20, help="trials per scenario (pass^1..k)")] = 4,
+    limit: Annotated[int | None, typer.Option(min=1, help="sample N scenarios (seeded)")] = None,
+    seed: Annotated[int, typer.Option(help="phrasing/persona seed")] = 0,
+    scenarios: Annotated[
+        list[Path] | None, typer.Option(help="scenario JSON files or folders (default: evals/scenarios/)")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="talk to this running server, not in-process")] = None,
+    widget_key: Annotated[str | None, typer.Option(help="that server's X-Widget-Key")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Simulated customers (goal, persona, patience) through the HTTP API, each scenario run k times: pass^k,
+    resolution rate, effort. In-process (the sample help center on a scratch data dir) unless --base-url."""
+    from evals.customers import load_scenarios, run_customers
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        found = load_scenarios(scenarios)
+    except (ValueError, OSError) as exc:
+        _fail(f"scenarios: {exc}", 2)
+    factory = _client_factory(base_url, widget_key)
+    with factory(settings) as (client, creds), _progress() as bar:
+        result = run_customers(client, creds, found, k, seed, limit, _stage_progress(bar))
+    rows: list[tuple[str, object]] = [
+        ("scenarios / trials", f"{result.scenarios} / {result.trials}"),
+        *((f"pass^{i}", f"{v:.3f}") for i, v in result.pass_hat_k.items()),
+        ("resolution rate (answer scenarios, telemetry)", f"{result.resolution_rate:.3f}"),
+        ("handed off when it must (policy, explicit)", result.handoff_correct),
+        ("false handoffs (answer scenarios)", result.false_handoff_rate),
+        ("mean effort (CES 1..7) / mean turns", f"{result.mean_effort} / {result.mean_turns}"),
+        ("wall time (s)", f"{result.seconds:.0f}"),
+    ]
+    _metrics_table(f"simulated customers (k={k}, seed {seed})", rows)
+    per = Table(title="per scenario")
+    for col in ("scenario", "passed / trials"):
+        per.add_column(col)
+    for p in result.per_scenario:
+        per.add_row(p.scenario, f"{p.passed}/{p.trials}")
+    console.print(per)
+    _write_figures(settings, "customers", result.model_dump(mode="json"), out)
+
+
 # -- simulate and export ----------------------------------------------------------------------------------
 
 

@@ -15,12 +15,13 @@ reviewer's per-dimension scores go to `expected.scores`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from assistant.errors import AssistantError
 from assistant.handoff import HANDOFF_TEXT
@@ -30,6 +31,8 @@ from knowledge.errors import KnowledgeError
 from knowledge.index import KnowledgeIndex
 
 logger = logging.getLogger(__name__)
+
+CASES_DIR = Path(__file__).parent / "cases"  # the committed cases `cxa eval bench` replays
 
 TAGS: dict[str, str] = {
     "should_handoff": "a person should have taken over (expected.handoff = true)",
@@ -102,6 +105,10 @@ class RegressionCase(BaseModel):
     turns: list[CaseTurn]
     expected: Expected
     observed: Observed | None = None
+
+    @property
+    def customer_turns(self) -> list[str]:
+        return [t.text for t in self.turns if t.role == "customer"]
 
     def transcript(self) -> Transcript:
         return Transcript(
@@ -222,14 +229,34 @@ def export_cases(
         yield case_of(review, transcript, store.latest_scorecard(review.conversation_id))
 
 
+class CaseFileError(ValueError):
+    """A cases file that cannot be read: shown with the file and line to fix."""
+
+
+def load_cases(paths: Iterable[Path]) -> list[RegressionCase]:
+    """Cases from JSONL files (a folder means its *.jsonl, sorted; blank lines skipped); a repeated case_id
+    keeps the last one. A malformed line raises `CaseFileError` naming the file and line."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.jsonl")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CaseFileError(f"no cases file or folder at {p}")
+    cases: dict[str, RegressionCase] = {}
+    for f in files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                case = RegressionCase.model_validate(json.loads(line))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise CaseFileError(f"{f}:{n}: not a regression case: {exc}") from exc
+            cases[case.case_id] = case
+    return list(cases.values())
+
+
 def read_cases(path: Path) -> list[RegressionCase]:
-    """Cases from a JSONL file (blank lines skipped); a malformed line raises ValueError naming it."""
-    cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            cases.append(RegressionCase.model_validate_json(line))
-        except ValueError as exc:
-            raise ValueError(f"{path}:{n}: not a regression case: {exc}") from exc
-    return cases
+    """Cases from one JSONL file (see `load_cases`)."""
+    return load_cases([path])
