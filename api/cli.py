@@ -968,24 +968,13 @@ def export(
 ) -> None:
     """Export conversations as JSONL: derived facts, signal events and optionally messages, with personal
     data (emails, phones, cards, account numbers) redacted as CXA_TELEMETRY__REDACT says."""
-    from datetime import UTC, datetime
-
     from assistant.redact import Redactor
     from assistant.store.repo import Store
-
-    def when(value: str | None, name: str) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            t = datetime.fromisoformat(value)
-        except ValueError:
-            _fail(f"--{name}: not an ISO-8601 time: {value!r}", 2)
-        return t if t.tzinfo else t.replace(tzinfo=UTC)
 
     settings = _settings(data_dir)
     store = Store(settings.sqlalchemy_url)
     redactor = Redactor(settings.telemetry.redact)
-    facts = store.query_facts(since=when(since, "since"), until=when(until, "until"), order="oldest")
+    facts = store.query_facts(since=_when(since, "since"), until=_when(until, "until"), order="oldest")
     fh = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
     try:
         for f in facts:

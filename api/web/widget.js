@@ -85,7 +85,8 @@
     return accept === "text/event-stream" ? r : r.json();
   }
 
-  /** Yield {event, data, id} from a text/event-stream response body. */
+  /** Yield {event, data, id} from a text/event-stream response body. The same parser as common.js's
+   * readSSE: the widget is one classic script dropped into other sites' pages, so it imports nothing. */
   async function* sse(response, signal) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
