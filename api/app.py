@@ -18,6 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
+from api.limits import AbuseLimits
 from api.routes import conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
 from api.security import load_keys
 from assistant.services import Services
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         summary="A retrieval-augmented support assistant with CX telemetry and human handoff.",
         lifespan=lifespan,
     )
+    app.add_middleware(AbuseLimits, settings=settings)  # inside CORS, so a 429 still carries CORS headers
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

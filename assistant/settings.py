@@ -209,6 +209,23 @@ class TopicSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """Abuse limits on the /v1 API (on unless CXA_RATE_LIMITS=off). Counted per process: with several
+    workers each keeps its own buckets, so the limits of a deployment are these times the workers."""
+
+    ip_per_minute: int = Field(600, ge=1, description="requests per client address per minute, all /v1 routes")
+    credential_per_minute: int = Field(
+        6000, ge=1, description="requests per widget key or bearer token per minute (every customer shares the key)"
+    )
+    turns_per_minute: int = Field(30, ge=1, description="customer messages (model turns) per client address per minute")
+    burst_s: float = Field(
+        10.0, gt=0, description="a bucket holds this many seconds' worth of requests, so short bursts pass"
+    )
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="largest request body, except knowledge uploads (CXA_MAX_UPLOAD_BYTES)"
+    )
+
+
 class WebSettings(BaseModel):
     """The web surfaces served by the app: the widget, the agent console, the CX dashboard, the demo page."""
 
@@ -260,8 +277,9 @@ class Settings(BaseSettings):
     identity_secret: SecretStr | None = Field(None, description="HMAC secret for customer_hash; None = generated")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
     rate_limits: Literal["on", "off"] = Field(
-        "on", description="reserved for per-key/per-IP rate limiting (not enforced yet: see the README)"
+        "on", description="per-address and per-credential rate limits (429 with Retry-After); off for load runs"
     )
+    limits: LimitSettings = LimitSettings()
     handoff_webhook_url: str | None = Field(
         None, description="POST every new handoff packet here (an external helpdesk); None = no webhook"
     )

@@ -42,6 +42,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "admin_token": ADMIN_TOKEN,
         "identity_secret": IDENTITY_SECRET,
         "shared_data_dir": ROOT.parent / "shared" / "data",
+        "rate_limits": "off",  # tests fire requests faster than any customer; tests/api/test_limits.py turns it on
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
