@@ -513,6 +513,49 @@ def bench_topics(
     _write_figures(settings, "topics", result.model_dump(), out)
 
 
+@bench_app.command("load")
+def bench_load(
+    concurrency: Annotated[int, typer.Option(min=1, max=2000, help="customers sending at once")] = 100,
+    duration: Annotated[float, typer.Option(min=1, help="seconds the customers keep sending")] = 120.0,
+    stream: Annotated[bool, typer.Option(help="turns as SSE streams instead of JSON")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="uvicorn workers of the server started here")] = 1,
+    base_url: Annotated[
+        str | None, typer.Option(help="a running server (start it with CXA_RATE_LIMITS=off); default: start one")
+    ] = None,
+    widget_key: Annotated[str | None, typer.Option(help="the widget key of --base-url")] = None,
+    seed: Annotated[int, typer.Option(help="question choice seed")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Many customers at once for a fixed time, then every transcript audited: throughput, p50/p95/p99 per
+    request kind, 5xx, lost and duplicated messages (exit 1 if any). Without --base-url a server is started
+    in its own process with the fake chat model on a fresh data dir."""
+    from contextlib import nullcontext
+
+    from evals.load import local_server, run_load, summary_rows
+
+    if base_url and not widget_key:
+        _fail("--base-url needs --widget-key", 2)
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    server = nullcontext((base_url, widget_key)) if base_url else local_server(workers=workers)
+    with server as (url, key), _progress() as bar:
+        result = run_load(
+            url,
+            key,
+            concurrency=concurrency,
+            duration_s=duration,
+            stream=stream,
+            seed=seed,
+            progress=_stage_progress(bar),
+        )
+    result.server_workers = None if base_url else workers
+    _metrics_table("Load", summary_rows(result))
+    _write_figures(settings, "load" + ("-stream" if stream else ""), result.model_dump(), out)
+    if result.errors_5xx or result.transport_errors or result.lost_messages or result.duplicated_messages:
+        _fail("load: 5xx, transport errors, lost or duplicated messages (see the table)")
+
+
 # -- eval: scorecards, reviews, judge calibration, regression cases --------------------------------------
 
 
