@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import install_error_handlers
 from api.limits import AbuseLimits
 from api.routes import conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
+from api.schemas import ERROR_RESPONSES
 from api.security import load_keys
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         version=VERSION,
         summary="A retrieval-augmented support assistant with CX telemetry and human handoff.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(AbuseLimits, settings=settings)  # inside CORS, so a 429 still carries CORS headers
     if settings.cors_origins:

@@ -16,3 +16,19 @@ class TextIn(BaseModel):
         if not v.strip():
             raise ValueError("the message is empty")
         return v
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_request, not_found, rate_limited")
+    message: str = Field(description="for people: what was wrong and what to do")
+
+
+class ErrorOut(BaseModel):
+    """Every error response (API.md): `{"error": {"code", "message"}}` with a 4xx/5xx status."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    "default": {"model": ErrorOut, "description": "an error (4xx: the request; 5xx: ours), always this shape"}
+}

@@ -51,7 +51,8 @@ class Keys:
     def verify_customer(self, customer_id: str | None, customer_hash: str | None) -> bool:
         if not customer_id or not customer_hash:
             return False
-        return hmac.compare_digest(self.customer_hash(customer_id), customer_hash.strip().lower())
+        # bytes, not str: compare_digest refuses non-ASCII strings (a TypeError, i.e. a 500, found by fuzzing)
+        return hmac.compare_digest(self.customer_hash(customer_id).encode(), customer_hash.strip().lower().encode())
 
 
 def load_keys(settings: Settings) -> Keys:

@@ -58,7 +58,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
     """What a receiver does: recompute over the raw body and compare in constant time."""
-    return signature is not None and hmac.compare_digest(sign(secret, body), signature)
+    return signature is not None and hmac.compare_digest(sign(secret, body).encode(), signature.encode())
 
 
 class ServerError(Exception):

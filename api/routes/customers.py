@@ -45,7 +45,11 @@ CustomerId = Annotated[
 ]
 
 
-@router.put("/{customer_id}", response_model=CustomerProfile)
+@router.put(
+    "/{customer_id}",
+    response_model=CustomerProfile,
+    responses={200: {"description": "replaced"}, 201: {"model": CustomerProfile, "description": "created"}},
+)
 def put_customer(
     customer_id: CustomerId, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response
 ) -> Any:

@@ -26,7 +26,14 @@ def latest_run(services: ServicesDep, _: CxDep) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-@router.get("/latest/report", response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
+@router.get(
+    "/latest/report",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/markdown": {"schema": {"type": "string"}}}},
+        "default": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}},
+    },
+)
 def latest_report(services: ServicesDep, _: CxDep) -> PlainTextResponse:
     """The same run as a readable Markdown report."""
     path = services.settings.data_dir / "evals" / "latest.md"
