@@ -10,6 +10,7 @@ person has the conversation the bot stays silent: the message is stored for the 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -56,9 +57,21 @@ logger = logging.getLogger(__name__)
 CLOSING_TEXT = "You're welcome! Is there anything else I can help you with?"
 
 
+# Words that say a thank-you goes on to something more: a question, a reservation, a new request.
+# Question words count where a clause starts ("thanks, how do I..."), not inside one ("just what I needed").
+_MORE_TO_SAY = re.compile(
+    r"\b(but|however|although|though|also|another|still|except"
+    r"|can you|could you|would you|please help|i need|i want|i'd like)\b"
+    r"|(?:^|[.,!;:]\s*)(?:and\s+|so\s+)?(?:how|what|why|when|where|which|who)\b",
+    re.IGNORECASE,
+)
+
+
 def is_thanks_only(text: str) -> bool:
-    """A thank-you or "that worked" with no new question in it (answered with a closing line)."""
-    return is_confirmation(text) and "?" not in text and len(text.split()) <= 10
+    """A thank-you or "that worked" with no new question or request in it (answered with a closing line)."""
+    return (
+        is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
+    )
 
 
 Search = Callable[[str, int], list[SearchHit]]

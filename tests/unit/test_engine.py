@@ -224,3 +224,21 @@ def test_history_only_for_a_verified_customer(sample_data_dir: Path, verified: b
     if not verified:
         assert conv.metadata["claimed_customer_id"] == "cus_1001"
         assert "cus_1001" not in ctx.text
+
+
+@pytest.mark.parametrize(
+    ("text", "closing"),
+    [
+        ("thanks, that worked", True),
+        ("perfect, thank you", True),
+        ("Oh brilliant, that's exactly what I needed, thank you so much!", True),  # long, but only thanks
+        ("thanks but it still does not work", False),
+        ("Thanks! Also, how do I cancel my membership", False),
+        ("thanks, what about returns", False),
+        ("thank you, can you also check my order?", False),
+    ],
+)
+def test_a_thank_you_is_closed_only_when_nothing_more_is_asked(text: str, closing: bool) -> None:
+    from assistant.engine import is_thanks_only
+
+    assert is_thanks_only(text) is closing
