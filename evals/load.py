@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,7 +236,10 @@ async def run_load_async(
 
 
 def run_load(base_url: str, widget_key: str, **kwargs: object) -> LoadResult:
-    return asyncio.run(run_load_async(base_url, widget_key, **kwargs))  # type: ignore[arg-type]
+    """`run_load_async` on an event loop of its own, in a thread of its own: callable from anywhere, also
+    where a loop is already running in this thread (Playwright's sync API leaves one)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
+        return pool.submit(asyncio.run, run_load_async(base_url, widget_key, **kwargs)).result()  # type: ignore[arg-type]
 
 
 def _free_port() -> int:
