@@ -25,7 +25,12 @@ class OpenAISettings(BaseModel):
     api_key: SecretStr = Field(SecretStr("not-needed"), description="API key; local servers ignore it")
     model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
     timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
-    max_retries: int = Field(2, ge=0, description="retries on timeouts, rate limits and connection errors")
+    max_retries: int = Field(
+        2, ge=0, description="retries on timeouts, rate limits, 5xx and connection errors (never after text was shown)"
+    )
+    max_retry_wait_s: float = Field(
+        5.0, ge=0, description="longest Retry-After a turn waits for; a longer one hands the turn to a person now"
+    )
     temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
     max_tokens: int = Field(400, gt=0, description="longest answer, in tokens")
     structured_output: Literal["json_schema", "json_object", "prompt"] = Field(
