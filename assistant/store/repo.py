@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant import states
@@ -70,9 +71,12 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
+    """One engine per process. SQLite: a writer finding the database locked waits up to `busy_timeout_s`
+    (then `OperationalError: database is locked`, which `Store.session` turns into a 503). A server
+    database: connections are pinged before use, so one dropped while idle is replaced, not reported."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -80,7 +84,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=15000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cur.close()
 
         return engine
@@ -88,10 +92,10 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_s: float = 15.0) -> None:
         self.url = url
         try:
-            self.engine = make_engine(url)
+            self.engine = make_engine(url, busy_timeout_s)
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"the database cannot be opened ({exc.__class__.__name__}: {exc})") from exc
@@ -109,9 +113,9 @@ class Store:
         try:
             yield s
             s.commit()
-        except OperationalError as exc:
+        except (OperationalError, SATimeoutError) as exc:  # locked, unreachable, or no pooled connection free
             s.rollback()
-            raise StoreUnavailableError(f"the database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailableError(f"the database is unavailable: {getattr(exc, 'orig', None) or exc}") from exc
         except BaseException:
             s.rollback()
             raise
