@@ -274,6 +274,12 @@ class Settings(BaseSettings):
     evals: EvalSettings = EvalSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
+    interrupted_turn_s: float = Field(
+        300,
+        gt=0,
+        description="a turn still unfinished after this long was interrupted (a crash): at start and each sweep "
+        "it gets an outcome (a note and a handoff); longer than any live turn",
+    )
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")
 
     widget_key: SecretStr | None = Field(None, description="public widget key; None = generated on first start")
