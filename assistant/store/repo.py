@@ -115,7 +115,9 @@ class Store:
             s.commit()
         except (OperationalError, SATimeoutError) as exc:  # locked, unreachable, or no pooled connection free
             s.rollback()
-            raise StoreUnavailableError(f"the database is unavailable: {getattr(exc, 'orig', None) or exc}") from exc
+            # The driver's words are for the log, not the caller (they name files and internals).
+            logger.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
+            raise StoreUnavailableError("the database is unavailable (locked or unreachable); retry shortly") from exc
         except BaseException:
             s.rollback()
             raise
