@@ -35,8 +35,7 @@ from assistant.store.repo import Store
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_NOTE = (
-    "The assistant was interrupted before it could reply to the message above. "
-    "A member of our team will pick this up."
+    "The assistant was interrupted before it could reply to the message above. A member of our team will pick this up."
 )
 
 REPAIRABLE = {"stale_handoff", "sequence"}

@@ -490,9 +490,9 @@ class Store:
                 .subquery()
             )
             rows = s.execute(
-                select(ConversationRow.id, ConversationRow.status, open_ho.c.status, open_ho.c.id).outerjoin(
-                    open_ho, open_ho.c.conversation_id == ConversationRow.id
-                ).where((ConversationRow.status.in_(("waiting_for_agent", "with_agent"))) | open_ho.c.id.is_not(None))
+                select(ConversationRow.id, ConversationRow.status, open_ho.c.status, open_ho.c.id)
+                .outerjoin(open_ho, open_ho.c.conversation_id == ConversationRow.id)
+                .where((ConversationRow.status.in_(("waiting_for_agent", "with_agent"))) | open_ho.c.id.is_not(None))
             )
             by_conv: dict[str, tuple[str, list[tuple[str, str]]]] = {}
             for cid, status, ho_status, ho_id in rows:
@@ -508,7 +508,9 @@ class Store:
                 expected = {"waiting_for_agent": "waiting", "with_agent": "claimed"}.get(status)
                 for ho_id, ho_status in open_handoffs:
                     if ho_status != expected:
-                        problems.append(("stale_handoff", cid, f"handoff {ho_id} is {ho_status}; the conversation is {status}"))
+                        problems.append(
+                            ("stale_handoff", cid, f"handoff {ho_id} is {ho_status}; the conversation is {status}")
+                        )
                 if len(open_handoffs) > 1:
                     problems.append(("several_open_handoffs", cid, f"{len(open_handoffs)} handoffs not resolved"))
             seqs = s.execute(

@@ -22,6 +22,7 @@ server's behaviour is scripted:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -181,10 +182,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return
             fake.count()
             body = json.loads(raw or b"{}")
-            try:
+            # A client that gave up (its timeout) is what a real server sees too.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._respond(fake.mode, body, bool(body.get("stream")))
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (its timeout): what a real server sees too
 
         def _respond(self, mode: str, body: dict[str, Any], stream: bool) -> None:
             text = answer_for(body)

@@ -17,8 +17,8 @@ from api.app import create_app
 from assistant.handoff import HANDOFF_TEXT
 from tests.api.support import TWO_FA_QUESTION, TWO_FA_SOURCE, assert_turn_shape, parse_sse, start
 from tests.conftest import AGENT_TOKEN, bearer, widget_headers
-from tests.faults.support import RETRIES, TURN_BOUND_S, free_port, openai_settings
 from tests.faults.fake_openai import FakeOpenAI
+from tests.faults.support import RETRIES, TURN_BOUND_S, free_port, openai_settings
 
 # mode -> fake-server parameters. Each is tried as a JSON turn and as an SSE turn.
 FAULTS: dict[str, dict[str, Any]] = {
@@ -137,7 +137,10 @@ def test_a_failure_on_a_follow_up_hands_off_within_one_deadline(
     assert time.monotonic() - t0 < TURN_BOUND_S
     assert fake_openai.requests <= 1 + RETRIES
     assert turn["status"] == "waiting_for_agent" and turn["handoff"]["reason"] == "error"
-    roles = [m["role"] for m in openai_client.get(f"/v1/conversations/{conv['id']}", headers=widget_headers()).json()["messages"]]
+    roles = [
+        m["role"]
+        for m in openai_client.get(f"/v1/conversations/{conv['id']}", headers=widget_headers()).json()["messages"]
+    ]
     assert roles == ["customer", "assistant", "customer", "assistant"]
     fake_openai.set("ok")
 
