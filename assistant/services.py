@@ -13,6 +13,7 @@ from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from assistant import doctor
 from assistant.agents import AgentDesk
 from assistant.answer import Answerer
 from assistant.engine import ConversationEngine
@@ -95,7 +96,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.sqlalchemy_url)
+        store = Store(settings.sqlalchemy_url, settings.database_busy_timeout_s)
         webhook = handoff_webhook(settings, store)
         index = build_index(settings, tolerate_unavailable=True)
         problems: list[str] = []
@@ -125,6 +126,19 @@ class Services:
             store, retriever.search, answerer, history, handoffs, chat, settings, telemetry, observer
         )
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook)
+
+    def check_consistency(self, fix: bool = True) -> list[doctor.Problem]:
+        """`assistant.doctor.check` on this process's store: interrupted turns get an outcome, impossible
+        states are repaired or reported (see that module)."""
+        telemetry = self.engine.telemetry
+        return doctor.check(
+            self.store,
+            self.engine.handoffs,
+            interrupted_turn_s=self.settings.interrupted_turn_s,
+            fix=fix,
+            on_change=telemetry.refresh if telemetry is not None else None,
+            on_handoff=telemetry.on_handoff if telemetry is not None else None,
+        )
 
     def close(self) -> None:
         if self.webhook is not None:

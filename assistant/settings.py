@@ -25,7 +25,12 @@ class OpenAISettings(BaseModel):
     api_key: SecretStr = Field(SecretStr("not-needed"), description="API key; local servers ignore it")
     model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
     timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
-    max_retries: int = Field(2, ge=0, description="retries on timeouts, rate limits and connection errors")
+    max_retries: int = Field(
+        2, ge=0, description="retries on timeouts, rate limits, 5xx and connection errors (never after text was shown)"
+    )
+    max_retry_wait_s: float = Field(
+        5.0, ge=0, description="longest Retry-After a turn waits for; a longer one hands the turn to a person now"
+    )
     temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
     max_tokens: int = Field(400, gt=0, description="longest answer, in tokens")
     structured_output: Literal["json_schema", "json_object", "prompt"] = Field(
@@ -246,6 +251,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".cxa-data"), description="where the database, index and keys live")
     database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite file in the data dir")
+    database_busy_timeout_s: float = Field(
+        15.0, gt=0, description="SQLite: how long a write waits for a lock held elsewhere before a 503"
+    )
     chroma_path: Path | None = Field(None, description="Chroma directory; None = <data_dir>/chroma")
     chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); wins over path")
     collection: str = Field("helpcenter", description="Chroma collection holding the help-center chunks")
@@ -266,6 +274,12 @@ class Settings(BaseSettings):
     evals: EvalSettings = EvalSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
+    interrupted_turn_s: float = Field(
+        300,
+        gt=0,
+        description="a turn still unfinished after this long was interrupted (a crash): at start and each sweep "
+        "it gets an outcome (a note and a handoff); longer than any live turn",
+    )
     max_upload_bytes: int = Field(5_000_000, ge=1, description="largest knowledge upload accepted")
 
     widget_key: SecretStr | None = Field(None, description="public widget key; None = generated on first start")

@@ -286,7 +286,7 @@ class Telemetry:
     def _close_idle(self, f: ConversationFacts, now: datetime) -> int:
         idle = round((now - f.last_activity_at).total_seconds(), 1)
         if f.status == "waiting_for_agent":
-            self.store.transition(f.conversation_id, "abandoned", ["waiting_for_agent"])
+            self.store.abandon_waiting(f.conversation_id, "closed: the customer left before a person came")
             self._record(f.conversation_id, [self._event(f.conversation_id, "abandoned", idle)], now)
         elif f.status == "bot":
             verdict = derive(

@@ -141,7 +141,8 @@ async def post_message(
     # Unknown conversation -> 404 before the stream starts (a stream cannot change its status afterwards).
     await run_in_threadpool(services.store.get_conversation, conversation_id)
     if accept and "text/event-stream" in accept:
-        events = engine.stream_turn(conversation_id, body.text)
+        # The message is stored before the 200 goes out: a locked database is still a 503, not an SSE error.
+        events = await run_in_threadpool(engine.stream_turn, conversation_id, body.text)
         return StreamingResponse(
             _turn_sse(events),
             media_type="text/event-stream",

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant import states
@@ -70,9 +71,12 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
+    """One engine per process. SQLite: a writer finding the database locked waits up to `busy_timeout_s`
+    (then `OperationalError: database is locked`, which `Store.session` turns into a 503). A server
+    database: connections are pinged before use, so one dropped while idle is replaced, not reported."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -80,7 +84,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=15000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cur.close()
 
         return engine
@@ -88,10 +92,10 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_s: float = 15.0) -> None:
         self.url = url
         try:
-            self.engine = make_engine(url)
+            self.engine = make_engine(url, busy_timeout_s)
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"the database cannot be opened ({exc.__class__.__name__}: {exc})") from exc
@@ -109,9 +113,11 @@ class Store:
         try:
             yield s
             s.commit()
-        except OperationalError as exc:
+        except (OperationalError, SATimeoutError) as exc:  # locked, unreachable, or no pooled connection free
             s.rollback()
-            raise StoreUnavailableError(f"the database is unavailable: {exc.orig}") from exc
+            # The driver's words are for the log, not the caller (they name files and internals).
+            logger.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
+            raise StoreUnavailableError("the database is unavailable (locked or unreachable); retry shortly") from exc
         except BaseException:
             s.rollback()
             raise
@@ -438,6 +444,133 @@ class Store:
             if row is None:
                 return None
             return {c.name: getattr(row, c.key) for c in TurnRow.__table__.columns}
+
+    def pending_turns(self, started_before: datetime) -> list[dict[str, Any]]:
+        """Turn records still `pending` that began before `started_before` (a turn interrupted by a crash
+        stays pending forever), oldest first, each with `has_reply`: an assistant message of that turn exists."""
+        with self.session() as s:
+            rows = list(
+                s.scalars(
+                    select(TurnRow)
+                    .where(TurnRow.state == "pending", TurnRow.created_at < started_before)
+                    .order_by(TurnRow.created_at)
+                )
+            )
+            out = []
+            for r in rows:
+                reply = s.scalar(
+                    select(MessageRow.id)
+                    .where(MessageRow.turn_id == r.id, MessageRow.role == "assistant")
+                    .order_by(MessageRow.seq)
+                    .limit(1)
+                )
+                out.append({"id": r.id, "conversation_id": r.conversation_id, "reply_message_id": reply})
+            return out
+
+    def structural_problems(self) -> list[tuple[str, str, str]]:
+        """(kind, conversation_id, detail) for every state the state machine and the handoff records do not
+        allow together. Read-only; `assistant.doctor` decides what to repair.
+
+        - `unknown_status`: a status outside the state machine.
+        - `waiting_without_handoff` / `with_agent_without_claim`: the queue would never show the conversation.
+        - `stale_handoff`: a handoff still `waiting`/`claimed` while its conversation is elsewhere (an agent
+          could claim it and get a 409, or the customer's "talk to a person" would return it unchanged).
+        - `several_open_handoffs`: more than one handoff not resolved.
+        - `sequence`: duplicate message numbers, or a counter behind the highest number (the next message
+          would collide)."""
+        problems: list[tuple[str, str, str]] = []
+        with self.session() as s:
+            for cid, status in s.execute(
+                select(ConversationRow.id, ConversationRow.status).where(ConversationRow.status.not_in(states.STATUSES))
+            ):
+                problems.append(("unknown_status", cid, f"status {status!r}"))
+            open_ho = (
+                select(HandoffRow.conversation_id, HandoffRow.status, HandoffRow.id)
+                .where(HandoffRow.status != "resolved")
+                .subquery()
+            )
+            rows = s.execute(
+                select(ConversationRow.id, ConversationRow.status, open_ho.c.status, open_ho.c.id)
+                .outerjoin(open_ho, open_ho.c.conversation_id == ConversationRow.id)
+                .where((ConversationRow.status.in_(("waiting_for_agent", "with_agent"))) | open_ho.c.id.is_not(None))
+            )
+            by_conv: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+            for cid, status, ho_status, ho_id in rows:
+                entry = by_conv.setdefault(cid, (status, []))
+                if ho_id is not None:
+                    entry[1].append((ho_id, ho_status))
+            for cid, (status, open_handoffs) in by_conv.items():
+                statuses = {h for _, h in open_handoffs}
+                if status == "waiting_for_agent" and "waiting" not in statuses:
+                    problems.append(("waiting_without_handoff", cid, "waiting_for_agent with no waiting handoff"))
+                if status == "with_agent" and "claimed" not in statuses:
+                    problems.append(("with_agent_without_claim", cid, "with_agent with no claimed handoff"))
+                expected = {"waiting_for_agent": "waiting", "with_agent": "claimed"}.get(status)
+                for ho_id, ho_status in open_handoffs:
+                    if ho_status != expected:
+                        problems.append(
+                            ("stale_handoff", cid, f"handoff {ho_id} is {ho_status}; the conversation is {status}")
+                        )
+                if len(open_handoffs) > 1:
+                    problems.append(("several_open_handoffs", cid, f"{len(open_handoffs)} handoffs not resolved"))
+            seqs = s.execute(
+                select(
+                    MessageRow.conversation_id,
+                    func.count(MessageRow.id),
+                    func.count(func.distinct(MessageRow.seq)),
+                    func.max(MessageRow.seq),
+                    ConversationRow.next_seq,
+                )
+                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                .group_by(MessageRow.conversation_id, ConversationRow.next_seq)
+            )
+            for cid, n, distinct, top, next_seq in seqs:
+                if n != distinct:
+                    problems.append(("sequence", cid, f"{n - distinct} duplicate message numbers"))
+                if (next_seq or 0) < (top or 0):
+                    problems.append(("sequence", cid, f"next_seq {next_seq} is behind message {top}"))
+        return problems
+
+    def close_stale_handoffs(self, conversation_id: str, note: str) -> list[str]:
+        """Resolve the handoffs of `conversation_id` left open while the conversation is neither waiting for
+        nor with an agent; returns their ids."""
+        with self.session() as s:
+            status = s.scalar(select(ConversationRow.status).where(ConversationRow.id == conversation_id))
+            keep = {"waiting_for_agent": "waiting", "with_agent": "claimed"}.get(str(status), "")
+            rows = s.scalars(
+                update(HandoffRow)
+                .where(
+                    HandoffRow.conversation_id == conversation_id,
+                    HandoffRow.status != "resolved",
+                    HandoffRow.status != keep,
+                )
+                .values(status="resolved", resolved_at=utcnow(), note=note)
+                .returning(HandoffRow.id)
+            )
+            return list(rows)
+
+    def repair_sequence(self, conversation_id: str) -> None:
+        """Move the message counter past the highest message number (never backwards)."""
+        with self.session() as s:
+            top = s.scalar(select(func.max(MessageRow.seq)).where(MessageRow.conversation_id == conversation_id))
+            s.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id, ConversationRow.next_seq < (top or 0))
+                .values(next_seq=top or 0)
+            )
+
+    def abandon_waiting(self, conversation_id: str, note: str) -> Conversation:
+        """`waiting_for_agent` -> `abandoned` and its waiting handoff closed, in one transaction: a handoff left
+        `waiting` on an abandoned conversation stays in the agents' queue, cannot be claimed (409), and is
+        handed back unchanged when the customer returns and asks for a person."""
+        with self.session() as s:
+            conv = self._transition(s, conversation_id, "abandoned", ["waiting_for_agent"])
+            s.execute(
+                update(HandoffRow)
+                .where(HandoffRow.conversation_id == conversation_id, HandoffRow.status == "waiting")
+                .values(status="resolved", resolved_at=utcnow(), note=note)
+            )
+            return conv
 
     def log_llm_call(self, **fields: Any) -> None:
         with self.session() as s:
