@@ -291,7 +291,10 @@ class ChatGateway:
         timeout_s: float = 60.0,
         log: CallLogger | None = None,
         structured_output: str = "json_schema",
+        secrets: list[str] | None = None,
     ) -> None:
+        self.secrets: set[str] = set()
+        self.add_secrets(secrets or [])
         self.model = model
         self.provider = provider
         self.model_name = model_name
@@ -311,7 +314,23 @@ class ChatGateway:
         else:
             name, timeout = getattr(chat, "_llm_type", type(chat).__name__), settings.embedded.timeout_s
         provider = settings.chat_provider if model is None else "custom"
-        return cls(chat, provider, name, timeout, log, settings.openai.structured_output)
+        return cls(chat, provider, name, timeout, log, settings.openai.structured_output, settings.secret_values())
+
+    def add_secrets(self, secrets: list[str]) -> None:
+        """Credentials that must never reach a model (redacted from every rendered prompt)."""
+        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+
+    def _redact(self, rendered: list[tuple[PromptRole, str]], prompt: Prompt) -> list[tuple[PromptRole, str]]:
+        """Nothing we hold a secret for is ever in a prompt. No prompt puts one there; should data carry one
+        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged."""
+        out = []
+        for role, text in rendered:
+            for secret in self.secrets:
+                if secret in text:
+                    logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
+                    text = text.replace(secret, "[redacted]")
+            out.append((role, text))
+        return out
 
     def warm(self) -> None:
         """Load an in-process model now rather than on the first customer's turn."""
@@ -338,7 +357,7 @@ class ChatGateway:
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
         `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
-        rendered = prompt.render(**values)
+        rendered = self._redact(prompt.render(**values), prompt)
         messages = to_messages(rendered)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()
