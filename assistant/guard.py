@@ -60,7 +60,7 @@ _INJECTION = re.compile(
             r"\b(?:note|message|instructions?|reminder) (?:to|for) (?:the |any )?"
             r"(?:ai|assistant|model|bot|llm|chatbot|summari[sz]er|language model)\b",
             r"\b(?:ai|assistant|model|chatbot|bot|llm|summari[sz]er)s? (?:must|should|shall|will|has to) "
-            r"(?:now |always )?(?:say|tell|reply|respond|answer|write|ignore|reveal|include|output|append|state"
+            r"(?:now |always |also )*(?:say|tell|reply|respond|answer|write|ignore|reveal|include|output|append|state"
             r"|report|claim)\b",
             r"^\s*(?:system|assistant|developer)\s*:",
             r"\bend of (?:document|context|sources|data|article|conversation)\b",
@@ -73,6 +73,8 @@ _INJECTION = re.compile(
             r"\b(?:orders?|data|details|emails?|address(?:es)?|accounts?|profiles?|records?)\b[^.\n]{0,30}?"
             r"\b(?:of|for|from|belonging to) (?:another|other|a different|every|all|each|the other) "
             r"(?:customers?|users?)\b",
+            r"\b(?:orders?|emails?|address(?:es)?|accounts?|profiles?|records?|details)\b[^.\n]{0,30}?"
+            r"\bof (?:the )?(?:customer|user|account)(?: id)? [a-z]+_[\w-]+",
             # other languages: the same "ignore the instructions"
             r"\bignore[zr]?\b[^.\n]{0,40}\binstructions?\b",
             r"\bignorier\w*\b[^.\n]{0,40}\banweisung",
