@@ -22,8 +22,8 @@ Our pipeline must still leak nothing: the defence is in our code, not in the mod
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import json
 import re
 from collections.abc import Iterator
