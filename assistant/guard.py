@@ -63,6 +63,8 @@ _INJECTION = re.compile(
             r"(?:now |always |also )*(?:say|tell|reply|respond|answer|write|ignore|reveal|include|output|append|state"
             r"|report|claim)\b",
             r"^\s*(?:system|assistant|developer)\s*:",
+            r"\[/?(?:system|inst|sys)\]|<\|(?:im_start|im_end|system|endoftext)\|>",
+            r"\b(?:agent|assistant|ai|system|admin|summary|summari[sz]er) (?:instructions?|override|command)s?\s*:",
             r"\bend of (?:document|context|sources|data|article|conversation)\b",
             r"!\[[^\]]*\]\(",
             r"\b(?:append|attach|encode|add)\b[^.\n]{0,60}?\b(?:to|in|into) (?:the |a |this )?(?:url|link|image|query)",
