@@ -63,7 +63,7 @@ _INJECTION = re.compile(
             r"(?:now |always |also )*(?:say|tell|reply|respond|answer|write|ignore|reveal|include|output|append|state"
             r"|report|claim)\b",
             r"^\s*(?:system|assistant|developer)\s*:",
-            r"\[/?(?:system|inst|sys)\]|<\|(?:im_start|im_end|system|endoftext)\|>",
+            r"</?\s*(?:sources|account|conversation|question|system|instructions?)\s*>|\[/?(?:system|inst|sys)\]|<\|(?:im_start|im_end|system|endoftext)\|>",
             r"\b(?:agent|assistant|ai|system|admin|summary|summari[sz]er) (?:instructions?|override|command)s?\s*:",
             r"\bend of (?:document|context|sources|data|article|conversation)\b",
             r"!\[[^\]]*\]\(",
@@ -117,7 +117,7 @@ _FALSE_ACTION = re.compile(
     re.I,
 )
 _PASSIVE_ACTION = re.compile(
-    rf"\byour\s+(?:\w+\s+){{0,3}}?(?:has been|have been|was|were|is now|are now)\s+(?:successfully |now |fully )?"
+    rf"\byour\s+(?:\w+\s+){{0,5}}?(?:has been|have been|was|were|is now|are now)\s+(?:successfully |now |fully )?"
     rf"(?:{_ACTION_VERBS})\b",
     re.I,
 )
