@@ -881,7 +881,7 @@ def eval_injection(
     vector: Annotated[
         list[str] | None, typer.Option(help="only these vectors (direct, document, profile, history, ...)")
     ] = None,
-    cases: Annotated[Path | None, typer.Option(help="the case file (default: evals/cases/injection.jsonl)")] = None,
+    cases: Annotated[Path | None, typer.Option(help="the case file (default: evals/attacks/injection.jsonl)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Prompt injection through the real app: every case of `evals/cases/injection.jsonl`, with a chat model
+"""Prompt injection through the real app: every case of `evals/attacks/injection.jsonl`, with a chat model
 that obeys every instruction it reads (`tests/injection/gullible.py`), leaks nothing anyone can read.
 
 Two modes: `obeys` complies when its input holds an instruction (so the neutralised prompt data is part of
