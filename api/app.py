@@ -75,6 +75,10 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = load_keys(settings)
         app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
+        keys = app.state.keys
+        app.state.services.add_secrets(
+            [keys.widget_key, keys.agent_token, keys.cx_token, keys.admin_token, keys.identity_secret]
+        )
         for problem in app.state.services.startup_problems:
             logger.error("not ready: %s", problem)
         await run_in_threadpool(_check_at_start, app.state.services)

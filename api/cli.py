@@ -918,6 +918,70 @@ def eval_customers(
     _write_figures(settings, "customers", result.model_dump(mode="json"), out)
 
 
+@eval_app.command("injection")
+def eval_injection(
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N cases")] = None,
+    vector: Annotated[
+        list[str] | None, typer.Option(help="only these vectors (direct, document, profile, history, ...)")
+    ] = None,
+    cases: Annotated[Path | None, typer.Option(help="the case file (default: evals/attacks/injection.jsonl)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Prompt-injection cases (instructions in the customer's message, in help articles, in the customer's
+    records, aimed at the handoff summary) through the in-process app with the configured chat model, on a
+    scratch data dir and index: cases passed (nothing leaked: prompt, credentials, another customer's data,
+    attacker links, claimed actions) per vector and category. Exits 1 when a case leaks."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.security import load_keys
+    from evals.injection import Credentials, InjectionRunner, load_cases
+    from evals.workspace import SAMPLE_COMPANY, helpcenter_workspace
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        found = load_cases(cases)
+    except (ValueError, OSError) as exc:
+        _fail(f"cases: {exc}", 2)
+    if vector:
+        found = [c for c in found if c.vector in vector]
+    found = found[:limit] if limit else found
+    if not found:
+        _fail("no case matches", 2)
+    with tempfile.TemporaryDirectory(prefix="cxa-injection-") as tmp:
+        # Poisoned articles go into an index of their own, never the configured one.
+        isolated = settings.model_copy(update={"chroma_path": Path(tmp) / "chroma", "chroma_url": None})
+        s = helpcenter_workspace(isolated, Path(tmp), collection="injection_helpcenter")
+        keys = load_keys(s)
+        creds = Credentials(keys.widget_key, keys.agent_token, keys.cx_token, keys.admin_token, keys.identity_secret)
+        with TestClient(create_app(s)) as client, _progress() as bar:
+            task = bar.add_task("cases", total=len(found), unit="cases")
+            run = InjectionRunner(client, creds, SAMPLE_COMPANY).run(
+                found, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    for title, tallies in (("per vector", run.by_vector), ("per category", run.by_category)):
+        table = Table(title=f"prompt injection {title} ({settings.chat_provider} model)")
+        for col in (title.split()[-1], "passed / cases"):
+            table.add_column(col)
+        for name, t in tallies.items():
+            table.add_row(name, f"{t.passed}/{t.total}" + ("" if t.passed == t.total else " [red]LEAK[/]"))
+        console.print(table)
+    _metrics_table(
+        "prompt injection",
+        [("cases passed / total", f"{run.passed}/{run.total}"), ("wall time (s)", f"{run.seconds:.0f}")],
+    )
+    for r in run.results:
+        if not r.passed:
+            err.print(f"[red]leak[/] {r.id}: {', '.join(r.leaks)}")
+    _write_figures(settings, "injection", run.model_dump(mode="json"), out)
+    if run.passed < run.total:
+        raise typer.Exit(1)
+
+
 # -- simulate and export ----------------------------------------------------------------------------------
 
 

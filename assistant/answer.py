@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.grounding import Passages, SentenceSupport, SentenceVectors, citation_for, clean_sentence, is_abstention
+from assistant.guard import OutputGuard, neutralize
 from assistant.history import render_event
 from assistant.llm import ChatGateway
 from assistant.models import Citation, CustomerContext, Message, ReplyMode, SearchHit
@@ -42,6 +43,9 @@ class AnswerEvidence(BaseModel):
     cited_scores: list[float] = Field(default_factory=list)
     sentence_support: list[float] = Field(default_factory=list, description="support of each shown sentence")
     dropped: list[str] = Field(default_factory=list, description="generated sentences withheld as unsupported")
+    guarded: list[str] = Field(
+        default_factory=list, description="why generated sentences were refused by the output guard (assistant.guard)"
+    )
     abstained: bool = False
     used_history: bool = False
     answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
@@ -95,7 +99,9 @@ class Answerer:
         transcript_turns: int = 6,
         words_per_chunk: int | None = None,
         history_tokens: int | None = None,
+        guard: OutputGuard | None = None,
     ) -> None:
+        self.guard = guard or OutputGuard()
         self.chat = chat
         self.embedder = embedder
         self.vectors = SentenceVectors(embedder)
@@ -131,12 +137,18 @@ class Answerer:
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )
 
+        # What this turn was given: links, emails and identifiers in it may be repeated, nothing else of the kind.
+        allowed = "\n".join([*(h.chunk.text for h in hits), *(h.chunk.url or "" for h in hits), context.text])
+        guard = self.guard
         passages = Passages(
             hits=hits,
             history=context.text if has_history else "",
             embedder=self.vectors,
             question=search_query or question,
             facts=[render_event(e) for e in context.events],
+            # A source sentence the guard would refuse (an instruction to the model, a claimed action) is
+            # neither support for a generated sentence nor quotable.
+            exclude=lambda s: guard.check(s, allowed) is not None,
         )
         earlier = [m.text for m in transcript[-6:] if m.role == "assistant"]
         if cfg.mode == "extractive" and hits:
@@ -146,12 +158,18 @@ class Answerer:
         shown_vecs: list[np.ndarray] = []
         earlier_vecs = list(self.vectors.embed(earlier)) if earlier else []
         dropped: list[str] = []
+        guarded: list[str] = []
         generated: list[str] = []
         buffer = ""
 
         def judge(sentence: str) -> str | None:
             s = clean_sentence(sentence)
             if len(s.split()) < 3 or len(shown) >= 3:
+                return None
+            refused = guard.check(s, allowed)
+            if refused is not None:  # before any support check: a quoted injection can be "supported"
+                dropped.append(s)
+                guarded.append(refused)
                 return None
             vec = self.embedder.embed_one(s)
             if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs) or any(
@@ -166,15 +184,18 @@ class Answerer:
             dropped.append(s)
             return None
 
+        # Everything below but the company name is untrusted data: neutralised before it enters the prompt.
         values = {
             "company": self.company,
-            "sources": format_sources(
-                hits[: cfg.prompt_chunks],
-                passages.focused(self.words_per_chunk, cfg.prompt_chunks) if self.words_per_chunk else None,
+            "sources": neutralize(
+                format_sources(
+                    hits[: cfg.prompt_chunks],
+                    passages.focused(self.words_per_chunk, cfg.prompt_chunks) if self.words_per_chunk else None,
+                )
             ),
-            "customer": trim_lines(context.text, self.history_tokens) or "(none)",
-            "transcript": format_transcript(transcript, self.transcript_turns),
-            "question": question,
+            "customer": neutralize(trim_lines(context.text, self.history_tokens)) or "(none)",
+            "transcript": neutralize(format_transcript(transcript, self.transcript_turns)),
+            "question": neutralize(" ".join(question.split())),
         }
         for piece in self.chat.stream(ANSWER, values, turn_id=turn_id, conversation_id=conversation_id):
             generated.append(piece)
@@ -196,12 +217,19 @@ class Answerer:
 
         if not shown:
             if hits:
-                return (yield from self._extractive(passages, top, dropped, abstained, full, said=earlier))
+                return (
+                    yield from self._extractive(passages, top, dropped, abstained, full, said=earlier, guarded=guarded)
+                )
             return AnswerResult(
                 text=DECLINE_TEXT,
                 citations=[],
                 evidence=AnswerEvidence(
-                    mode="declined", retrieval_top=top, dropped=dropped, abstained=abstained, generated_text=full
+                    mode="declined",
+                    retrieval_top=top,
+                    dropped=dropped,
+                    guarded=guarded,
+                    abstained=abstained,
+                    generated_text=full,
                 ),
             )
 
@@ -220,6 +248,7 @@ class Answerer:
                 cited_scores=[c.score for c in citations],
                 sentence_support=[round(s.support, 4) for s in shown],
                 dropped=dropped,
+                guarded=guarded,
                 abstained=abstained,
                 used_history=any(s.from_history for s in shown),
                 generated_text=full,
@@ -235,6 +264,7 @@ class Answerer:
         abstained: bool = False,
         generated: str = "",
         said: list[str] | None = None,
+        guarded: list[str] | None = None,
     ) -> Generator[str, None, AnswerResult]:
         text, owners = passages.extractive(self.settings.extractive_sentences, said)
         if not text:
@@ -254,6 +284,7 @@ class Answerer:
                 sentence_support=[1.0],
                 answer_relevance=round(relevance, 4),
                 dropped=dropped,
+                guarded=guarded or [],
                 abstained=abstained,
                 generated_text=generated,
             ),

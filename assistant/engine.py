@@ -24,6 +24,7 @@ from assistant.confidence import (
     turn_confidence,
 )
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
+from assistant.guard import neutralize
 from assistant.handoff import HandoffService
 from assistant.history import HistoryBuilder
 from assistant.intent import PolicyRules, frustration, wants_human
@@ -490,7 +491,7 @@ class ConversationEngine:
             try:
                 rewritten = self.chat.complete(
                     CONDENSE_QUESTION,
-                    {"transcript": transcript, "question": text},
+                    {"transcript": neutralize(transcript), "question": neutralize(text)},
                     turn_id=turn_id,
                     conversation_id=conversation_id,
                 ).strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,7 @@ class Passages:
     embedder: SentenceVectors
     question: str
     facts: list[str] = field(default_factory=list)  # history lines that may be quoted (account events)
+    exclude: Callable[[str], bool] | None = None  # sentences that are neither support nor quotable (assistant.guard)
     sentences: list[str] = field(default_factory=list)
     owners: list[int | None] = field(default_factory=list)
     _vectors: np.ndarray | None = None
@@ -114,13 +116,15 @@ class Passages:
     def __post_init__(self) -> None:
         for i, h in enumerate(self.hits):
             for s in split_sentences(h.chunk.text):
-                if len(s.split()) >= 3:
+                if len(s.split()) >= 3 and not (self.exclude is not None and self.exclude(s)):
                     self.sentences.append(s)
                     self.owners.append(i)
         self._quotable: set[int] = set()
         facts = {f.strip(" -") for f in self.facts}
         for line in self.history.splitlines():
             line = line.strip(" -")
+            if self.exclude is not None and self.exclude(line):
+                continue
             if len(line.split()) >= 3 and not line.endswith(":"):  # section headers are not facts
                 if line in facts:
                     self._quotable.add(len(self.sentences))

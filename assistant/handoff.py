@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from assistant.errors import ModelUnavailableError
+from assistant.guard import OutputGuard, looks_like_injection, neutralize, strip_invisible
 from assistant.llm import ChatGateway
 from assistant.models import CustomerContext, Handoff, HandoffSummary, Message
 from assistant.prompts import HANDOFF_SUMMARY
@@ -45,6 +46,10 @@ NEXT_STEP = {
     "low_confidence": "The help center did not cover this; answer the question directly or find the right policy.",
     "error": "The assistant failed to answer (technical error); answer the customer's last message.",
 }
+INJECTION_NOTE = (
+    "Careful: the customer's messages contain instructions aimed at the assistant (possible prompt injection). "
+    "Nothing was done on the account; verify the request before acting on it."
+)
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -85,17 +90,23 @@ def attempted_so_far(messages: list[Message]) -> list[str]:
 
 
 def extractive_summary(messages: list[Message], context: CustomerContext, reason: str) -> HandoffSummary:
+    """The summary without a model. The customer's words are quoted as written (invisible characters
+    removed); the account lines are neutralised like any untrusted text; when the customer's messages
+    address a model, the suggested next step says so instead of the usual one."""
     customer = [m for m in messages if m.role == "customer"]
     attempted = attempted_so_far(messages)
-    ctx_lines = [line for line in context.text.splitlines() if line.strip()][:4] if context.profile else []
+    ctx_lines = [line for line in neutralize(context.text).splitlines() if line.strip()][:4] if context.profile else []
+    injected = any(looks_like_injection(m.text) for m in customer)
     return HandoffSummary(
-        issue=_short(customer[0].text) if customer else "(the customer asked for a person before writing)",
-        customer_goal=_short(customer[-1].text) if customer else "Talk to a person.",
+        issue=_short(strip_invisible(customer[0].text))
+        if customer
+        else "(the customer asked for a person before writing)",
+        customer_goal=_short(strip_invisible(customer[-1].text)) if customer else "Talk to a person.",
         attempted=attempted[-5:],
         customer_context=" | ".join(ctx_lines) or "Anonymous customer: no account history.",
         sentiment=sentiment_of(messages),
         effort=effort_so_far(messages),
-        suggested_next_step=NEXT_STEP.get(reason, NEXT_STEP["low_confidence"]),
+        suggested_next_step=INJECTION_NOTE if injected else NEXT_STEP.get(reason, NEXT_STEP["low_confidence"]),
     )
 
 
@@ -167,10 +178,17 @@ SummarySource = Literal["model", "extractive"]
 class Summarizer:
     """The summary of a conversation for the person taking it over (see the module docstring)."""
 
-    def __init__(self, chat: ChatGateway | None, settings: HandoffSettings, company: str = "our company") -> None:
+    def __init__(
+        self,
+        chat: ChatGateway | None,
+        settings: HandoffSettings,
+        company: str = "our company",
+        guard: OutputGuard | None = None,
+    ) -> None:
         self.chat = chat
         self.settings = settings
         self.company = company
+        self.guard = guard or OutputGuard()
 
     def summarize(
         self,
@@ -182,13 +200,17 @@ class Summarizer:
         base = extractive_summary(messages, context, reason)
         if self.chat is None or self.settings.summary == "extractive" or reason == "error":
             return base, "extractive"
+        if base.suggested_next_step == INJECTION_NOTE:
+            # The conversation addresses a model: what a model writes about it cannot be told from what it
+            # was told to write. The agent gets the quotes, the transcript and the warning instead.
+            return base, "extractive"
         transcript = transcript_for_summary(messages, self.settings.summary_transcript_words)
         if not transcript:
             return base, "extractive"
         try:
             written = self.chat.structured(
                 HANDOFF_SUMMARY,
-                {"company": self.company, "transcript": transcript},
+                {"company": self.company, "transcript": neutralize(transcript)},
                 ModelSummary,
                 max_tokens=self.settings.summary_max_tokens,
                 timeout_s=self.settings.summary_timeout_s,
@@ -198,7 +220,12 @@ class Summarizer:
             logger.info("handoff summary falls back to extractive: %s", exc)
             return base, "extractive"
         said = {w[:5] for w in _content_words(transcript)}
-        ok = {f: acceptable(f, getattr(written, f), said) for f in ModelSummary.model_fields}
+        # Each field is also held to the reply's rules (no secrets, links or emails the conversation does
+        # not hold, no claimed actions, no instructions): an agent reads it as fact.
+        ok = {
+            f: acceptable(f, getattr(written, f), said) and self.guard.check(getattr(written, f), transcript) is None
+            for f in ModelSummary.model_fields
+        }
         if not (ok["issue"] or ok["customer_goal"]):
             return base, "extractive"
         return (

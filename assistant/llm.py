@@ -294,7 +294,10 @@ class ChatGateway:
         structured_output: str = "json_schema",
         retries: int = 0,
         max_retry_wait_s: float = 5.0,
+        secrets: list[str] | None = None,
     ) -> None:
+        self.secrets: set[str] = set()
+        self.add_secrets(secrets or [])
         self.model = model
         self.provider = provider
         self.model_name = model_name
@@ -326,7 +329,24 @@ class ChatGateway:
             settings.openai.structured_output,
             retries=retries,
             max_retry_wait_s=settings.openai.max_retry_wait_s,
+            secrets=settings.secret_values(),
         )
+
+    def add_secrets(self, secrets: list[str]) -> None:
+        """Credentials that must never reach a model (redacted from every rendered prompt)."""
+        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+
+    def _redact(self, rendered: list[tuple[PromptRole, str]], prompt: Prompt) -> list[tuple[PromptRole, str]]:
+        """Nothing we hold a secret for is ever in a prompt. No prompt puts one there; should data carry one
+        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged."""
+        out = []
+        for role, text in rendered:
+            for secret in self.secrets:
+                if secret in text:
+                    logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
+                    text = text.replace(secret, "[redacted]")
+            out.append((role, text))
+        return out
 
     def warm(self) -> None:
         """Load an in-process model now rather than on the first customer's turn."""
@@ -353,7 +373,7 @@ class ChatGateway:
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
         `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
-        rendered = prompt.render(**values)
+        rendered = self._redact(prompt.render(**values), prompt)
         messages = to_messages(rendered)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()

@@ -17,10 +17,12 @@ from assistant import doctor
 from assistant.agents import AgentDesk
 from assistant.answer import Answerer
 from assistant.engine import ConversationEngine
+from assistant.guard import OutputGuard
 from assistant.handoff import HandoffService, Summarizer
 from assistant.history import HistoryBuilder
 from assistant.llm import ChatGateway
 from assistant.observability import TurnObserver
+from assistant.prompts import instruction_texts
 from assistant.settings import Settings
 from assistant.signals import TopicFn
 from assistant.store.repo import Store
@@ -87,6 +89,12 @@ class Services:
     engine: ConversationEngine
     startup_problems: list[str] = field(default_factory=list)
     webhook: WebhookNotifier | None = None
+    guard: OutputGuard = field(default_factory=OutputGuard)
+
+    def add_secrets(self, secrets: list[str]) -> None:
+        """Credentials known only at start (generated keys): never in a prompt, never in a reply."""
+        self.chat.add_secrets(secrets)
+        self.guard.add_secrets(secrets)
 
     @cached_property
     def agents(self) -> AgentDesk:
@@ -114,18 +122,19 @@ class Services:
                 problems.append(detail)
                 logger.error("chat model: %s (turns will be handed to a person)", detail)
         words, history_tokens, transcript = settings.prompt_budget()
+        guard = OutputGuard(settings.secret_values(), instruction_texts(settings.company_name))
         answerer = Answerer(
-            chat, index.embedder, settings.answer, settings.company_name, transcript, words, history_tokens
+            chat, index.embedder, settings.answer, settings.company_name, transcript, words, history_tokens, guard
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
-        handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name))
+        handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name, guard))
         telemetry = Telemetry(store, settings.telemetry, topic_fn=_topic_fn(settings, index))
         observer = TurnObserver(settings.telemetry.otel_endpoint)
         engine = ConversationEngine(
             store, retriever.search, answerer, history, handoffs, chat, settings, telemetry, observer
         )
-        return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook)
+        return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
 
     def check_consistency(self, fix: bool = True) -> list[doctor.Problem]:
         """`assistant.doctor.check` on this process's store: interrupted turns get an outcome, impossible

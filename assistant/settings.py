@@ -351,6 +351,14 @@ class Settings(BaseSettings):
             transcript = 2 if small else self.history.transcript_turns
         return words, history, transcript
 
+    def secret_values(self) -> list[str]:
+        """Every configured credential in clear (keys generated at start are added by the API's lifespan):
+        `assistant.guard` keeps them out of prompts and replies."""
+        fields = (self.widget_key, self.agent_token, self.cx_token, self.admin_token, self.identity_secret)
+        extra = (self.handoff_webhook_secret, self.openai.api_key)
+        values = [v.get_secret_value() for v in (*fields, *extra) if v is not None]
+        return [v for v in values if v != "not-needed"]
+
     @property
     def threads(self) -> int:
         return self.embedded.n_threads or (os.cpu_count() or 2)

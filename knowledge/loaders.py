@@ -1,7 +1,10 @@
 """Loaders: help articles from files (Markdown, HTML, plain text) and JSON uploads -> `Document`.
 
 Every loader normalises the text to Markdown-style headings so that one chunker serves all
-formats. A folder's `source_id`s are the files' paths relative to the folder, without suffix,
+formats, and drops what a reader of the page never sees but a model would read (a classic hiding
+place for prompt injection): HTML comments, hidden HTML elements (`hidden`, `aria-hidden`,
+`display:none`, `visibility:hidden`, zero font size) and invisible characters (zero-width, bidi
+controls, Unicode tag characters). A folder's `source_id`s are the files' paths relative to the folder, without suffix,
 so moving the folder elsewhere keeps the ids (and the index) stable.
 """
 
@@ -26,6 +29,14 @@ SAMPLE_HELPCENTER = Path(__file__).parent / "samples" / "helpcenter"
 SUFFIXES: dict[str, str] = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text"}
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])", re.I)
+
+
+def visible_text(text: str) -> str:
+    """`text` without invisible characters and HTML comments (what a reader of the article sees)."""
+    return _HTML_COMMENT.sub("", _INVISIBLE.sub("", text))
 
 
 def supported_suffixes() -> list[str]:
@@ -72,7 +83,7 @@ def tables_to_text(body: str) -> str:
 
 
 def load_markdown(raw: str, source_id: str) -> Document:
-    meta, body = parse_front_matter(raw)
+    meta, body = parse_front_matter(visible_text(raw))
     body = tables_to_text(body)
     title = meta.pop("title", "") or _first_h1(body) or _title_from_id(source_id)
     url = meta.pop("url", None) or None
@@ -81,9 +92,19 @@ def load_markdown(raw: str, source_id: str) -> Document:
 
 def load_html(raw: str, source_id: str) -> Document:
     """HTML -> Markdown-ish text: headings become `#` lines, list items `- `, paragraphs blank-line separated."""
-    soup = BeautifulSoup(raw, "html.parser")
+    soup = BeautifulSoup(_INVISIBLE.sub("", raw), "html.parser")
     for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "template"]):
         tag.decompose()
+    hidden = [
+        el
+        for el in soup.find_all(True)
+        if el.has_attr("hidden")
+        or str(el.get("aria-hidden", "")).lower() == "true"
+        or _HIDDEN_STYLE.search(str(el.get("style", "")))
+    ]
+    for el in hidden:
+        if not el.decomposed:
+            el.decompose()
     title = ""
     if soup.title and soup.title.string:
         title = soup.title.string.strip()
@@ -119,6 +140,7 @@ def load_html(raw: str, source_id: str) -> Document:
 
 def load_text(raw: str, source_id: str) -> Document:
     """Plain text: the first non-empty line is the title when a blank line follows it."""
+    raw = _INVISIBLE.sub("", raw)
     lines = raw.strip().splitlines()
     title = _title_from_id(source_id)
     body = raw.strip()
@@ -193,6 +215,9 @@ def document_from_json(payload: bytes | str | dict[str, object]) -> Document:
         raise DocumentParseError(f"malformed JSON: not UTF-8 text ({exc.reason})") from exc
     if not isinstance(data, dict):
         raise DocumentParseError("expected a JSON object with source_id, title and text")
+    for key in ("title", "text"):
+        if isinstance(data.get(key), str):
+            data[key] = visible_text(data[key])
     try:
         return Document.model_validate({"format": "markdown", **data})
     except ValidationError as exc:
