@@ -195,10 +195,16 @@ def _print_keys(settings: Settings, host: str, port: int) -> None:
         console.print(f"  admin token:  {keys.admin_token}")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
+        if settings.web.demo_page:
+            # the demo page computes identity hashes for anyone who asks: never beyond this machine
+            _fail("CXA_WEB__DEMO_PAGE hands out customer identity hashes: serve it on 127.0.0.1 only", 2)
         console.print("[yellow]listening beyond loopback: keep the printed credentials secret[/]")
     _print_keys(settings, host, port)
     # Workers are separate processes that build their settings from the environment.
