@@ -7,7 +7,6 @@ Only the chat model is ever replaced: `FailingChatModel` raises like a provider 
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from api.app import create_app
+from evals.sse import parse_sse  # noqa: F401 - re-exported for tests
 from tests.conftest import make_settings, widget_headers
 
 TWO_FA_QUESTION = "How do I turn on two-factor authentication for my account?"
@@ -119,25 +119,6 @@ def messages_of(client: TestClient, conversation_id: str) -> list[dict[str, Any]
     r = client.get(f"/v1/conversations/{conversation_id}", headers=widget_headers())
     assert r.status_code == 200, r.text
     return r.json()["messages"]  # type: ignore[no-any-return]
-
-
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """(event, data) pairs of a server-sent-event body; data parsed as JSON."""
-    events: list[tuple[str, Any]] = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", []
-        for line in block.split("\n"):
-            if line.startswith(":") or not line:
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-        if data:
-            events.append((name, json.loads("\n".join(data))))
-    return events
 
 
 def assert_turn_shape(turn: dict[str, Any]) -> None:
