@@ -220,7 +220,21 @@ export function richText(text, cls = "text") {
   return el("p", { class: cls }, (text || "").split("**").map((part, i) => (i % 2 ? el("strong", { text: part }) : part)));
 }
 
-/** A transcript message as a list item, with citations as links. */
+/** Citations grouped by article: the first passage, how many were cited, the best score. */
+function bySource(citations) {
+  const groups = new Map();
+  for (const c of citations) {
+    const key = c.source_id || c.url || c.title;
+    const g = groups.get(key);
+    if (g) {
+      g.passages += 1;
+      g.best = Math.max(g.best, Number(c.score) || 0);
+    } else groups.set(key, { c, passages: 1, best: Number(c.score) || 0 });
+  }
+  return [...groups.values()];
+}
+
+/** A transcript message as a list item, with citations as links (one per article). */
 export function messageNode(m) {
   const who = { customer: "Customer", assistant: "Assistant", agent: m.author_id ? `Agent ${m.author_id}` : "Agent", system: "System" }[m.role] || m.role;
   const node = el(
@@ -234,9 +248,9 @@ export function messageNode(m) {
       el(
         "ol",
         { class: "cites", "aria-label": "Sources" },
-        m.citations.map((c) => {
+        bySource(m.citations).map(({ c, passages, best }) => {
           const href = c.url && safeUrl(c.url);
-          const label = `${c.title || c.source_id} (${Number(c.score).toFixed(2)})`;
+          const label = `${c.title || c.source_id} (${best.toFixed(2)}${passages > 1 ? `, ${passages} passages` : ""})`;
           return el("li", {}, href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", title: c.snippet, text: label }) : el("span", { title: c.snippet, text: label }));
         }),
       ),

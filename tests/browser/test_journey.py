@@ -81,6 +81,9 @@ def test_customer_agent_and_cx_team(live_server: LiveServer, new_page) -> None: 
     boxes = agent.locator(".packet, .transcript").all()
     assert boxes[0].evaluate("e => e.classList.contains('packet')")
     expect(agent.locator(".transcript .cites a").first).to_have_attribute("href", re.compile("^https://"))
+    for cites in agent.locator(".transcript .cites").all():  # one link per article, however many passages
+        titles = [t.split(" (")[0] for t in cites.locator("li").all_inner_texts()]
+        assert len(titles) == len(set(titles)), titles
     expect(agent.locator("#detail")).to_contain_text("Amara Okafor")
 
     agent.get_by_role("button", name="Claim").click()
