@@ -103,8 +103,7 @@ def _queue_info(services: Services, handoff: Handoff | None) -> QueueInfo:
     """Position among the waiting handoffs (oldest first) and the recent typical wait: two small queries."""
     if handoff is None or handoff.status != "waiting":
         return QueueInfo()
-    waiting = services.store.list_handoffs("waiting", limit=1000)
-    position = next((i for i, h in enumerate(waiting, 1) if h.id == handoff.id), None)
+    position = services.store.queue_position(handoff)
     recent = services.store.query_facts(since=utcnow() - _WAIT_WINDOW, limit=_WAIT_SAMPLE)
     waits = [f.agent_wait_s for f in recent if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
     return QueueInfo(queue_position=position, expected_wait_s=round(statistics.median(waits), 1) if waits else None)

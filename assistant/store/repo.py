@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -690,6 +690,25 @@ class Store:
             if status:
                 q = q.where(HandoffRow.status == status)
             return [_handoff(r) for r in s.scalars(q.order_by(HandoffRow.created_at).limit(limit))]
+
+    def queue_position(self, handoff: Handoff) -> int | None:
+        """1 = next: how many waiting handoffs were created before this one, plus one (None unless waiting)."""
+        with self.session() as s:
+            row = s.get(HandoffRow, handoff.id)
+            if row is None or row.status != "waiting":
+                return None
+            ahead = s.scalar(
+                select(func.count())
+                .select_from(HandoffRow)
+                .where(HandoffRow.status == "waiting")
+                .where(
+                    or_(
+                        HandoffRow.created_at < row.created_at,
+                        and_(HandoffRow.created_at == row.created_at, HandoffRow.id < row.id),
+                    )
+                )
+            )
+            return int(ahead or 0) + 1
 
     def add_feedback(self, conversation_id: str, fb: Feedback) -> None:
         with self.session() as s:
