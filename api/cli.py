@@ -41,6 +41,11 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
+db_app = typer.Typer(
+    help="The database schema: migrations (Alembic) to this version's head, what the database is at, the history.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 console = Console(stderr=False)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts and logs grep it
 
@@ -89,7 +94,7 @@ def _stage_progress(bar: Progress) -> Callable[[str, int, int], None]:
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("chromadb", "httpx", "onnxruntime"):
+    for noisy in ("chromadb", "httpx", "onnxruntime", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -242,7 +247,7 @@ def _load_samples(settings: Settings) -> Any:
     try:
         _ingest(settings, SAMPLE_HELPCENTER, False, "samples", True, False)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.sqlalchemy_url)
+        store = Store.from_settings(settings)
         report = load_customers(store)
         store.close()
     except (KnowledgeError, AssistantError) as exc:
@@ -656,7 +661,7 @@ def eval_export_cases(
         _fail("--label is good, bad or all", 2)
     settings = _settings(data_dir)
     _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    store = Store(settings.sqlalchemy_url)
+    store = Store.from_settings(settings)
     try:
         index = build_index(settings)
     except KnowledgeError:
@@ -1085,7 +1090,7 @@ def export(
     from assistant.store.repo import Store
 
     settings = _settings(data_dir)
-    store = Store(settings.sqlalchemy_url)
+    store = Store.from_settings(settings)
     redactor = Redactor(settings.telemetry.redact)
     facts = store.query_facts(since=_when(since, "since"), until=_when(until, "until"), order="oldest")
     fh = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
@@ -1135,6 +1140,169 @@ def doctor(
     console.print(f"{len(problems)} problem(s) found, {len(problems) - len(remaining)} fixed")
     if remaining:
         raise typer.Exit(1)
+
+
+# -- db: schema migrations ---------------------------------------------------------------------------------
+
+
+def _db_engine(settings: Settings) -> Any:
+    from assistant.store.repo import make_engine
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return make_engine(settings.sqlalchemy_url, settings.database_busy_timeout_s)
+
+
+def _db_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="the revision to reach")] = "head",
+    sql: Annotated[
+        bool, typer.Option("--sql", help="print the SQL instead of running it (to review, or for a DBA to apply)")
+    ] = False,
+    from_revision: Annotated[
+        str | None, typer.Option("--from", help="with --sql: the revision the database is at (default: nothing)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Migrate the database to REVISION (default: this version's newest).
+
+    The database is CXA_DATABASE_URL, else the SQLite file in the data dir. Safe while servers run and when
+    several run it at once (a lock; whoever waited finds it done). A database created before migrations is
+    recognised and stamped at the baseline first. Run it before rolling out a new version when servers start
+    with CXA_DATABASE_MIGRATE=off (with auto, each server does it at start)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from assistant.store import migrate
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    if sql:
+        sys.stdout.write(migrate.offline_sql(settings.sqlalchemy_url, revision, from_revision))
+        return
+    engine = _db_engine(settings)
+    try:
+        result = migrate.upgrade(engine, revision)
+    except (migrate.MigrationError, SQLAlchemyError) as exc:
+        _fail(f"{_db_name(settings)}: {exc}")
+    finally:
+        engine.dispose()
+    if result.stamped:
+        console.print(f"database from before migrations: stamped at the baseline {migrate.BASELINE}")
+    if result.before == result.after:
+        console.print(f"{_db_name(settings)}: already at {result.after}")
+    else:
+        console.print(f"{_db_name(settings)}: upgraded from {result.before or 'nothing'} to {result.after}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Show the database's revision and this version's head (exit 1 when the database is behind)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from assistant.store import migrate
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    engine = _db_engine(settings)
+    try:
+        now, legacy = migrate.current(engine), migrate.has_our_tables(engine)
+    except SQLAlchemyError as exc:
+        _fail(f"{_db_name(settings)}: {exc}")
+    finally:
+        engine.dispose()
+    head = migrate.head()
+    console.print(f"database: {_db_name(settings)}")
+    if now == head:
+        console.print(f"revision: {now} (head)")
+        return
+    known = {r.id for r in migrate.revisions()}
+    if now is not None and now not in known:
+        console.print(f"revision: {now} (newer than this version's head {head})")
+        return
+    shown = now or ("none: created before migrations" if legacy else "none: empty")
+    console.print(f"revision: {shown}; this version's head is {head}: run `cxa db upgrade`")
+    raise typer.Exit(1)
+
+
+@db_app.command("history")
+def db_history(data_dir: DataDir = None) -> None:
+    """List the schema revisions, oldest first, marking the database's."""
+    from assistant.store import migrate
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    try:
+        engine = _db_engine(settings)
+        try:
+            now: str | None = migrate.current(engine)
+        finally:
+            engine.dispose()
+    except Exception:  # the history is in the code: show it even without a reachable database
+        now = "?"
+    table = Table("revision", "after", "what it does", "", title="schema revisions")
+    head = migrate.head()
+    for r in migrate.revisions():
+        marks = ", ".join(m for m, on in (("head", r.id == head), ("database", r.id == now)) if on)
+        table.add_row(r.id, r.down or "-", r.message, marks)
+    console.print(table)
+
+
+@db_app.command("check")
+def db_check(data_dir: DataDir = None) -> None:
+    """Compare the database's schema with the models; exit 1 on a difference.
+
+    Uses alembic's compare_metadata against assistant/store/tables.py; also exit 1 when the database is not at
+    this version's head. After `cxa db upgrade`, it proves the revisions build what the models describe."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from assistant.store import migrate
+
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    engine = _db_engine(settings)
+    try:
+        now, diffs = migrate.current(engine), migrate.differences(engine)
+    except SQLAlchemyError as exc:
+        _fail(f"{_db_name(settings)}: {exc}")
+    finally:
+        engine.dispose()
+    for d in diffs:
+        console.print(f"[red]differs[/] {migrate.describe(d)}")
+    head = migrate.head()
+    if now != head:
+        console.print(f"[red]revision[/] {now or 'none'}, head {head}")
+    if diffs or now != head:
+        raise typer.Exit(1)
+    console.print(f"{_db_name(settings)}: at {head}, no differences from the models")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="what the revision changes, e.g. 'add tags'")],
+    empty: Annotated[
+        bool, typer.Option("--empty", help="an empty revision (data migrations), instead of autogenerating")
+    ] = False,
+) -> None:
+    """Draft the next schema revision from the models (for developers, in a source checkout).
+
+    Writes assistant/store/migrations/versions/NNNN_message.py with what the models (assistant/store/tables.py)
+    add to the newest revision's schema, autogenerated against a scratch SQLite database migrated to head.
+    Review it before committing (autogenerate sees a rename as a drop and an add, and misses server defaults),
+    then run tests/scaleout/test_migrations.py, which checks it on SQLite and PostgreSQL."""
+    from assistant.store import migrate
+
+    _configure_logging(Settings().model_copy(update={"log_level": "WARNING"}))
+    try:
+        path = migrate.new_revision(message, autogenerate=not empty)
+    except migrate.MigrationError as exc:
+        _fail(str(exc))
+    console.print(f"drafted {path}: review it, then run the migration tests")
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.sqlalchemy_url, settings.database_busy_timeout_s)
+        store = Store.from_settings(settings)
         webhook = handoff_webhook(settings, store)
         index = build_index(settings, tolerate_unavailable=True)
         problems: list[str] = []

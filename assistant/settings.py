@@ -231,6 +231,30 @@ class LimitSettings(BaseModel):
     )
 
 
+class LiveSettings(BaseModel):
+    """Live streams (`/v1/conversations/{id}/events`): woken at once by a new message or status, whichever worker
+    wrote it (PostgreSQL LISTEN/NOTIFY), and reading the database again on a timer as a safety net."""
+
+    listen: bool = Field(
+        True,
+        description="PostgreSQL: wake streams in every worker through LISTEN/NOTIFY (one listener connection per "
+        "process); false = each worker wakes only for its own writes and polls for the others' (e.g. behind a "
+        "transaction-pooling PgBouncer, which cannot LISTEN)",
+    )
+    poll_s: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="how often a stream reads the database without being woken; None = 15 s with LISTEN/NOTIFY "
+        "(a safety net), 1 s otherwise (other workers' writes arrive only this way)",
+    )
+
+    def poll_interval(self, notified_across_processes: bool) -> float:
+        if self.poll_s is not None:
+            return self.poll_s
+        return 15.0 if notified_across_processes else 1.0
+
+
 class WebSettings(BaseModel):
     """The web surfaces served by the app: the widget, the agent console, the CX dashboard, the demo page."""
 
@@ -254,6 +278,11 @@ class Settings(BaseSettings):
     database_busy_timeout_s: float = Field(
         15.0, gt=0, description="SQLite: how long a write waits for a lock held elsewhere before a 503"
     )
+    database_migrate: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto = upgrade the database schema at start (under a lock: workers starting together migrate "
+        "once); off = run `cxa db upgrade` yourself before starting (a start on an older schema fails)",
+    )
     chroma_path: Path | None = Field(None, description="Chroma directory; None = <data_dir>/chroma")
     chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); wins over path")
     collection: str = Field("helpcenter", description="Chroma collection holding the help-center chunks")
@@ -271,6 +300,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     web: WebSettings = WebSettings()
+    live: LiveSettings = LiveSettings()
     evals: EvalSettings = EvalSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")

@@ -205,6 +205,9 @@ def get_conversation(conversation_id: str, services: ServicesDep, _: ReaderDep) 
     )
 
 
+PING_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+
+
 @router.get("/{conversation_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
 async def conversation_events(
     conversation_id: str,
@@ -212,14 +215,19 @@ async def conversation_events(
     services: ServicesDep,
     _: ReaderDep,
     after: Annotated[int, Query(ge=0, description="only messages after this sequence number")] = 0,
-    poll_s: Annotated[float, Query(ge=0.2, le=10)] = 1.0,
+    poll_s: Annotated[
+        float | None,
+        Query(ge=0.2, le=60, description="read the database at least this often; default CXA_LIVE__POLL_S"),
+    ] = None,
     max_s: Annotated[float, Query(ge=1, le=3600, description="close the stream after this long")] = 300.0,
     last_event_id: Annotated[str | None, Header(description="sent by EventSource when it reconnects")] = None,
 ) -> StreamingResponse:
     """New messages of the conversation as SSE `message` events (agent replies reach the widget this way;
     the agent console follows the customer the same way, with its bearer token),
     each with `id:` = the message's sequence number, and a `status` event whenever the status changes
-    (first on connect). Backed by the database, so it works whichever worker wrote the message.
+    (first on connect). Read from the database, so it works whichever worker wrote the message; the store's
+    live bus wakes the stream as soon as one commits (PostgreSQL LISTEN/NOTIFY across workers), and it reads
+    again every `poll_s` anyway.
 
     Resume: a reconnecting EventSource sends `Last-Event-ID`, and the stream continues after that
     message (as `?after=` does); nothing is sent twice or missed. The stream ends after `max_s` seconds
@@ -227,31 +235,41 @@ async def conversation_events(
     forever; a `: ping` comment every 15 s keeps proxies from cutting a quiet one earlier."""
     await run_in_threadpool(services.store.get_conversation, conversation_id)
     start_after = max(after, _seq_of(last_event_id))
+    bus = services.store.live
+    poll = poll_s or services.settings.live.poll_interval(bus.crosses_processes)
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_s
-        last, status, quiet_since = start_after, None, loop.time()
+        now = loop.time()
+        deadline, next_ping = now + max_s, now + PING_S
+        last, status = start_after, None
         yield "retry: 2000\n: connected\n\n"
-        while not await request.is_disconnected():
-            messages = await run_in_threadpool(services.store.list_messages, conversation_id, last)
-            for m in messages:
-                last = m.seq
-                yield _sse("message", m.model_dump(mode="json"), id_=m.seq)
-            changed = bool(messages)
-            conv = await run_in_threadpool(services.store.get_conversation, conversation_id)
-            if conv.status != status:
-                status, changed = conv.status, True
-                yield _sse("status", {"status": status, "outcome": conv.outcome})
-            now = loop.time()
-            if changed:
-                quiet_since = now
-            elif now - quiet_since >= 15:
-                quiet_since = now
-                yield ": ping\n\n"
-            if now >= deadline:
-                return
-            await asyncio.sleep(min(poll_s, max(0.0, deadline - now)))
+        # Subscribed before the first read: a message committed between a read and the wait still wakes it.
+        with bus.subscribe(conversation_id) as wakeup:
+            read = True
+            while not await request.is_disconnected():
+                if read:
+                    messages = await run_in_threadpool(services.store.list_messages, conversation_id, last)
+                    for m in messages:
+                        last = m.seq
+                        yield _sse("message", m.model_dump(mode="json"), id_=m.seq)
+                    changed = bool(messages)
+                    conv = await run_in_threadpool(services.store.get_conversation, conversation_id)
+                    if conv.status != status:
+                        status, changed = conv.status, True
+                        yield _sse("status", {"status": status, "outcome": conv.outcome})
+                    next_read = loop.time() + poll
+                    if changed:
+                        next_ping = loop.time() + PING_S
+                now = loop.time()
+                if now >= deadline:
+                    return
+                woke = await wakeup.wait(min(next_read, next_ping, deadline) - now)
+                now = loop.time()
+                read = woke or now >= next_read
+                if now >= next_ping:
+                    next_ping = now + PING_S
+                    yield ": ping\n\n"
 
     return StreamingResponse(
         stream(),

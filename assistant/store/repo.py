@@ -3,6 +3,11 @@
 One `Store` per process holds one SQLAlchemy engine (never one per turn). Every write is its own
 short transaction, so a customer's message is committed before anything else of the turn runs.
 SQLite runs in WAL mode with a busy timeout, so readers never block the writer.
+
+At start the schema is migrated to this code's version (`assistant.store.migrate`, unless `migrate="off"`).
+Every write that numbers a message (`_next_seq`) or changes a conversation's status (`_transition`) marks the
+conversation touched, and `session()` hands the marks to the live bus (`assistant.store.live`) around the
+commit, which wakes the conversation's `/events` streams in every process.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Engine
@@ -38,9 +43,10 @@ from assistant.models import (
     Scorecard,
     utcnow,
 )
+from assistant.settings import Settings
 from assistant.signals import ConversationFacts, SignalEvent
+from assistant.store import live, migrate
 from assistant.store.tables import (
-    Base,
     ConversationFactsRow,
     ConversationRow,
     CustomerEventRow,
@@ -92,15 +98,42 @@ def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str, busy_timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        busy_timeout_s: float = 15.0,
+        *,
+        migrate_schema: Literal["auto", "off"] = "auto",
+        listen: bool = True,
+    ) -> None:
+        """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
+        together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
+        `cxa db upgrade`). `listen`: PostgreSQL LISTEN/NOTIFY wakes live streams across processes."""
         self.url = url
         try:
             self.engine = make_engine(url, busy_timeout_s)
-            Base.metadata.create_all(self.engine)
+            if migrate_schema == "auto":
+                migrate.upgrade(self.engine)
+            else:
+                migrate.require_head(self.engine)
+        except migrate.UnknownRevisionError as exc:  # newer code migrated it: this older worker runs as it is
+            logger.warning("%s; running without migrating", exc)
+        except migrate.MigrationError as exc:
+            raise StoreUnavailableError(str(exc)) from exc
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"the database cannot be opened ({exc.__class__.__name__}: {exc})") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._handoff_listeners: list[HandoffListener] = []
+        self.live = live.make_bus(self.engine, listen)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(
+            settings.sqlalchemy_url,
+            settings.database_busy_timeout_s,
+            migrate_schema=settings.database_migrate,
+            listen=settings.live.listen,
+        )
 
     def add_handoff_listener(self, listener: HandoffListener) -> None:
         """Call `listener(handoff, conversation)` after each new handoff is committed (e.g. the webhook).
@@ -112,7 +145,12 @@ class Store:
         s = self._sessions()
         try:
             yield s
+            touched = s.info.pop(live.TOUCHED, None)
+            if touched:
+                self.live.before_commit(s, touched)  # PostgreSQL: NOTIFY inside the transaction (sent on commit)
             s.commit()
+            if touched:
+                self.live.after_commit(touched)
         except (OperationalError, SATimeoutError) as exc:  # locked, unreachable, or no pooled connection free
             s.rollback()
             # The driver's words are for the log, not the caller (they name files and internals).
@@ -129,6 +167,7 @@ class Store:
             s.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        self.live.close()
         self.engine.dispose()
 
     # -- customers --------------------------------------------------------------------------------
@@ -275,6 +314,7 @@ class Store:
             if current is None:
                 raise ConversationNotFoundError(conversation_id)
             raise states.TransitionError(current, to)
+        live.touch(s, conversation_id)
         return _conversation(row)
 
     def past_conversations(self, customer_id: str, exclude_id: str | None, limit: int) -> list[PastConversation]:
@@ -363,7 +403,10 @@ class Store:
         seq = s.execute(
             q.values(next_seq=ConversationRow.next_seq + 1, updated_at=now).returning(ConversationRow.next_seq)
         ).scalar()
-        return None if seq is None else int(seq)
+        if seq is None:
+            return None
+        live.touch(s, conversation_id)
+        return int(seq)
 
     def add_agent_message(self, conversation_id: str, text_: str) -> Message:
         """An agent's reply, authored by the agent who claimed the conversation. Only while the
