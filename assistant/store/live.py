@@ -149,6 +149,7 @@ class PostgresBus(LocalBus):
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()  # set while LISTEN is in effect (tests and /readyz-like checks)
         self.connections = 0  # how many times the listener connected (1 + reconnections)
+        self.backend_pid: int | None = None  # the listener connection's server process (pg_stat_activity)
 
     def before_commit(self, s: Session, conversation_ids: set[str]) -> None:
         for cid in sorted(conversation_ids):
@@ -192,24 +193,23 @@ class PostgresBus(LocalBus):
         with self._engine.connect() as conn:
             conn.exec_driver_sql(f"LISTEN {CHANNEL}")
             raw = conn.connection.driver_connection
+            self.backend_pid = raw.info.backend_pid  # type: ignore[union-attr]
             self.connections += 1
             self.listening.set()
             if self.connections > 1:
                 logger.warning("live notifications: the listener is connected again")
             self.wake_all()  # whatever was committed while nobody listened is in the database: read it now
-            idle = 0.0
+            quiet = 0.0
             while not self._stop.is_set():
-                woke = set()
+                heard = False
+                # Yields each notification as it arrives; ends after a second of silence (to check `_stop`).
                 for note in raw.notifies(timeout=1.0):  # type: ignore[union-attr]
-                    woke.add(note.payload)
-                if woke:
-                    self.wake(woke)
-                    idle = 0.0
-                    continue
-                idle += 1.0
-                if idle >= self._check_s:  # a connection dropped without a word (a dead peer) shows up here
+                    self.wake((note.payload,))
+                    heard = True
+                quiet = 0.0 if heard else quiet + 1.0
+                if quiet >= self._check_s:  # a connection dropped without a word (a dead peer) shows up here
                     conn.exec_driver_sql("SELECT 1")
-                    idle = 0.0
+                    quiet = 0.0
 
     def close(self) -> None:
         self._stop.set()
