@@ -63,13 +63,14 @@ class Subscription:
             self._loop.call_soon_threadsafe(self._event.set)
 
     async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
-            woke = True
-        except TimeoutError:
-            woke = False
+        """True as soon as woken (at once if a wake-up came since the last wait), False after `timeout`."""
+        if not self._event.is_set():  # (wait_for with a timeout of 0 would not even look)
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout=max(0.0, timeout))
+            except TimeoutError:
+                return False
         self._event.clear()  # a wake-up after this is kept for the next wait; the caller reads the database now
-        return woke
+        return True
 
     def close(self) -> None:
         self._bus._remove(self)

@@ -210,10 +210,12 @@ def require_head(engine: Engine) -> None:
     if now is not None and not _known(now):
         logger.warning("the database schema is at %s, newer than this code's %s; running as it is", now, head())
         return
-    where = "from before migrations" if now is None and has_our_tables(engine) else f"at {now or 'nothing (empty)'}"
+    if now is None:
+        where = "the database was created before migrations" if has_our_tables(engine) else "the database is empty"
+    else:
+        where = f"the database schema is at revision {now}"
     raise MigrationError(
-        f"the database schema is {where}, this version needs {head()}: run `cxa db upgrade` "
-        "(or start with CXA_DATABASE_MIGRATE=auto)"
+        f"{where}; this version needs revision {head()}: run `cxa db upgrade` (or start with CXA_DATABASE_MIGRATE=auto)"
     )
 
 

@@ -92,6 +92,20 @@ async def test_every_write_path_wakes_the_conversation_stream(stores: tuple[Stor
     assert reader.live.subscribers() == 0  # closed with the block
 
 
+async def test_a_wake_up_is_kept_until_the_next_wait() -> None:
+    """Woken while the stream was busy (reading, or sending a ping): the next wait returns at once, even with no
+    time left to wait."""
+    bus = LocalBus()
+    with bus.subscribe("conv_1") as sub, bus.subscribe("conv_2") as other:
+        bus.wake(["conv_1"])
+        await asyncio.sleep(0)  # the wake-up crosses into the loop as a callback
+        assert await sub.wait(0)
+        assert not await sub.wait(0)
+        assert not await other.wait(0)
+        assert bus.subscribers() == 2
+    assert bus.subscribers() == 0
+
+
 async def test_a_rolled_back_write_wakes_nobody(stores: tuple[Store, Store]) -> None:
     """The notification belongs to the transaction: it goes out with the commit, or not at all."""
     writer, reader = stores
