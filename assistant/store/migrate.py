@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
+from alembic.util import CommandError
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -248,6 +249,19 @@ def next_revision_id() -> str:
     return f"{max(numbers, default=0) + 1:04d}"
 
 
+def _format_drafts_with_ruff(cfg: Config) -> None:
+    """Where ruff is installed next to this interpreter (a development venv), drafts come out formatted and with
+    their imports sorted, as the rest of the code base."""
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        return
+    cfg.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+    for name, options in (("ruff_fix", "check --fix --quiet"), ("ruff_format", "format --quiet")):
+        cfg.set_section_option("post_write_hooks", f"{name}.type", "exec")
+        cfg.set_section_option("post_write_hooks", f"{name}.executable", str(ruff))
+        cfg.set_section_option("post_write_hooks", f"{name}.options", f"{options} REVISION_SCRIPT_FILENAME")
+
+
 def new_revision(message: str, autogenerate: bool = True) -> Path:
     """Draft the next revision file in `migrations/versions/` (a source checkout: this writes next to the code).
     With `autogenerate`, its operations are what the models add to a scratch SQLite database migrated to head."""
@@ -259,9 +273,9 @@ def new_revision(message: str, autogenerate: bool = True) -> Path:
             if _scripts().get_current_head() is not None:  # (the very first revision starts from nothing)
                 upgrade(engine)
             with engine.begin() as conn:
-                script = command.revision(
-                    alembic_config(conn), message=message, autogenerate=autogenerate, rev_id=next_revision_id()
-                )
+                cfg = alembic_config(conn)
+                _format_drafts_with_ruff(cfg)
+                script = command.revision(cfg, message=message, autogenerate=autogenerate, rev_id=next_revision_id())
         finally:
             engine.dispose()
     _scripts.cache_clear()
