@@ -286,6 +286,7 @@ def test_live_messages_cross_server_processes(
             )
             assert turn["reply"] is None  # the bot stays silent while a person has the conversation
 
+            resolve_at = time.monotonic()
             ok(on_b.post(f"/v1/handoffs/{handoff['id']}/resolve", json={"resolved": True}, headers=AGENT))
             resolved = customer.wait_for("resolved", is_status("resolved"))
             agent.wait_for("resolved", is_status("resolved"))
@@ -299,7 +300,7 @@ def test_live_messages_cross_server_processes(
                     f"\nlive latency across servers: agent reply B->A {1000 * (arrived - replied_at):.0f} ms after "
                     f"the 201 ({1000 * (arrived - sent_at):.0f} ms after sending); customer message A->B "
                     f"{1000 * (heard - said_at):.0f} ms after sending; resolve B->A "
-                    f"{1000 * (resolved - heard):.0f} ms (poll fallback {POLL_S} s)"
+                    f"{1000 * (resolved - resolve_at):.0f} ms after sending (poll fallback {POLL_S} s)"
                 )
         finally:
             customer.close()
