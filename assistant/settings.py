@@ -252,7 +252,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".cxa-data"), description="where the database, index and keys live")
     database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite file in the data dir")
     database_busy_timeout_s: float = Field(
-        15.0, gt=0, description="SQLite: how long a write waits for a lock held elsewhere before a 503"
+        15.0,
+        gt=0,
+        description="how long a write waits for a lock held elsewhere before a 503 (SQLite's busy timeout, "
+        "PostgreSQL's lock_timeout)",
     )
     chroma_path: Path | None = Field(None, description="Chroma directory; None = <data_dir>/chroma")
     chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); wins over path")
