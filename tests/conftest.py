@@ -29,6 +29,7 @@ from assistant.store.repo import Store
 from assistant.topics import topics_for
 from knowledge.index import open_client
 from knowledge.loaders import SAMPLE_HELPCENTER, iter_folder
+from tests.backends import BackendUnavailableError
 from tests.servers import ServerBackends, servers_mode, start_servers
 
 WIDGET_KEY = "pk_test_widget_key_0123456789"
@@ -47,7 +48,10 @@ def server_backends() -> ServerBackends:
     global _servers
     assert SERVERS, "server_backends() is for CXA_TEST_BACKENDS=servers"
     if _servers is None:
-        _servers = start_servers(_servers_stack)
+        try:
+            _servers = start_servers(_servers_stack)
+        except BackendUnavailableError as exc:  # one clear message, not an error per test
+            pytest.exit(f"CXA_TEST_BACKENDS=servers, but {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     return _servers
 
 

@@ -10,10 +10,10 @@ database and a collection, allocated on first use and the same for later calls o
   embeddings, documents and metadata, read once per session), so no test embeds the help center again;
 - any other data dir gets an empty database and a new collection name (created by the product on first use).
 
-What a test allocates is dropped when it ends (`DROP DATABASE ... WITH (FORCE)`, `delete_collection`); what
-session- or module-scoped fixtures allocate, when the session ends. Names carry a per-session token, so
-sessions sharing given servers never meet. Files that are neither database nor index (keys.json, the topic
-model cache, eval reports) stay in the data dir.
+What a test allocates is dropped when it ends (`DROP DATABASE ... WITH (FORCE)`, `delete_collection`, in the
+background); what session- or module-scoped fixtures allocate, when the session ends. Names carry a
+per-session token, so sessions sharing given servers never meet. Files that are neither database nor index
+(keys.json, the topic model cache, eval reports) stay in the data dir.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +58,9 @@ def servers_mode() -> bool:
 
 @dataclass
 class Allocation:
-    data_dir: Path
     database: str
     collection: str
+    data_dir: Path | None = None
 
 
 @dataclass
@@ -72,21 +74,28 @@ class _TemplateCollection:
     metadatas: list[dict[str, Any]]
 
 
-@dataclass
 class ServerBackends:
-    database_url: str  # a maintenance database on the server (e.g. .../postgres)
-    chroma_url: str
-    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    _by_dir: dict[Path, Allocation] = field(default_factory=dict)
-    _scopes: list[list[Allocation]] = field(default_factory=lambda: [[]])  # [0]: until the session ends
-    _templates: dict[str, _TemplateCollection] = field(default_factory=dict)
-    _count: int = 0
+    """Databases and collections on the session's servers, one pair per data dir.
 
-    def __post_init__(self) -> None:
+    Making a pair costs more than most tests (copying the template collection is ~0.2-0.4 s of the Chroma
+    server's time; CREATE DATABASE ~0.1 s): one worker thread prepares the next pair of each kind (template
+    copy, empty) while the current test runs, and drops what ended tests used."""
+
+    def __init__(self, database_url: str, chroma_url: str) -> None:
+        self.database_url = database_url  # a maintenance database on the server (e.g. .../postgres)
+        self.chroma_url = chroma_url
+        self.token = uuid.uuid4().hex[:8]
         # AUTOCOMMIT: CREATE/DROP DATABASE cannot run in a transaction. NullPool: no idle connection of ours
         # to a template database (CREATE DATABASE ... TEMPLATE refuses while anyone is connected to it).
-        self._admin: Engine = create_engine(self.database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        self._chroma = open_client(url=self.chroma_url)
+        self._admin: Engine = create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._chroma = open_client(url=chroma_url)
+        self._by_dir: dict[Path, Allocation] = {}
+        self._scopes: list[list[Allocation]] = [[]]  # [0]: until the session ends
+        self._templates: dict[str, _TemplateCollection] = {}
+        self._next: dict[tuple[str, str] | None, Future[Allocation]] = {}  # prepared ahead, by template
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="cxa-test-backends")
+        self._lock = threading.Lock()
+        self._count = 0
 
     # -- what make_settings uses ----------------------------------------------------------------------
 
@@ -118,6 +127,7 @@ class ServerBackends:
         (settings.data_dir / TEMPLATE_MARKER).write_text(
             json.dumps({"database": alloc.database, "collection": alloc.collection, "token": self.token})
         )
+        self._prepare_next((alloc.database, alloc.collection))
 
     def admin_execute(self, sql: str, **params: object) -> None:
         """Run `sql` on the server's maintenance database, outside any transaction (fault tests)."""
@@ -130,52 +140,64 @@ class ServerBackends:
         self._scopes.append([])
 
     def end_test(self) -> None:
-        self._release(self._scopes.pop())
+        ended = self._scopes.pop()
+        for alloc in ended:
+            self._by_dir.pop(alloc.data_dir, None)  # type: ignore[arg-type]
+        self._worker.submit(self._drop, ended)
 
     def close(self) -> None:
-        while self._scopes:
-            self._release(self._scopes.pop())
+        self._worker.shutdown(wait=True)
+        unused = [f.result() for f in self._next.values() if f.exception() is None]
+        self._drop([a for scope in self._scopes for a in scope] + unused)
+        self._scopes = []
         self._admin.dispose()
 
     # -- allocation -----------------------------------------------------------------------------------
 
     def _name(self, kind: str) -> str:
-        self._count += 1
-        return f"cxa_{kind}_{self.token}_{self._count}"
+        with self._lock:
+            self._count += 1
+            return f"cxa_{kind}_{self.token}_{self._count}"
 
     def _url(self, database: str) -> str:
         return make_url(self.database_url).set(database=database).render_as_string(hide_password=False)
 
     def _allocate(self, data_dir: Path) -> Allocation:
         template = self._template_of(data_dir)
-        alloc = Allocation(data_dir, self._name("db"), self._name("col"))
+        ready = self._next.pop(template, None)
+        alloc = ready.result() if ready is not None else self._make(template)
+        self._prepare_next(template)
+        alloc.data_dir = data_dir
+        self._by_dir[data_dir] = alloc
+        self._scopes[-1].append(alloc)
+        if template is not None:
+            self._rekey_topic_cache(data_dir, template[1], alloc.collection)
+        return alloc
+
+    def _prepare_next(self, template: tuple[str, str] | None) -> None:
+        self._next[template] = self._worker.submit(self._make, template)
+
+    def _make(self, template: tuple[str, str] | None) -> Allocation:
+        """A new database (empty, or a copy of the template's) and collection name (with the template's
+        chunks copied in, or left for the product to create on first use)."""
+        alloc = Allocation(self._name("db"), self._name("col"))
         with self._admin.connect() as conn:
             if template is None:
                 conn.execute(text(f'CREATE DATABASE "{alloc.database}"'))
             else:
-                conn.execute(text(f'CREATE DATABASE "{alloc.database}" TEMPLATE "{template["database"]}"'))
-        self._by_dir[data_dir] = alloc
-        self._scopes[-1].append(alloc)
+                conn.execute(text(f'CREATE DATABASE "{alloc.database}" TEMPLATE "{template[0]}"'))
         if template is not None:
-            self._copy_collection(template["collection"], alloc, data_dir)
+            self._copy_collection(template[1], alloc.collection)
         return alloc
 
-    def _template_of(self, data_dir: Path) -> dict[str, str] | None:
+    def _template_of(self, data_dir: Path) -> tuple[str, str] | None:
         marker = data_dir / TEMPLATE_MARKER
         if not marker.is_file():
             return None
         found: dict[str, str] = json.loads(marker.read_text())
         if found.get("token") != self.token:
             raise RuntimeError(f"{data_dir} was copied from another session's template")
-        return found
-
-    def _settings(self, data_dir: Path, alloc: Allocation) -> Settings:
-        return Settings(
-            data_dir=data_dir,
-            database_url=self._url(alloc.database),
-            chroma_url=self.chroma_url,
-            collection=alloc.collection,
-        )
+        return found["database"], found["collection"]
 
     def _read_template(self, name: str) -> _TemplateCollection:
         if name not in self._templates:
@@ -190,13 +212,11 @@ class ServerBackends:
             )
         return self._templates[name]
 
-    def _copy_collection(self, template_name: str, alloc: Allocation, data_dir: Path) -> None:
-        """The template collection's chunks into `alloc.collection`, created as the product creates it (its
-        embedding function and metadata), with the template's revision; the copied topic-model cache is
-        re-keyed to the new collection (what the product would have cached, without training it again)."""
+    def _copy_collection(self, template_name: str, name: str) -> None:
+        """The template collection's chunks into collection `name`, created as the product creates it (its
+        embedding function and metadata), with the template's revision."""
         tpl = self._read_template(template_name)
-        index = build_index(self._settings(data_dir, alloc))
-        col = index.collection
+        col = build_index(Settings(chroma_url=self.chroma_url, collection=name)).collection
         for i in range(0, len(tpl.ids), _COPY_BATCH):
             j = i + _COPY_BATCH
             col.add(
@@ -206,15 +226,19 @@ class ServerBackends:
                 metadatas=tpl.metadatas[i:j],  # type: ignore[arg-type]
             )
         col.modify(metadata=tpl.metadata)
+
+    @staticmethod
+    def _rekey_topic_cache(data_dir: Path, template_name: str, name: str) -> None:
+        """The copied topic-model cache names the template collection: re-keyed to the copy, it is what the
+        product would have cached for it (same chunks, same revision), so no test trains it again."""
         cache = data_dir / "topics" / "helpcenter.npz"
         if cache.is_file():
-            clf = TopicClassifier.load(cache, index.embedder)
+            clf = TopicClassifier.load(cache)
             if clf.meta.get("collection") == template_name:
-                clf.save(cache, collection=alloc.collection)
+                clf.save(cache, collection=name)
 
-    def _release(self, allocations: list[Allocation]) -> None:
+    def _drop(self, allocations: list[Allocation]) -> None:
         for alloc in reversed(allocations):
-            self._by_dir.pop(alloc.data_dir, None)
             try:
                 with self._admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{alloc.database}" WITH (FORCE)'))

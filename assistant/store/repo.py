@@ -830,7 +830,8 @@ class Store:
         orders = {
             "recent": [f.started_at.desc()],
             "oldest": [f.started_at.asc()],
-            "worst": [f.effort.desc(), f.csat.asc(), f.started_at.desc()],
+            # unrated after the worst-rated: NULLs sort first on SQLite and last on PostgreSQL unless told
+            "worst": [f.effort.desc(), f.csat.asc().nulls_last(), f.started_at.desc()],
             "effort": [f.effort.asc(), f.started_at.desc()],
             "-effort": [f.effort.desc(), f.started_at.desc()],
         }
