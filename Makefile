@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up .venv and run the product with the sample help center and customers loaded
-#   make test   set up .venv and run the whole test suite (CI runs this through .ci/run)
+#   make test   set up .venv and run the whole test suite (CI runs this through .ci/run), then the servers-mode
+#               subset against PostgreSQL and a Chroma server (make test-servers runs the whole suite that way)
 # llama-cpp-python has no binary wheel on PyPI: it compiles once (~7-9 min on 2 cores) and the wheel is
 # cached in $(WHEEL_CACHE), so later set-ups on the same machine install it in seconds.
 
@@ -15,8 +16,15 @@ PYTEST_ARGS ?=
 # The browser tests drive Debian's chromium (never a Playwright browser download); installed when missing.
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Servers mode (CXA_TEST_BACKENDS=servers): the suite against a PostgreSQL cluster (initdb/pg_ctl from Debian's
+# postgresql package, installed when missing) and `chroma run`, both started by the tests on free loopback ports.
+# CXA_TEST_DATABASE_URL / CXA_TEST_CHROMA_URL use running servers instead. `make test` runs this subset of it
+# after the default run (about 4 minutes on 2 cores; the whole suite in servers mode: see README, Development):
+SERVERS_SUBSET ?= tests/api tests/faults tests/unit/test_states.py tests/unit/test_history.py \
+  tests/unit/test_index.py tests/unit/test_retriever.py tests/unit/test_engine.py tests/unit/test_cli.py \
+  tests/unit/test_topics.py tests/browser/test_journey.py
 
-.PHONY: demo test test-fast install serve lint clean
+.PHONY: demo test test-fast test-servers install serve lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +53,15 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
 	  || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
+# True when PostgreSQL's initdb is where tests/backends.py looks (Debian's layout, else PATH) or CXA_TEST_DATABASE_URL
+# names a running server; else Debian's postgresql package is installed (apt-get update if the first try fails).
+HAVE_POSTGRESQL = { [ -n "$$CXA_TEST_DATABASE_URL" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || command -v initdb >/dev/null 2>&1 \
+  || { echo "PostgreSQL (initdb) not found: installing Debian's postgresql package (servers-mode tests)"; \
+       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql \
+       || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends postgresql; }; }; }
+
 demo: install
 	$(BIN)/cxa demo --host $(HOST) --port $(PORT)
 
@@ -54,6 +71,20 @@ serve: install
 test: install $(CHROMIUM)
 	$(BIN)/ruff check assistant knowledge evals api tests scripts
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-servers SERVERS_TESTS="$(SERVERS_SUBSET)"
+
+# The suite (or SERVERS_TESTS) against PostgreSQL and a Chroma server. Without PostgreSQL, and not under CI=true,
+# it is skipped with a message (CI must run it).
+SERVERS_TESTS ?=
+test-servers: install $(CHROMIUM)
+	@if $(HAVE_POSTGRESQL); then \
+	  echo "servers mode: PostgreSQL + chroma run ($(or $(SERVERS_TESTS),the whole suite))"; \
+	  CXA_TEST_BACKENDS=servers CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(SERVERS_TESTS) $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "CI=true: PostgreSQL could not be found or installed, and the servers-mode tests need it" >&2; exit 1; \
+	else \
+	  echo "servers-mode tests SKIPPED: no PostgreSQL (install Debian's postgresql package)" >&2; \
+	fi
 
 test-fast: install
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

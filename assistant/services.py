@@ -7,6 +7,7 @@ model or opens a database engine of its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -38,33 +39,44 @@ logger = logging.getLogger(__name__)
 
 
 class _UnavailableClient:
-    """Stands in for a Chroma client that could not be opened (e.g. a corrupt directory): every use
-    raises the original `IndexUnavailableError`, which the index reports and the engine hands off."""
+    """Stands in for a Chroma client that could not be opened: every use raises `IndexUnavailableError`,
+    which the index reports and the engine hands off. A corrupt directory stays so (the original error);
+    a Chroma server that was down at start is tried again on each use, and once it answers this client is
+    the real one (the API recovers when the server comes up, as it does when the database comes back)."""
 
-    def __init__(self, error: IndexUnavailableError) -> None:
+    def __init__(self, error: IndexUnavailableError, reopen: Callable[[], Any] | None = None) -> None:
         self._error = error
+        self._reopen = reopen
+        self._client: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        raise IndexUnavailableError(str(self._error))
+        if self._client is None:
+            if self._reopen is None:
+                raise IndexUnavailableError(str(self._error))
+            self._client = self._reopen()  # raises IndexUnavailableError while the server is still down
+            logger.info("the knowledge index server answers again")
+        return getattr(self._client, name)
 
 
 def build_index(
     settings: Settings, embedder: MiniLMEmbedder | None = None, *, tolerate_unavailable: bool = False
 ) -> KnowledgeIndex:
     """With `tolerate_unavailable`, an index that cannot be opened still yields a `KnowledgeIndex`
-    whose every use raises `IndexUnavailableError` (the server starts, not ready, and degrades)."""
+    whose every use raises `IndexUnavailableError` (the server starts, not ready, and degrades), until a
+    Chroma server that was down answers."""
     emb = embedder or shared_embedder(
         settings.embedding.model_path,
         settings.embedding.tokenizer_path,
         settings.embedding.max_length,
         settings.embedding.batch_size,
     )
+    url = settings.chroma_url
     try:
-        client: Any = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
+        client: Any = open_client(None if url else settings.chroma_dir, url)
     except IndexUnavailableError as exc:
         if not tolerate_unavailable:
             raise
-        client = _UnavailableClient(exc)
+        client = _UnavailableClient(exc, (lambda: open_client(None, url)) if url else None)
     return KnowledgeIndex(
         client, emb, settings.collection, settings.chunking.max_words, settings.chunking.overlap_words
     )

@@ -276,7 +276,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".cxa-data"), description="where the database, index and keys live")
     database_url: str | None = Field(None, description="SQLAlchemy URL; None = SQLite file in the data dir")
     database_busy_timeout_s: float = Field(
-        15.0, gt=0, description="SQLite: how long a write waits for a lock held elsewhere before a 503"
+        15.0,
+        gt=0,
+        description="how long a write waits for a lock held elsewhere before a 503 (SQLite's busy timeout, "
+        "PostgreSQL's lock_timeout)",
     )
     database_migrate: Literal["auto", "off"] = Field(
         "auto",

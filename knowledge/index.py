@@ -7,6 +7,11 @@ changed one gets new chunks (written before the old ones are deleted, so a crash
 the old version findable, never nothing), and `prune=True` removes the documents of the same
 `origin` that are no longer there. The collection's metadata names the embedding model; opening it
 with another model raises `IndexMismatchError` until it is rebuilt.
+
+Embedded (`PersistentClient` on a directory) or a Chroma server (`HttpClient`), same code. A server that
+is down or failing, or a collection dropped by another process (`cxa ingest --rebuild`), raises
+`IndexUnavailableError` from every method, never the client's own exception types; after a dropped
+collection the next call opens the new one.
 """
 
 from __future__ import annotations
@@ -14,16 +19,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import InternalError, NotFoundError
 
 from knowledge.chunking import chunk_document
 from knowledge.embeddings import MODEL_NAME, MODEL_VERSION, MiniLMEmbedder, MiniLMEmbeddingFunction
@@ -37,28 +46,43 @@ _WRITE_BATCH = 256
 Progress = Callable[[int, int], None]
 
 
+_http_clients: dict[str, ClientAPI] = {}
+_http_lock = threading.Lock()
+
+
 def open_client(path: Path | None = None, url: str | None = None) -> ClientAPI:
-    """A Chroma client: an HTTP client when `url` is given, else a persistent one at `path`."""
+    """A Chroma client: an HTTP client when `url` is given, else a persistent one at `path`.
+
+    One HTTP client per URL per process, shared (it is thread-safe: one httpx connection pool): making one
+    costs 0.1-0.3 s (a TLS context and three requests to the server). Only clients that reached the server
+    are kept, so a server that was down is tried again on the next call."""
     settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     try:
         if url:
             from urllib.parse import urlparse
 
-            u = urlparse(url)
-            return chromadb.HttpClient(
-                host=u.hostname or "127.0.0.1",
-                port=u.port or (443 if u.scheme == "https" else 8000),
-                ssl=u.scheme == "https",
-                settings=settings,
-            )
+            with _http_lock:
+                if url not in _http_clients:
+                    u = urlparse(url)
+                    _http_clients[url] = chromadb.HttpClient(
+                        host=u.hostname or "127.0.0.1",
+                        port=u.port or (443 if u.scheme == "https" else 8000),
+                        ssl=u.scheme == "https",
+                        settings=settings,
+                    )
+                return _http_clients[url]
         if path is None:
             return chromadb.EphemeralClient(settings=settings)
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=settings)
     except Exception as exc:  # chromadb raises many unrelated types for an unreadable store or a dead server
-        where = url or str(path)
+        if url:
+            raise IndexUnavailableError(
+                f"the knowledge index server at {url} cannot be reached ({type(exc).__name__}: {exc}). "
+                "Check that it is running (`chroma run`) and that CXA_CHROMA_URL points at it."
+            ) from exc
         raise IndexUnavailableError(
-            f"the knowledge index at {where} cannot be opened ({type(exc).__name__}: {exc}). "
+            f"the knowledge index at {path} cannot be opened ({type(exc).__name__}: {exc}). "
             "If the directory is damaged, move it away and run `cxa ingest` again."
         ) from exc
 
@@ -112,6 +136,21 @@ class KnowledgeIndex:
             self._collection = col
         return self._collection
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Around every call to the collection: a server down or failing (httpx's transport errors, the server's
+        InternalError) is `IndexUnavailableError`; so is a collection dropped since it was opened (by another
+        process), which is forgotten so that the next call opens its successor."""
+        try:
+            yield
+        except NotFoundError as exc:
+            self._collection = None
+            raise IndexUnavailableError(
+                f"the knowledge collection {self.collection_name!r} was removed while in use (rebuilt?): retry"
+            ) from exc
+        except (httpx.TransportError, InternalError) as exc:
+            raise IndexUnavailableError(f"the knowledge index cannot be reached ({type(exc).__name__}: {exc})") from exc
+
     def rebuild(self) -> None:
         """Drop the collection (all chunks); the next use creates it empty with the current model."""
         try:
@@ -121,7 +160,8 @@ class KnowledgeIndex:
         self._collection = None
 
     def count(self) -> int:
-        return self.collection.count()
+        with self._reaching():
+            return self.collection.count()
 
     def revision(self) -> str:
         """Changes whenever documents are written or removed (lets caches of the chunks refresh)."""
@@ -136,7 +176,8 @@ class KnowledgeIndex:
         return str((col.metadata or {}).get("revision", "0"))
 
     def embeddings(self, chunk_ids: list[str]) -> dict[str, Any]:
-        res = self.collection.get(ids=chunk_ids, include=["embeddings"])
+        with self._reaching():
+            res = self.collection.get(ids=chunk_ids, include=["embeddings"])
         embs = res["embeddings"]
         if embs is None:
             return {}
@@ -145,7 +186,8 @@ class KnowledgeIndex:
     def _bump_revision(self) -> None:
         meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
         meta["revision"] = f"{time.time_ns()}"
-        self.collection.modify(metadata=meta)
+        with self._reaching():
+            self.collection.modify(metadata=meta)
 
     # -- documents --------------------------------------------------------------------------------
 
@@ -179,7 +221,8 @@ class KnowledgeIndex:
     def _get_metadatas(self, where: dict[str, Any]) -> Iterator[dict[str, Any]]:
         offset, page = 0, 5000
         while True:
-            res = self.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)  # type: ignore[arg-type]
+            with self._reaching():
+                res = self.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)  # type: ignore[arg-type]
             metas = res["metadatas"] or []
             yield from (dict(m) for m in metas)
             if len(metas) < page:
@@ -189,7 +232,8 @@ class KnowledgeIndex:
     def _chunk_ids(self, source_ids: list[str]) -> list[str]:
         ids: list[str] = []
         for i in range(0, len(source_ids), 500):
-            res = self.collection.get(where={"source_id": {"$in": source_ids[i : i + 500]}}, include=[])
+            with self._reaching():
+                res = self.collection.get(where={"source_id": {"$in": source_ids[i : i + 500]}}, include=[])
             ids.extend(res["ids"])
         return ids
 
@@ -235,12 +279,13 @@ class KnowledgeIndex:
         for i in range(0, len(flat), _WRITE_BATCH):
             batch = flat[i : i + _WRITE_BATCH]
             vectors = self.embedder.embed([c.context_text for _, _, c in batch])
-            self.collection.upsert(
-                ids=[c.chunk_id for _, _, c in batch],
-                embeddings=vectors,  # type: ignore[arg-type]
-                documents=[c.text for _, _, c in batch],
-                metadatas=[_chunk_metadata(c, doc, h, origin) for doc, h, c in batch],  # type: ignore[misc]
-            )
+            with self._reaching():
+                self.collection.upsert(
+                    ids=[c.chunk_id for _, _, c in batch],
+                    embeddings=vectors,  # type: ignore[arg-type]
+                    documents=[c.text for _, _, c in batch],
+                    metadatas=[_chunk_metadata(c, doc, h, origin) for doc, h, c in batch],  # type: ignore[misc]
+                )
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -271,7 +316,8 @@ class KnowledgeIndex:
 
     def _delete_ids(self, ids: list[str]) -> None:
         for i in range(0, len(ids), 5000):
-            self.collection.delete(ids=ids[i : i + 5000])
+            with self._reaching():
+                self.collection.delete(ids=ids[i : i + 5000])
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -286,9 +332,10 @@ class KnowledgeIndex:
         where: dict[str, Any] | None = None
         if exclude_sources:
             where = {"source_id": {"$nin": list(exclude_sources)}}
-        res = self.collection.query(
-            query_embeddings=[vec], n_results=k, where=where, include=["metadatas", "documents", "distances"]
-        )
+        with self._reaching():
+            res = self.collection.query(
+                query_embeddings=[vec], n_results=k, where=where, include=["metadatas", "documents", "distances"]
+            )
         hits: list[SearchHit] = []
         for cid, text, meta, dist in zip(
             res["ids"][0],
@@ -304,7 +351,8 @@ class KnowledgeIndex:
     def iter_chunks(self, page: int = 5000) -> Iterator[Chunk]:
         offset = 0
         while True:
-            res = self.collection.get(include=["metadatas", "documents"], limit=page, offset=offset)
+            with self._reaching():
+                res = self.collection.get(include=["metadatas", "documents"], limit=page, offset=offset)
             ids = res["ids"]
             for cid, text, meta in zip(ids, res["documents"] or [], res["metadatas"] or [], strict=True):
                 yield _chunk_from(cid, text or "", dict(meta))
@@ -313,7 +361,8 @@ class KnowledgeIndex:
             offset += page
 
     def get_document_chunks(self, source_id: str) -> list[Chunk]:
-        res = self.collection.get(where={"source_id": source_id}, include=["metadatas", "documents"])
+        with self._reaching():
+            res = self.collection.get(where={"source_id": source_id}, include=["metadatas", "documents"])
         chunks = [
             _chunk_from(i, t or "", dict(m))
             for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=True)

@@ -127,15 +127,16 @@ def chroma_executable() -> Path | None:
 
 
 @contextmanager
-def chroma_server(root: Path) -> Iterator[str]:
-    """`chroma run` persisting under `root`; yields its URL once its heartbeat answers."""
+def chroma_server(root: Path, port: int | None = None) -> Iterator[str]:
+    """`chroma run` persisting under `root` (on `port`, default a free one); yields its URL once its heartbeat
+    answers. Started again on the same root and port, it serves the same collections."""
     exe = chroma_executable()
     if exe is None:
         raise BackendUnavailableError("the `chroma` command (chromadb package) was not found")
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (root / "chroma.log").open("w")
+    log = (root / "chroma.log").open("a")
     proc = subprocess.Popen(
         [str(exe), "run", "--path", str(root / "data"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,

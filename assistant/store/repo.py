@@ -78,9 +78,11 @@ def _aware(dt: datetime | None) -> datetime | None:
 
 
 def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
-    """One engine per process. SQLite: a writer finding the database locked waits up to `busy_timeout_s`
-    (then `OperationalError: database is locked`, which `Store.session` turns into a 503). A server
-    database: connections are pinged before use, so one dropped while idle is replaced, not reported."""
+    """One engine per process. A writer finding what it must change locked by another connection waits up
+    to `busy_timeout_s`, then gets an `OperationalError` that `Store.session` turns into a 503: SQLite's busy
+    timeout ("database is locked"), PostgreSQL's `lock_timeout` (a row held by a stuck transaction would
+    otherwise hold the request forever). A server database: connections are pinged before use, so one
+    dropped while idle (a restart) is replaced, not reported."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
 
@@ -94,7 +96,17 @@ def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _postgres_session(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET lock_timeout = {int(busy_timeout_s * 1000)}")
+            cur.close()
+            dbapi_conn.commit()  # a SET rolled back with its transaction would not last the session
+
+    return engine
 
 
 class Store:
@@ -861,7 +873,8 @@ class Store:
         orders = {
             "recent": [f.started_at.desc()],
             "oldest": [f.started_at.asc()],
-            "worst": [f.effort.desc(), f.csat.asc(), f.started_at.desc()],
+            # unrated after the worst-rated: NULLs sort first on SQLite and last on PostgreSQL unless told
+            "worst": [f.effort.desc(), f.csat.asc().nulls_last(), f.started_at.desc()],
             "effort": [f.effort.asc(), f.started_at.desc()],
             "-effort": [f.effort.desc(), f.started_at.desc()],
         }

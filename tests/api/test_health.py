@@ -18,7 +18,7 @@ from tests.api.support import (
     say,
     start,
 )
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, bearer, widget_headers
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, SERVERS, bearer, widget_headers
 
 FIXED = {
     ("/v1/conversations", "post"),
@@ -101,6 +101,11 @@ def test_without_a_model_a_turn_is_handed_to_a_person(no_model: TestClient) -> N
 
 @pytest.fixture
 def corrupt_index(sample_data_dir: Path) -> Iterator[TestClient]:
+    if SERVERS:
+        pytest.skip(
+            "servers mode: a corrupt Chroma directory exists only for the embedded index "
+            "(a Chroma server that is down: tests/faults/test_server_faults.py)"
+        )
     db = sample_data_dir / "chroma" / "chroma.sqlite3"
     assert db.is_file()
     db.write_bytes(b"this is not a sqlite database\x00" * 512)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from evals.cases import RegressionCase, read_cases
 from tests.api.support import TWO_FA_QUESTION, assert_error, private_app, say, start
-from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
+from tests.conftest import AGENT_TOKEN, CX_TOKEN, backend_env, bearer, widget_headers
 
 CX = bearer(CX_TOKEN)
 IDLE_S = 3.0  # generous: turns take seconds on a loaded 2-core machine, and the sweep must not end a live chat
@@ -146,8 +146,9 @@ def test_export_cases_round_trip_and_calibrate(app: TestClient, tmp_path: Path) 
         headers=CX,
     )
     out = tmp_path / "cases.jsonl"
+    env = backend_env(data_dir)
     r = CliRunner().invoke(
-        cli, ["eval", "export-cases", "--label", "all", "--out", str(out), "--data-dir", str(data_dir)]
+        cli, ["eval", "export-cases", "--label", "all", "--out", str(out), "--data-dir", str(data_dir)], env=env
     )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -177,7 +178,7 @@ def test_export_cases_round_trip_and_calibrate(app: TestClient, tmp_path: Path) 
     assert [t["mode"] for t in b["turns"] if t["role"] == "assistant"] == ["handoff"]
     cases = read_cases(out)
     assert all(isinstance(c, RegressionCase) for c in cases) and {c.conversation_id for c in cases} >= {good, bad}
-    only_bad = CliRunner().invoke(cli, ["eval", "export-cases", "--label", "bad", "--data-dir", str(data_dir)])
+    only_bad = CliRunner().invoke(cli, ["eval", "export-cases", "--label", "bad", "--data-dir", str(data_dir)], env=env)
     assert only_bad.exit_code == 0 and all(json.loads(x)["label"] == "bad" for x in only_bad.stdout.splitlines())
     assert CliRunner().invoke(cli, ["eval", "export-cases", "--label", "meh"]).exit_code == 2
 
@@ -196,6 +197,7 @@ def test_export_cases_round_trip_and_calibrate(app: TestClient, tmp_path: Path) 
             "--data-dir",
             str(data_dir),
         ],
+        env=env,
     )
     assert r.exit_code == 0, r.output
     figures = json.loads(report.read_text())

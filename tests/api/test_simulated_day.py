@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from api.cli import app as cli
 from evals.simulate import Credentials, run_day
 from tests.api.support import private_app
-from tests.conftest import AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET, WIDGET_KEY
+from tests.conftest import AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET, WIDGET_KEY, backend_env
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,12 @@ def test_export_writes_redacted_jsonl(day_app: TestClient, tmp_path: Path) -> No
         f"/v1/conversations/{cid}/messages", json={"text": "thanks, mail me at a.b@example.org"}, headers=headers
     )
     out = tmp_path / "export.jsonl"
-    r = CliRunner().invoke(cli, ["export", str(out), "--transcripts", "--data-dir", str(data_dir)])
+    env = backend_env(data_dir)
+    r = CliRunner().invoke(cli, ["export", str(out), "--transcripts", "--data-dir", str(data_dir)], env=env)
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     [row] = [x for x in rows if x["conversation_id"] == cid]
     assert row["outcome"] and row["effort"] >= 1 and row["signals"]
     assert "a.b@example.org" not in out.read_text() and "[email]" in row["messages"][0]["text"]
-    bad = CliRunner().invoke(cli, ["export", str(out), "--since", "last week", "--data-dir", str(data_dir)])
+    bad = CliRunner().invoke(cli, ["export", str(out), "--since", "last week", "--data-dir", str(data_dir)], env=env)
     assert bad.exit_code == 2 and "ISO-8601" in bad.output

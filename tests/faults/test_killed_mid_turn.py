@@ -23,7 +23,17 @@ import pytest
 from assistant.doctor import INTERRUPTED_NOTE
 from assistant.handoff import HANDOFF_TEXT
 from tests.api.support import TWO_FA_QUESTION, TWO_FA_SOURCE
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET, ROOT, WIDGET_KEY, bearer, widget_headers
+from tests.conftest import (
+    ADMIN_TOKEN,
+    AGENT_TOKEN,
+    CX_TOKEN,
+    IDENTITY_SECRET,
+    ROOT,
+    WIDGET_KEY,
+    backend_env,
+    bearer,
+    widget_headers,
+)
 from tests.faults.fake_openai import FakeOpenAI
 from tests.faults.support import free_port
 
@@ -47,6 +57,7 @@ def server_env(data: Path, model_url: str) -> dict[str, str]:
         "CXA_RATE_LIMITS": "off",
         "CXA_EVALS__BACKGROUND": "false",
         "CXA_COMPANY_NAME": "Larkspur Home",
+        **backend_env(data),
     }
 
 

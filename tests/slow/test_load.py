@@ -4,17 +4,21 @@ no 5xx, with JSON and streamed turns. The figures themselves come from `cxa benc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from evals.load import local_server, run_load
+from tests.conftest import backend_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, str]]:
-    with local_server() as (url, key):
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    # in servers mode, the database and collection of a data dir of our own (the server's own is a temp dir)
+    env = backend_env(Path(tmp_path_factory.mktemp("load")))
+    with local_server(env=env) as (url, key):
         yield url, key
 
 

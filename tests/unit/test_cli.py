@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from tests.conftest import backend_env
 
 runner = CliRunner()
 
@@ -27,28 +28,29 @@ def articles(tmp_path: Path) -> Path:
 
 def test_ingest_reports_and_is_incremental(articles: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    env = backend_env(data)
+    first = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)], env=env)
     assert first.exit_code == 0, first.output
     assert "added" in first.output and "notes.pdf" in first.output  # the unsupported file is reported, not fatal
     assert "index now holds 2 chunks" in first.output
-    again = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    again = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)], env=env)
     assert again.exit_code == 0
     assert "index now holds 2 chunks" in again.output
     row = next(line for line in again.output.splitlines() if line.count("│") >= 7 and any(ch.isdigit() for ch in line))
     cells = [c.strip() for c in row.strip("│ ").split("│")]
     assert cells[:4] == ["0", "0", "0", "2"], cells  # added, updated, removed, unchanged
     (articles / "shipping.txt").unlink()
-    pruned = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)])
+    pruned = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)], env=env)
     assert "index now holds 1 chunks" in pruned.output
 
 
 def test_bad_ingest_input_fails_clearly(articles: Path, tmp_path: Path) -> None:
-    data = ["--data-dir", str(tmp_path / "data")]
-    unsupported = runner.invoke(app, ["ingest", str(articles / "notes.pdf"), *data])
+    data, env = ["--data-dir", str(tmp_path / "data")], backend_env(tmp_path / "data")
+    unsupported = runner.invoke(app, ["ingest", str(articles / "notes.pdf"), *data], env=env)
     assert unsupported.exit_code == 1 and "unsupported file type" in unsupported.output
-    missing = runner.invoke(app, ["ingest", str(tmp_path / "nope"), *data])
+    missing = runner.invoke(app, ["ingest", str(tmp_path / "nope"), *data], env=env)
     assert missing.exit_code == 2 and "does not exist" in missing.output
-    nothing = runner.invoke(app, ["ingest", *data])
+    nothing = runner.invoke(app, ["ingest", *data], env=env)
     assert nothing.exit_code == 2
 
 

@@ -1,4 +1,5 @@
-"""History assembly on a real SQLite store: what the model is told about a customer, within budget."""
+"""History assembly on a real store (SQLite; PostgreSQL in servers mode): what the model is told about a
+customer, within budget."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 from assistant.history import HistoryBuilder, estimate_tokens
 from assistant.models import CustomerEvent, CustomerProfile
 from assistant.store.repo import Store
+from tests.conftest import database_url
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    s = Store(database_url(tmp_path))
     s.upsert_customer(CustomerProfile(id="c1", name="Ada Lovelace", attributes={"plan": "plus_annual"}))
     base = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(30):  # thirty orders, one a day; the oldest is the sofa

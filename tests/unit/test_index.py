@@ -22,6 +22,8 @@ from knowledge.embeddings import DIMENSIONS, MODEL_NAME, MODEL_VERSION, MiniLMEm
 from knowledge.errors import IndexMismatchError, IndexUnavailableError
 from knowledge.index import KnowledgeIndex, open_client
 from knowledge.types import Document
+from tests.backends import chroma_server, free_port
+from tests.conftest import SERVERS, server_backends
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,11 +31,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
     return MiniLMEmbedder()
-
-
-@pytest.fixture(scope="module")
-def chroma_client() -> chromadb.api.ClientAPI:
-    return open_client(None)
 
 
 def unique_name() -> str:
@@ -273,6 +270,7 @@ def test_search_score_is_cosine_similarity(index: KnowledgeIndex, embedder: Mini
 # -- persistence and failures -------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(SERVERS, reason="servers mode: about PersistentClient's directory (servers: the next test)")
 def test_persistent_index_is_seen_by_a_new_process(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
     where = tmp_path / "chroma"
     idx = KnowledgeIndex(open_client(where), embedder, collection_name="helpcenter")
@@ -341,6 +339,7 @@ def test_rebuild_of_missing_collection_is_harmless(
     idx.rebuild()
 
 
+@pytest.mark.skipif(SERVERS, reason="servers mode: about PersistentClient's directory (a server down: below)")
 def test_corrupt_directory_is_unavailable_when_opened(tmp_path: Path) -> None:
     where = tmp_path / "chroma"
     where.mkdir()
@@ -351,3 +350,79 @@ def test_corrupt_directory_is_unavailable_when_opened(tmp_path: Path) -> None:
     assert str(where) in msg
     assert "cannot be opened" in msg
     assert "cxa ingest" in msg and "move it away" in msg
+
+
+def test_a_collection_rebuilt_by_another_process_is_opened_again(
+    chroma_client: chromadb.api.ClientAPI, embedder: MiniLMEmbedder
+) -> None:
+    """Another worker (or `cxa ingest --rebuild`) drops and re-creates the collection this one has open: one
+    call is `IndexUnavailableError` (not chromadb's NotFoundError), the next one reads the new collection."""
+    name = unique_name()
+    mine, other = (KnowledgeIndex(chroma_client, embedder, collection_name=name) for _ in range(2))
+    mine.ingest(DOCS, origin="o")
+    other.rebuild()
+    other.ingest([GIFT], origin="o")
+    with pytest.raises(IndexUnavailableError, match="removed while in use"):
+        mine.count()
+    assert mine.count() == other.count() and mine.search("gift card balance", k=1)[0].chunk.source_id == GIFT.source_id
+    other.rebuild()
+
+
+# -- servers mode: the same through a Chroma server ------------------------------------------------------
+
+SERVERS_ONLY = pytest.mark.skipif(not SERVERS, reason="servers mode only (CXA_TEST_BACKENDS=servers)")
+
+
+@SERVERS_ONLY
+def test_an_index_on_a_chroma_server_is_seen_by_a_new_process(embedder: MiniLMEmbedder) -> None:
+    """What one process writes through the server, another reads; and the revision it bumps is what the other
+    processes' caches (the retriever's keyword index, the topic model) watch for."""
+    url, name = server_backends().chroma_url, unique_name()
+    idx = KnowledgeIndex(open_client(url=url), embedder, collection_name=name)
+    idx.ingest([GIFT, PASSWORD], origin="o")
+    before, count = idx.fresh_revision(), idx.count()
+    code = textwrap.dedent(
+        f"""
+        from knowledge.embeddings import MiniLMEmbedder
+        from knowledge.index import KnowledgeIndex, open_client
+        from knowledge.types import Document
+        idx = KnowledgeIndex(open_client(url={url!r}), MiniLMEmbedder(), collection_name={name!r})
+        print(idx.count(), idx.search("forgot password reset link", k=1)[0].chunk.source_id)
+        idx.ingest([Document(source_id={TRACKING.source_id!r}, title="Track", text={TRACKING.text!r})], origin="o")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(count), PASSWORD.source_id]
+    assert idx.fresh_revision() != before  # written by the other process
+    assert idx.search("where is my parcel? tracking", k=1)[0].chunk.source_id == TRACKING.source_id
+    idx.rebuild()
+
+
+@SERVERS_ONLY
+def test_a_chroma_server_that_is_down_is_unavailable(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    port = free_port()
+    with pytest.raises(IndexUnavailableError) as err:
+        open_client(url=f"http://127.0.0.1:{port}")  # raised here, not later on first use
+    msg = str(err.value)
+    assert f"http://127.0.0.1:{port}" in msg and "cannot be reached" in msg and "CXA_CHROMA_URL" in msg
+    assert "move it away" not in msg  # that advice is for a damaged directory
+
+    with chroma_server(tmp_path / "chroma", port=port) as url:
+        idx = KnowledgeIndex(open_client(url=url), embedder, collection_name=unique_name())
+        idx.ingest(DOCS, origin="o")
+    # the server is gone: every use is IndexUnavailableError, never httpx's or chromadb's own errors
+    uses = [
+        idx.count,
+        idx.fresh_revision,
+        lambda: idx.search("refund"),
+        lambda: idx.ingest([GIFT.model_copy(update={"text": GIFT.text + " New."})], origin="o"),
+        lambda: list(idx.iter_chunks()),
+        lambda: idx.get_document_chunks(GIFT.source_id),
+        lambda: idx.remove([GIFT.source_id]),
+    ]
+    for use in uses:
+        with pytest.raises(IndexUnavailableError):
+            use()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from knowledge.embeddings import MiniLMEmbedder
-from knowledge.index import KnowledgeIndex, open_client
+from knowledge.index import KnowledgeIndex
 from knowledge.retriever import BM25, Retriever, tokenize
 from knowledge.types import Chunk, Document
 
@@ -67,11 +67,6 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
     return MiniLMEmbedder()
-
-
-@pytest.fixture(scope="module")
-def chroma_client() -> chromadb.api.ClientAPI:
-    return open_client(None)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from assistant import states
 from assistant.errors import ConflictError, ConversationNotFoundError, HandoffNotFoundError
 from assistant.models import HandoffSummary
 from assistant.store.repo import Store
+from tests.conftest import database_url
 
 ALLOWED = [
     ("bot", "waiting_for_agent"),
@@ -87,7 +88,7 @@ def test_sources_are_the_inverse_of_the_table() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'states.db'}")
+    s = Store(database_url(tmp_path))
     yield s
     s.close()
 
