@@ -31,17 +31,36 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _NoNul:
+    """Text with NUL characters removed before it is written, on every database: PostgreSQL refuses them in text
+    columns (a 500 on a message or profile a fuzzer or a broken client sent), SQLite stores them. A NUL is never
+    meaningful in what we store (messages, names, notes), so removing it keeps both databases the same."""
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if value and "\x00" in value else value
+
+
+class SafeString(_NoNul, TypeDecorator[str]):
+    impl = String
+    cache_ok = True  # on the class itself: SQLAlchemy does not look it up on a mixin
+
+
+class SafeText(_NoNul, TypeDecorator[str]):
+    impl = Text
+    cache_ok = True
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime(), str: SafeText()}
 
 
 class CustomerRow(Base):
     __tablename__ = "customers"
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(50))
-    locale: Mapped[str | None] = mapped_column(String(20))
+    id: Mapped[str] = mapped_column(SafeString(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(SafeString(200))
+    email: Mapped[str | None] = mapped_column(SafeString(320))
+    phone: Mapped[str | None] = mapped_column(SafeString(50))
+    locale: Mapped[str | None] = mapped_column(SafeString(20))
     created_at: Mapped[datetime | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]
@@ -51,7 +70,7 @@ class CustomerEventRow(Base):
     __tablename__ = "customer_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(SafeString(64))
     at: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     __table_args__ = (Index("ix_customer_events_customer_at", "customer_id", "at"),)
@@ -59,31 +78,31 @@ class CustomerEventRow(Base):
 
 class ConversationRow(Base):
     __tablename__ = "conversations"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    customer_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(SafeString(200), index=True)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(32), default="bot", index=True)
-    channel: Mapped[str] = mapped_column(String(32), default="web")
+    status: Mapped[str] = mapped_column(SafeString(32), default="bot", index=True)
+    channel: Mapped[str] = mapped_column(SafeString(32), default="web")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
-    topic: Mapped[str | None] = mapped_column(String(100))
-    outcome: Mapped[str | None] = mapped_column(String(64))
-    summary: Mapped[str | None] = mapped_column(Text)
+    topic: Mapped[str | None] = mapped_column(SafeString(100))
+    outcome: Mapped[str | None] = mapped_column(SafeString(64))
+    summary: Mapped[str | None] = mapped_column(SafeText)
     next_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MessageRow(Base):
     __tablename__ = "messages"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(SafeString(16))
+    text: Mapped[str] = mapped_column(SafeText)
     created_at: Mapped[datetime]
     citations: Mapped[list[Any]] = mapped_column(default=list)
-    author_id: Mapped[str | None] = mapped_column(String(200))
-    turn_id: Mapped[str | None] = mapped_column(String(64))
+    author_id: Mapped[str | None] = mapped_column(SafeString(200))
+    turn_id: Mapped[str | None] = mapped_column(SafeString(64))
     __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),)
 
 
@@ -91,23 +110,23 @@ class TurnRow(Base):
     """One customer message and everything the assistant did with it: the record that explains a turn."""
 
     __tablename__ = "turns"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    message_id: Mapped[str] = mapped_column(String(64))
-    reply_message_id: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | error
+    message_id: Mapped[str] = mapped_column(SafeString(64))
+    reply_message_id: Mapped[str | None] = mapped_column(SafeString(64))
+    state: Mapped[str] = mapped_column(SafeString(16), default="pending")  # pending | done | error
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    query: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(SafeText)
     chunk_ids: Mapped[list[Any]] = mapped_column(default=list)
     chunk_scores: Mapped[list[Any]] = mapped_column(default=list)
     cited_chunk_ids: Mapped[list[Any]] = mapped_column(default=list)
-    reply_mode: Mapped[str | None] = mapped_column(String(16))
+    reply_mode: Mapped[str | None] = mapped_column(SafeString(16))
     confidence: Mapped[float | None] = mapped_column(Float)
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    handoff_id: Mapped[str | None] = mapped_column(String(64))
+    handoff_id: Mapped[str | None] = mapped_column(SafeString(64))
     timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
 
 
 class LLMCallRow(Base):
@@ -115,36 +134,36 @@ class LLMCallRow(Base):
 
     __tablename__ = "llm_calls"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    turn_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    conversation_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    prompt_name: Mapped[str] = mapped_column(String(64))
-    prompt_version: Mapped[str] = mapped_column(String(16))
-    provider: Mapped[str] = mapped_column(String(32))
-    model: Mapped[str] = mapped_column(String(200))
+    turn_id: Mapped[str | None] = mapped_column(SafeString(64), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(SafeString(64), index=True)
+    prompt_name: Mapped[str] = mapped_column(SafeString(64))
+    prompt_version: Mapped[str] = mapped_column(SafeString(16))
+    provider: Mapped[str] = mapped_column(SafeString(32))
+    model: Mapped[str] = mapped_column(SafeString(200))
     messages: Mapped[list[Any]] = mapped_column(default=list)
-    output: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(SafeText)
     input_tokens: Mapped[int | None]
     output_tokens: Mapped[int | None]
     duration_ms: Mapped[float | None] = mapped_column(Float)
     first_token_ms: Mapped[float | None] = mapped_column(Float)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(SafeText)
     created_at: Mapped[datetime]
 
 
 class HandoffRow(Base):
     __tablename__ = "handoffs"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    reason: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(SafeString(64))
     confidence: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    status: Mapped[str] = mapped_column(SafeString(16), default="waiting", index=True)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    summary_source: Mapped[str] = mapped_column(String(16), default="extractive")
+    summary_source: Mapped[str] = mapped_column(SafeString(16), default="extractive")
     created_at: Mapped[datetime]
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(SafeString(200))
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(SafeText)
 
 
 class FeedbackRow(Base):
@@ -154,7 +173,7 @@ class FeedbackRow(Base):
     csat: Mapped[int | None]
     ces: Mapped[int | None]
     resolved: Mapped[bool | None]
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(SafeText)
     created_at: Mapped[datetime]
 
 
@@ -164,8 +183,8 @@ class SignalEventRow(Base):
     __tablename__ = "signal_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    turn_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    turn_id: Mapped[str | None] = mapped_column(SafeString(64))
+    kind: Mapped[str] = mapped_column(SafeString(32), index=True)
     value: Mapped[float | None] = mapped_column(Float)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(index=True)
@@ -176,13 +195,13 @@ class ConversationFactsRow(Base):
 
     __tablename__ = "conversation_facts"
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
-    customer_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    customer_id: Mapped[str | None] = mapped_column(SafeString(200), index=True)
     started_at: Mapped[datetime] = mapped_column(index=True)
     last_activity_at: Mapped[datetime] = mapped_column(index=True)
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    outcome: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(SafeString(32), index=True)
+    outcome: Mapped[str] = mapped_column(SafeString(32), index=True)
     durable: Mapped[bool | None]
-    topic: Mapped[str | None] = mapped_column(String(100), index=True)
+    topic: Mapped[str | None] = mapped_column(SafeString(100), index=True)
     effort: Mapped[float] = mapped_column(Float, index=True)
     customer_turns: Mapped[int] = mapped_column(Integer)
     handed_off: Mapped[bool] = mapped_column(Boolean)
@@ -202,7 +221,7 @@ class ScorecardRow(Base):
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
     evaluators: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    evaluator: Mapped[str] = mapped_column(String(200))
+    evaluator: Mapped[str] = mapped_column(SafeString(200))
     notes: Mapped[list[Any]] = mapped_column(default=list)
     score: Mapped[float | None] = mapped_column(Float, index=True)
     scored_at: Mapped[datetime] = mapped_column(index=True)
@@ -215,9 +234,9 @@ class ReviewRow(Base):
     __tablename__ = "reviews"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(8), index=True)
+    label: Mapped[str] = mapped_column(SafeString(8), index=True)
     tags: Mapped[list[Any]] = mapped_column(default=list)
-    note: Mapped[str | None] = mapped_column(Text)
-    reviewer: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(SafeText)
+    reviewer: Mapped[str | None] = mapped_column(SafeString(200))
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]

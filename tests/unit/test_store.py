@@ -73,3 +73,15 @@ def test_json_round_trips_unicode_and_nesting(store: Store) -> None:
     store.add_event(CustomerEvent(customer_id="c-u1", type="order_placed", at=T0, data=data))
     [event] = store.list_events("c-u1")
     assert event.data == data and event.at == T0
+
+
+def test_nul_characters_are_dropped_on_every_database(store: Store) -> None:
+    """PostgreSQL refuses NUL in text (it was a 500 on a customer profile the fuzzer sent); SQLite keeps it. Both
+    now store the text without it."""
+    profile, _ = store.upsert_customer(CustomerProfile(id="c1", name="Ada\x00 Lovelace", email="a@x.org\x00"))
+    assert store.get_customer("c1").name == "Ada Lovelace"  # type: ignore[union-attr]
+    conv = store.create_conversation("c1", True, metadata={"page": "/help\x00"})
+    store.add_message(conv.id, "customer", "hello\x00 there")
+    [msg] = store.list_messages(conv.id)
+    assert msg.text == "hello there"
+    assert store.get_conversation(conv.id).metadata == {"page": "/help\x00"}  # JSON keeps it, escaped as \\u0000
