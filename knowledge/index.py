@@ -320,6 +320,25 @@ class KnowledgeIndex:
         ]
         return sorted(chunks, key=lambda c: c.position)
 
+    # -- precomputed vectors ------------------------------------------------------------------------
+
+    def add_embedded(self, rows: list[tuple[Chunk, Document, str]], vectors: Any, origin: str) -> None:
+        """Write chunks whose vectors are already computed (each row: the chunk with its `chunk_id` set, its
+        document, the document's hash), with the same metadata `ingest` writes, so search, `iter_chunks` and
+        the manifest see them as ingested. For benchmark indexes of 10k-100k chunks, where embedding every
+        chunk would take hours; `vectors` must be this index's model's (unit-length, 384-d)."""
+        if len(rows) != len(vectors):
+            raise ValueError(f"{len(rows)} chunks but {len(vectors)} vectors")
+        if not rows:
+            return
+        self.collection.upsert(
+            ids=[c.chunk_id for c, _, _ in rows],
+            embeddings=vectors,
+            documents=[c.text for c, _, _ in rows],
+            metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
+        )
+        self._bump_revision()
+
 
 def _chunk_metadata(c: Chunk, doc: Document, doc_hash: str, origin: str) -> dict[str, str | int]:
     meta: dict[str, str | int] = {

@@ -191,6 +191,10 @@ class Retriever:
                 logger.info("keyword index built: %d chunks in %.2fs", len(self._bm25.chunks), time.perf_counter() - t)
         return self._bm25
 
+    def warm(self) -> BM25 | None:
+        """Build the keyword index now (at start), not on the first search; returns it (None when off)."""
+        return self._lexical()
+
     def invalidate(self) -> None:
         """Call after writing to the index in this process, so the next search sees the change at once."""
         self._checked_at = -math.inf
