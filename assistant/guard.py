@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -147,9 +148,11 @@ def reveal(text: str) -> str:
     return "\n".join([shown, *decoded])
 
 
+@functools.lru_cache(maxsize=4096)
 def looks_like_injection(text: str) -> bool:
     """Does `text` address a model (instructions, role markers, exfiltration requests), in plain text or
-    hidden in tag characters, base64 or leetspeak?"""
+    hidden in tag characters, base64 or leetspeak? (Memoised: the same help-center passages are checked
+    turn after turn.)"""
     shown = reveal(text)
     if _INJECTION.search(shown):
         return True
@@ -206,12 +209,23 @@ class OutputGuard:
 
     def __init__(self, secrets: Iterable[str] = (), instructions: Iterable[str] = ()) -> None:
         self.secrets = {s for s in secrets if s and len(s) >= 8}
+        self._last_allowed: tuple[str, set[tuple[str, ...]]] | None = None
         self._instructions: set[tuple[str, ...]] = set()
         for text in instructions:
             self._instructions |= _shingles(text, self.PROMPT_ECHO_WORDS)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self.secrets |= {s for s in secrets if s and len(s) >= 8}
+
+    def _allowed_shingles(self, allowed: str) -> set[tuple[str, ...]]:
+        """The shingles of a turn's `allowed` text, kept for the next call: a turn checks every source
+        sentence against the same text."""
+        last = self._last_allowed
+        if last is not None and last[0] == allowed:
+            return last[1]
+        shingles = _shingles(allowed, self.PROMPT_ECHO_WORDS)
+        self._last_allowed = (allowed, shingles)  # one assignment: safe to read from another thread
+        return shingles
 
     def check(self, text: str, allowed: str = "") -> str | None:
         """None when `text` may be shown; otherwise the reason it may not. `allowed` is the text the turn
@@ -223,10 +237,8 @@ class OutputGuard:
         if any(t.group(0) not in allowed for t in _TOKEN.finditer(shown)):
             return "token"
         if self._instructions:
-            echoed = (_shingles(shown, self.PROMPT_ECHO_WORDS) & self._instructions) - _shingles(
-                allowed, self.PROMPT_ECHO_WORDS
-            )
-            if echoed:
+            echoed = _shingles(shown, self.PROMPT_ECHO_WORDS) & self._instructions
+            if echoed and echoed - self._allowed_shingles(allowed):
                 return "prompt_echo"
         if _IMAGE.search(shown):
             return "image"
