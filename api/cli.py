@@ -602,7 +602,9 @@ def bench_search(
 @bench_app.command("overhead")
 def bench_overhead(
     chunks: Annotated[str, typer.Option(help="index sizes in chunks, comma-separated")] = "1000,100000",
-    conversations: Annotated[int, typer.Option(min=4, max=5000, help="conversations per size (3 turns each)")] = 80,
+    conversations: Annotated[
+        int, typer.Option(min=4, max=5000, help="scripts per size (3 turns each, run once per path)")
+    ] = 40,
     seed: Annotated[int, typer.Option(help="seed of the synthetic index and the scripts")] = 0,
     data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
     out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
@@ -622,7 +624,14 @@ def bench_overhead(
             st.model_copy(update={"shared_data_dir": path}), wanted, conversations, seed, progress
         ),
     )
-    _metrics_table("turn overhead (fake model, ms)", summary_rows(figures))
+    table = Table(
+        title=f"turn overhead, instant model (load {figures.machine.load_1m:.1f} on {figures.machine.cores} cores)"
+    )
+    for col in ("figure", "engine", "HTTP"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for row in summary_rows(figures):
+        table.add_row(*row)
+    console.print(table)
     _write_figures(settings, "overhead", figures.model_dump(), out)
 
 

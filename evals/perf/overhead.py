@@ -8,14 +8,14 @@ reply), not a handoff every time; the mix of outcomes is reported. Its own time 
 is measured and subtracted: what is left is the turn's overhead (persistence, history, intent, retrieval,
 grounding and the output guard, confidence, signals and telemetry, topic, the model-call log).
 
-Conversations alternate between two paths, interleaved in the same run: the engine called in-process
-(`engine.run_turn`, as the API's route does) and the HTTP route (`POST /v1/conversations/{id}/messages`
-through httpx's ASGI transport, in-process: routing, auth, validation, the thread hop and JSON included).
-Each conversation is a sample customer asking a help-center question, a second one on the same subject, and
-either "thanks, that worked" or a third question; one in eight starts off-topic (declined: offered or handed to
-a person). Per turn: wall time, the engine's own step timings (the turn record's `timings_ms`), SQL statements
-and transactions (SQLAlchemy events), and any engine, ONNX session, chat model or Chroma client built
-(there must be none).
+Every script runs twice, on two paths, interleaved in the same run (which goes first alternates): the
+engine called in-process (`engine.run_turn`, as the API's route does) and the HTTP route
+(`POST /v1/conversations/{id}/messages` through httpx's ASGI transport, in-process: routing, auth,
+validation, the thread hop and JSON included). A script is a sample customer asking a help-center question,
+a second one on the same subject, and either "thanks, that worked" or a third question; one in eight starts
+off-topic (declined: offered or handed to a person). Per turn: wall time, the engine's own step timings
+(the turn record's `timings_ms`), SQL statements and transactions (SQLAlchemy events), and any engine, ONNX
+session, chat model or Chroma client built (there must be none).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
 from assistant.llm import FakeSupportChatModel
 from assistant.samples import load_customers, sample_profiles
@@ -109,6 +109,13 @@ class PathFigures(BaseModel):
     conversations: int
     wall: Timing
     overhead: Timing
+    overhead_first_run: Timing = Field(description="turns of a script's first run (new questions, cold caches)")
+    overhead_repeat: Timing = Field(description="the same script run again on the other path: caches warm")
+    overhead_cpu: Timing = Field(
+        description="CPU time of the process during the turn, model time removed: what the turn costs on an idle "
+        "machine (wall time on a loaded one includes waiting for a core)"
+    )
+    overhead_cpu_repeat: Timing
     model: Timing
     stages: dict[str, Timing]
     statements_per_turn: Counts
@@ -142,11 +149,13 @@ class OverheadFigures(BaseModel):
 class _Sample:
     via: str
     wall: float
+    cpu: float  # CPU time of the whole process (all threads) during the turn
     model: float
     statements: int
     transactions: int
     timings_ms: dict[str, float]
     outcome: str
+    repeat: bool  # the script's second run (its question and sources seen before: caches warm)
 
 
 @dataclass
@@ -230,48 +239,54 @@ async def _measure(
                 url = f"/v1/conversations/{r.json()['id']}/messages"
                 for text in script:
                     await client.post(url, json={"text": text}, headers=headers)
-            total = sum(len(s) for s in plan)
+            total = 2 * sum(len(s) for s in plan)
             done = 0
             with Constructions() as built:
                 for i, script in enumerate(plan):
                     cid = customers[i % len(customers)]
-                    via = "engine" if i % 2 == 0 else "http"
-                    t = time.perf_counter()
-                    if via == "engine":
-                        conversation_id = engine.start_conversation(cid, True).id
-                    else:
-                        body = {"customer_id": cid, "customer_hash": keys.customer_hash(cid)}
-                        r = await client.post("/v1/conversations", json=body, headers=headers)
-                        r.raise_for_status()
-                        conversation_id = r.json()["id"]
-                    run.starts[via].append(time.perf_counter() - t)
-                    for text in script:
-                        m0, (s0, x0) = model.spent(), sql.read()
+                    for n_run, via in enumerate(("engine", "http") if i % 2 == 0 else ("http", "engine")):
                         t = time.perf_counter()
                         if via == "engine":
-                            turn = engine.run_turn(conversation_id, text).model_dump(mode="json")
+                            conversation_id = engine.start_conversation(cid, True).id
                         else:
-                            r = await client.post(
-                                f"/v1/conversations/{conversation_id}/messages", json={"text": text}, headers=headers
-                            )
+                            body = {"customer_id": cid, "customer_hash": keys.customer_hash(cid)}
+                            r = await client.post("/v1/conversations", json=body, headers=headers)
                             r.raise_for_status()
-                            turn = r.json()
-                        wall = time.perf_counter() - t
-                        s1, x1 = sql.read()
-                        run.samples.append(
-                            _Sample(
-                                via=via,
-                                wall=wall,
-                                model=model.spent() - m0,
-                                statements=s1 - s0,
-                                transactions=x1 - x0,
-                                timings_ms=dict(turn.get("timings_ms") or {}),
-                                outcome=_outcome(turn),
+                            conversation_id = r.json()["id"]
+                        run.starts[via].append(time.perf_counter() - t)
+                        for text in script:
+                            m0, (s0, x0) = model.spent(), sql.read()
+                            c0 = time.process_time()
+                            t = time.perf_counter()
+                            if via == "engine":
+                                turn = engine.run_turn(conversation_id, text).model_dump(mode="json")
+                            else:
+                                r = await client.post(
+                                    f"/v1/conversations/{conversation_id}/messages",
+                                    json={"text": text},
+                                    headers=headers,
+                                )
+                                r.raise_for_status()
+                                turn = r.json()
+                            wall = time.perf_counter() - t
+                            cpu = time.process_time() - c0
+                            s1, x1 = sql.read()
+                            run.samples.append(
+                                _Sample(
+                                    via=via,
+                                    wall=wall,
+                                    cpu=cpu,
+                                    model=model.spent() - m0,
+                                    statements=s1 - s0,
+                                    transactions=x1 - x0,
+                                    timings_ms=dict(turn.get("timings_ms") or {}),
+                                    outcome=_outcome(turn),
+                                    repeat=n_run == 1,
+                                )
                             )
-                        )
-                        done += 1
-                        if progress:
-                            progress(label, done, total)
+                            done += 1
+                            if progress:
+                                progress(label, done, total)
                 constructed = built.snapshot()
             sql.close()
     return startup, first_turn_ms, constructed
@@ -289,11 +304,17 @@ def _path(run: _Run, via: str) -> PathFigures:
                 name, value = "generate (model time removed)", max(0.0, value - s.model)
             stages[name].append(value)
     overhead = Timing.of([max(0.0, s.wall - s.model) for s in samples])
+    first = Timing.of([max(0.0, s.wall - s.model) for s in samples if not s.repeat])
+    repeat = Timing.of([max(0.0, s.wall - s.model) for s in samples if s.repeat])
     return PathFigures(
         turns=len(samples),
         conversations=len(run.starts[via]),
         wall=Timing.of([s.wall for s in samples]),
         overhead=overhead,
+        overhead_first_run=first,
+        overhead_repeat=repeat,
+        overhead_cpu=Timing.of([max(0.0, s.cpu - s.model) for s in samples]),
+        overhead_cpu_repeat=Timing.of([max(0.0, s.cpu - s.model) for s in samples if s.repeat]),
         model=Timing.of([s.model for s in samples]),
         stages={k: Timing.of(v) for k, v in sorted(stages.items(), key=lambda kv: -sum(kv[1]))},
         statements_per_turn=Counts.of([s.statements for s in samples]),
@@ -332,7 +353,7 @@ def run_size(
 
 
 def run_overhead(
-    settings: Settings, sizes: list[int], conversations: int = 80, seed: int = 0, progress: Progress | None = None
+    settings: Settings, sizes: list[int], conversations: int = 40, seed: int = 0, progress: Progress | None = None
 ) -> OverheadFigures:
     return OverheadFigures(
         machine=Machine(),
@@ -342,31 +363,33 @@ def run_overhead(
     )
 
 
-def summary_rows(figures: OverheadFigures) -> list[tuple[str, object]]:
-    rows: list[tuple[str, object]] = [
-        ("machine", f"{figures.machine.cores} cores, load {figures.machine.load_1m:.1f}"),
-    ]
+def summary_rows(figures: OverheadFigures) -> list[tuple[str, str, str]]:
+    """(figure, engine, HTTP) rows for a table, every size one after the other."""
+    rows: list[tuple[str, str, str]] = []
     for s in figures.sizes:
-        n = f"{s.chunks:,}"
-        for name, p in (("engine", s.engine), ("HTTP", s.http)):
-            rows += [
-                (f"{n} chunks, {name}: turns / conversations", f"{p.turns} / {p.conversations}"),
-                (f"{n} chunks, {name}: overhead p50 / p95 (ms)", p.overhead.row()),
-                (f"{n} chunks, {name}: p95 / {TARGET_P95_MS:.0f} ms target", f"{p.target.ratio:.2f}"),
-                (
-                    f"{n} chunks, {name}: SQL statements / transactions per turn (median)",
-                    f"{p.statements_per_turn.median or 0:.0f} / {p.transactions_per_turn.median or 0:.0f}",
-                ),
-            ]
-        for stage, t in s.engine.stages.items():
-            rows.append((f"{n} chunks, engine step {stage} p50 / p95 (ms)", t.row()))
-        rows += [
-            (f"{n} chunks: HTTP minus engine, median (ms)", f"{s.http_extra_median_ms:.2f}"),
-            (f"{n} chunks: startup (s) / first turn (ms)", f"{s.startup_s:.1f} / {s.first_turn_ms:.0f}"),
-            (f"{n} chunks: outcomes (reply mode/action)", ", ".join(f"{k} {v}" for k, v in s.outcomes.items())),
-            (
-                f"{n} chunks: built during the turns",
-                ", ".join(f"{k} {v}" for k, v in s.constructions_during_turns.items()),
-            ),
-        ]
+        n = f"{s.chunks:,} chunks"
+        e, h = s.engine, s.http
+
+        def both(label: str, pick: Callable[[PathFigures], str], e: PathFigures = e, h: PathFigures = h) -> None:
+            rows.append((label, pick(e), pick(h)))
+
+        both(f"{n}: turns / conversations", lambda p: f"{p.turns} / {p.conversations}")
+        both("overhead p50 / p95 (ms)", lambda p: p.overhead.row())
+        both("  first run of a script", lambda p: p.overhead_first_run.row())
+        both("  repeat (caches warm)", lambda p: p.overhead_repeat.row())
+        both("overhead CPU time p50 / p95 (ms)", lambda p: p.overhead_cpu.row())
+        both("  repeat (caches warm)", lambda p: p.overhead_cpu_repeat.row())
+        both(f"  p95 / {TARGET_P95_MS:.0f} ms target", lambda p: f"{p.target.ratio:.2f}")
+        both("SQL statements / transactions per turn (median)", lambda p: _counts(p))
+        both("start a conversation p50 / p95 (ms)", lambda p: p.start_conversation.row())
+        for stage in e.stages:
+            both(f"  step {stage} p50 / p95", lambda p, st=stage: p.stages[st].row() if st in p.stages else "-")
+        rows.append(("startup (s) / first turn (ms)", f"{s.startup_s:.1f} / {s.first_turn_ms:.0f}", ""))
+        rows.append(("outcomes (reply mode / action)", ", ".join(f"{k} {v}" for k, v in s.outcomes.items()), ""))
+        built = ", ".join(f"{k} {v}" for k, v in s.constructions_during_turns.items())
+        rows.append(("built during the turns", built, ""))
     return rows
+
+
+def _counts(p: PathFigures) -> str:
+    return f"{p.statements_per_turn.median or 0:.0f} / {p.transactions_per_turn.median or 0:.0f}"
