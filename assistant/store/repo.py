@@ -488,13 +488,10 @@ class Store:
         return msg, turn_id
 
     def finish_turn(self, turn_id: str, **fields: Any) -> None:
+        """Set the turn record's fields (TurnRow attribute names) and its end time: one UPDATE, nothing read
+        first (an unknown turn changes nothing)."""
         with self.session() as s:
-            row = s.get(TurnRow, turn_id)
-            if row is None:
-                return
-            for k, v in fields.items():
-                setattr(row, k, v)
-            row.finished_at = utcnow()
+            s.execute(update(TurnRow).where(TurnRow.id == turn_id).values(**fields, finished_at=utcnow()))
 
     def get_turn(self, turn_id: str) -> dict[str, Any] | None:
         """The raw turn record (a storage-edge dict, for inspection and tests)."""
@@ -797,19 +794,20 @@ class Store:
     ) -> ConversationFacts:
         """Append `events` (any conversation's) and store `conversation_id`'s facts as `derive` makes them
         from its status and all its events: one transaction, so the facts always match the events."""
+        rows = [
+            {
+                "conversation_id": e.conversation_id,
+                "turn_id": e.turn_id,
+                "kind": e.kind,
+                "value": e.value,
+                "data": e.data,
+                "at": e.at,
+            }
+            for e in events
+        ]
         with self.session() as s:
-            s.add_all(
-                SignalEventRow(
-                    conversation_id=e.conversation_id,
-                    turn_id=e.turn_id,
-                    kind=e.kind,
-                    value=e.value,
-                    data=e.data,
-                    at=e.at,
-                )
-                for e in events
-            )
-            s.flush()
+            if rows:  # one INSERT for all of them (the ORM would insert row by row to learn their ids)
+                s.execute(SignalEventRow.__table__.insert(), rows)
             row = s.get(ConversationRow, conversation_id)
             if row is None:
                 raise ConversationNotFoundError(conversation_id)
