@@ -29,6 +29,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 REMOVED = "[removed: instructions found in the data]"
 
@@ -233,21 +234,49 @@ class OutputGuard:
         repeated, nothing else of the kind."""
         if any(s in text for s in self.secrets):
             return "secret"
-        shown = reveal(text)
-        if any(t.group(0) not in allowed for t in _TOKEN.finditer(shown)):
+        f = _features(text)
+        if any(t not in allowed for t in f.tokens):
             return "token"
         if self._instructions:
-            echoed = _shingles(shown, self.PROMPT_ECHO_WORDS) & self._instructions
+            echoed = f.shingles & self._instructions
             if echoed and echoed - self._allowed_shingles(allowed):
                 return "prompt_echo"
-        if _IMAGE.search(shown):
+        if f.image:
             return "image"
-        if any(u.group(0).rstrip(".,;:!?") not in allowed for u in _URL.finditer(shown)):
+        if any(u not in allowed for u in f.links):
             return "link"
-        if any(e.group(0) not in allowed for e in _EMAIL.finditer(shown)):
+        if any(e not in allowed for e in f.emails):
             return "personal_data"
-        if claims_action(shown):
+        if f.false_action:
             return "false_action"
-        if looks_like_injection(text):
+        if f.injection:
             return "injection"
         return None
+
+
+@dataclass(frozen=True)
+class _Features:
+    """What `OutputGuard.check` looks for in one text, whatever the turn: computed once per text (a turn checks
+    every source sentence, and the same help-center sentences come back turn after turn)."""
+
+    tokens: tuple[str, ...]
+    shingles: frozenset[tuple[str, ...]]
+    image: bool
+    links: tuple[str, ...]
+    emails: tuple[str, ...]
+    false_action: bool
+    injection: bool
+
+
+@functools.lru_cache(maxsize=8192)
+def _features(text: str) -> _Features:
+    shown = reveal(text)
+    return _Features(
+        tokens=tuple(t.group(0) for t in _TOKEN.finditer(shown)),
+        shingles=frozenset(_shingles(shown, OutputGuard.PROMPT_ECHO_WORDS)),
+        image=bool(_IMAGE.search(shown)),
+        links=tuple(u.group(0).rstrip(".,;:!?") for u in _URL.finditer(shown)),
+        emails=tuple(e.group(0) for e in _EMAIL.finditer(shown)),
+        false_action=claims_action(shown),
+        injection=looks_like_injection(text),
+    )
