@@ -567,6 +567,85 @@ def bench_load(
         _fail("load: 5xx, transport errors, lost or duplicated messages (see the table)")
 
 
+def _sizes(value: str, name: str) -> list[int]:
+    try:
+        sizes = [int(v.replace("_", "").strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 or n > 1_000_000 for n in sizes):
+        _fail(f"{name}: a comma-separated list of chunk counts between 1 and 1,000,000 (e.g. 1000,100000)", 2)
+    return sizes
+
+
+@bench_app.command("search")
+def bench_search(
+    sizes: Annotated[str, typer.Option(help="index sizes in chunks, comma-separated")] = "1000,10000,100000",
+    questions: Annotated[int, typer.Option(min=10, max=5000, help="real questions asked per size")] = 300,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic index and the question sample")] = 0,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Retrieval latency against index size: query embedding, dense (Chroma) search, BM25 and the full hybrid
+    search, p50/p95 over real questions, plus the keyword index's build time and memory. The indexes are
+    synthetic beyond ~2,100 real chunks (see evals/perf/synthetic.py), built once under
+    <data-dir>/bench/index-N/ (the first 100k build takes ~10 minutes, reruns reuse it)."""
+    from evals.perf.search import run_search, summary_rows
+
+    wanted = _sizes(sizes, "--sizes")
+    settings, figures = _run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_search(
+            st.model_copy(update={"shared_data_dir": path}), wanted, questions, seed, progress
+        ),
+    )
+    _metrics_table("retrieval latency vs index size (ms)", summary_rows(figures))
+    _write_figures(settings, "search", figures.model_dump(), out)
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    chunks: Annotated[str, typer.Option(help="index sizes in chunks, comma-separated")] = "1000,100000",
+    conversations: Annotated[
+        int, typer.Option(min=4, max=5000, help="scripts per size (3 turns each, run once per path)")
+    ] = 40,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic index and the scripts")] = 0,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Turn overhead with a chat model that answers at once: everything but generation (persistence, history,
+    retrieval, grounding, confidence, signals, topic), through the engine and through the HTTP route
+    in-process, interleaved; median/p95, a breakdown per step, SQL statements per turn, and the target
+    (p95 under 25 ms at 100k chunks). Each size gets a fresh database under <data-dir>/bench/overhead-N/."""
+    from api.app import create_app
+    from evals.perf.overhead import run_overhead, summary_rows
+
+    wanted = _sizes(chunks, "--chunks")
+    settings, figures = _run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_overhead(
+            lambda s, model: create_app(s, chat_model=model),
+            st.model_copy(update={"shared_data_dir": path}),
+            wanted,
+            conversations,
+            seed,
+            progress,
+        ),
+    )
+    table = Table(
+        title=f"turn overhead, instant model (load {figures.machine.load_1m:.1f} on {figures.machine.cores} cores)"
+    )
+    for col in ("figure", "engine", "HTTP"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for row in summary_rows(figures):
+        table.add_row(*row)
+    console.print(table)
+    _write_figures(settings, "overhead", figures.model_dump(), out)
+
+
 # -- eval: scorecards, reviews, judge calibration, regression cases --------------------------------------
 
 

@@ -171,7 +171,7 @@ class Answerer:
                 dropped.append(s)
                 guarded.append(refused)
                 return None
-            vec = self.embedder.embed_one(s)
+            vec = self.vectors.embed_one(s)
             if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs) or any(
                 float(np.dot(vec, v)) > 0.9 for v in earlier_vecs
             ):

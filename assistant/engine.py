@@ -70,9 +70,7 @@ _MORE_TO_SAY = re.compile(
 
 def is_thanks_only(text: str) -> bool:
     """A thank-you or "that worked" with no new question or request in it (answered with a closing line)."""
-    return (
-        is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
-    )
+    return is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
 
 
 Search = Callable[[str, int], list[SearchHit]]
@@ -171,9 +169,9 @@ class ConversationEngine:
         conversation or an unavailable database raises here, while a streaming route can still answer
         with a 404/503 instead of a 200 stream carrying an `error` event."""
         timer = _Timer()
-        conv = self.store.get_conversation(conversation_id)  # unknown id: raises before anything is written
-        previous = self.store.list_messages(conversation_id)
-        msg, turn_id = self.store.begin_turn(conversation_id, text)
+        # One transaction: the conversation and its messages so far, then this message (an unknown id raises
+        # before anything is written).
+        conv, previous, msg, turn_id = self.store.open_turn(conversation_id, text)
         timer.lap("persist")
         return self._observed(conversation_id, self._turn_events(timer, conv, previous, msg, turn_id, text))
 

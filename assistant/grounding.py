@@ -92,7 +92,11 @@ class SentenceVectors:
         return np.stack(out) if out else np.zeros((0, 384), dtype=np.float32)
 
     def embed_one(self, text: str) -> np.ndarray:
-        return self.embedder.embed_one(text)
+        """From the cache when the text is there (a model quoting a source sentence), else the embedder's
+        own (which keeps a turn's question from being embedded once per step)."""
+        with self._lock:
+            v = self._cache.get(text)
+        return v if v is not None else self.embedder.embed_one(text)
 
 
 @dataclass

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 REMOVED = "[removed: instructions found in the data]"
 
@@ -147,9 +149,11 @@ def reveal(text: str) -> str:
     return "\n".join([shown, *decoded])
 
 
+@functools.lru_cache(maxsize=4096)
 def looks_like_injection(text: str) -> bool:
     """Does `text` address a model (instructions, role markers, exfiltration requests), in plain text or
-    hidden in tag characters, base64 or leetspeak?"""
+    hidden in tag characters, base64 or leetspeak? (Memoised: the same help-center passages are checked
+    turn after turn.)"""
     shown = reveal(text)
     if _INJECTION.search(shown):
         return True
@@ -206,6 +210,7 @@ class OutputGuard:
 
     def __init__(self, secrets: Iterable[str] = (), instructions: Iterable[str] = ()) -> None:
         self.secrets = {s for s in secrets if s and len(s) >= 8}
+        self._last_allowed: tuple[str, set[tuple[str, ...]]] | None = None
         self._instructions: set[tuple[str, ...]] = set()
         for text in instructions:
             self._instructions |= _shingles(text, self.PROMPT_ECHO_WORDS)
@@ -213,29 +218,65 @@ class OutputGuard:
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self.secrets |= {s for s in secrets if s and len(s) >= 8}
 
+    def _allowed_shingles(self, allowed: str) -> set[tuple[str, ...]]:
+        """The shingles of a turn's `allowed` text, kept for the next call: a turn checks every source
+        sentence against the same text."""
+        last = self._last_allowed
+        if last is not None and last[0] == allowed:
+            return last[1]
+        shingles = _shingles(allowed, self.PROMPT_ECHO_WORDS)
+        self._last_allowed = (allowed, shingles)  # one assignment: safe to read from another thread
+        return shingles
+
     def check(self, text: str, allowed: str = "") -> str | None:
         """None when `text` may be shown; otherwise the reason it may not. `allowed` is the text the turn
         was given (sources, the customer's own records): links, emails and long identifiers in it may be
         repeated, nothing else of the kind."""
         if any(s in text for s in self.secrets):
             return "secret"
-        shown = reveal(text)
-        if any(t.group(0) not in allowed for t in _TOKEN.finditer(shown)):
+        f = _features(text)
+        if any(t not in allowed for t in f.tokens):
             return "token"
         if self._instructions:
-            echoed = (_shingles(shown, self.PROMPT_ECHO_WORDS) & self._instructions) - _shingles(
-                allowed, self.PROMPT_ECHO_WORDS
-            )
-            if echoed:
+            echoed = f.shingles & self._instructions
+            if echoed and echoed - self._allowed_shingles(allowed):
                 return "prompt_echo"
-        if _IMAGE.search(shown):
+        if f.image:
             return "image"
-        if any(u.group(0).rstrip(".,;:!?") not in allowed for u in _URL.finditer(shown)):
+        if any(u not in allowed for u in f.links):
             return "link"
-        if any(e.group(0) not in allowed for e in _EMAIL.finditer(shown)):
+        if any(e not in allowed for e in f.emails):
             return "personal_data"
-        if claims_action(shown):
+        if f.false_action:
             return "false_action"
-        if looks_like_injection(text):
+        if f.injection:
             return "injection"
         return None
+
+
+@dataclass(frozen=True)
+class _Features:
+    """What `OutputGuard.check` looks for in one text, whatever the turn: computed once per text (a turn checks
+    every source sentence, and the same help-center sentences come back turn after turn)."""
+
+    tokens: tuple[str, ...]
+    shingles: frozenset[tuple[str, ...]]
+    image: bool
+    links: tuple[str, ...]
+    emails: tuple[str, ...]
+    false_action: bool
+    injection: bool
+
+
+@functools.lru_cache(maxsize=8192)
+def _features(text: str) -> _Features:
+    shown = reveal(text)
+    return _Features(
+        tokens=tuple(t.group(0) for t in _TOKEN.finditer(shown)),
+        shingles=frozenset(_shingles(shown, OutputGuard.PROMPT_ECHO_WORDS)),
+        image=bool(_IMAGE.search(shown)),
+        links=tuple(u.group(0).rstrip(".,;:!?") for u in _URL.finditer(shown)),
+        emails=tuple(e.group(0) for e in _EMAIL.finditer(shown)),
+        false_action=claims_action(shown),
+        injection=looks_like_injection(text),
+    )

@@ -75,11 +75,11 @@ class HistoryBuilder:
     def build(self, conversation: Conversation, question: str = "") -> CustomerContext:
         if not conversation.verified or not conversation.customer_id:
             return CustomerContext(text="The customer is not signed in: no account details are available.")
-        profile = self.store.get_customer(conversation.customer_id)
+        profile, events, past = self.store.customer_context(
+            conversation.customer_id, conversation.id, self.max_events, self.max_past
+        )
         if profile is None:
             return CustomerContext(text="No account details are on file for this customer.")
-        events = self.store.list_events(profile.id, limit=self.max_events)
-        past = self.store.past_conversations(profile.id, exclude_id=conversation.id, limit=self.max_past)
         return self.assemble(profile, events, past, question)
 
     def assemble(

@@ -127,6 +127,12 @@ class Services:
             logger.error("knowledge index: %s", exc)
         r = settings.retrieval
         retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+        if not problems:
+            try:  # the keyword index now, not on the first customer's turn (~1 minute at 100k chunks)
+                retriever.warm()
+            except KnowledgeError as exc:
+                problems.append(str(exc))
+                logger.error("keyword index: %s", exc)
         chat = ChatGateway.from_settings(settings, log=store.log_llm_call, model=chat_model)
         if warm:
             ok, detail = chat.ready()

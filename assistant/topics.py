@@ -180,6 +180,8 @@ class TopicClassifier:
             return []
         if not self.fitted:
             return [TopicPrediction(label=OTHER, probability=0.0) for _ in texts]
+        if len(texts) == 1:  # one conversation's message: usually embedded already in this turn (cached)
+            return self.predict_vectors(self.embedder.embed_one(texts[0])[None, :])
         return self.predict_vectors(self.embedder.embed(list(texts)))
 
     def topic_of(self, customer_messages: Sequence[str]) -> TopicPrediction:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,12 @@ def default_tokenizer_path() -> Path:
 
 
 class MiniLMEmbedder:
-    """Thread-safe batch embedder. Build one per process and share it (loading takes ~0.3 s)."""
+    """Thread-safe batch embedder. Build one per process and share it (loading takes ~0.3 s).
+
+    `embed_one` keeps the last `cache_size` texts' vectors: within a turn the customer's message is needed by
+    intent, retrieval, grounding and the topic, and one embedding costs more than the rest of those steps.
+    ONNX Runtime's worker threads do not spin while waiting for work (`spin=False`): on a small machine shared
+    with a chat model and other requests, spinning threads take the cores the work itself needs."""
 
     def __init__(
         self,
@@ -56,6 +62,8 @@ class MiniLMEmbedder:
         max_length: int = 256,
         batch_size: int = 32,
         threads: int | None = None,
+        cache_size: int = 2048,
+        spin: bool = False,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -72,6 +80,8 @@ class MiniLMEmbedder:
             opts = ort.SessionOptions()
             if threads:
                 opts.intra_op_num_threads = threads
+            if not spin:
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime and tokenizers raise their own untyped errors
@@ -81,6 +91,9 @@ class MiniLMEmbedder:
         self._tokenizer.enable_truncation(max_length=max_length)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
+        self.cache_size = cache_size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, shape (len(texts), 384), in the order given."""
@@ -110,7 +123,25 @@ class MiniLMEmbedder:
         return out
 
     def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """One text's vector (read-only: it may be shared with other callers through the cache)."""
+        with self._recent_lock:
+            vec = self._recent.get(text)
+            if vec is not None:
+                self._recent.move_to_end(text)
+                return vec
+        vec = self.embed([text])[0]
+        vec.flags.writeable = False
+        if self.cache_size > 0:
+            with self._recent_lock:
+                self._recent[text] = vec
+                while len(self._recent) > self.cache_size:
+                    self._recent.popitem(last=False)
+        return vec
+
+    def clear_cache(self) -> None:
+        """Forget the vectors kept by `embed_one` (benchmarks measuring first-time costs)."""
+        with self._recent_lock:
+            self._recent.clear()
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)

@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 CHUNKER_VERSION = "1"
 _WRITE_BATCH = 256
+_VECTOR_CACHE = 4096  # stored chunk vectors kept in memory (keyword-only hits need theirs)
 Progress = Callable[[int, int], None]
 
 
@@ -102,6 +104,8 @@ class KnowledgeIndex:
         self.max_words = max_words
         self.overlap_words = overlap_words
         self._collection: Collection | None = None
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vector_lock = threading.Lock()
 
     # -- collection -------------------------------------------------------------------------------
 
@@ -158,6 +162,8 @@ class KnowledgeIndex:
         except Exception as exc:  # absent collection: nothing to drop
             logger.info("no collection to drop: %s", exc)
         self._collection = None
+        with self._vector_lock:
+            self._vectors.clear()
 
     def count(self) -> int:
         with self._reaching():
@@ -169,6 +175,7 @@ class KnowledgeIndex:
 
     def fresh_revision(self) -> str:
         """The revision as stored now (another process may have written since this one opened it)."""
+        _ = self.collection  # created (empty) if it does not exist yet
         try:
             col = self.client.get_collection(self.collection_name)
         except Exception as exc:
@@ -176,12 +183,36 @@ class KnowledgeIndex:
         return str((col.metadata or {}).get("revision", "0"))
 
     def embeddings(self, chunk_ids: list[str]) -> dict[str, Any]:
-        with self._reaching():
-            res = self.collection.get(ids=chunk_ids, include=["embeddings"])
-        embs = res["embeddings"]
-        if embs is None:
-            return {}
-        return {cid: np.asarray(v, dtype=np.float32) for cid, v in zip(res["ids"], embs, strict=True)}
+        """The stored vectors of `chunk_ids` (unknown ids are left out). Read in batches (a backend limits the
+        ids of one query: SQLite's variables), and kept in a small cache: a chunk id names its content (the
+        document hash is part of it), so its vector never changes."""
+        out: dict[str, Any] = {}
+        missing: list[str] = []
+        with self._vector_lock:
+            for cid in chunk_ids:
+                v = self._vectors.get(cid)
+                if v is None:
+                    missing.append(cid)
+                else:
+                    self._vectors.move_to_end(cid)
+                    out[cid] = v
+        for i in range(0, len(missing), 5000):
+            with self._reaching():
+                res = self.collection.get(ids=missing[i : i + 5000], include=["embeddings"])
+            embs = res["embeddings"]
+            if embs is None:
+                continue
+            for cid, v in zip(res["ids"], embs, strict=True):
+                out[cid] = np.asarray(v, dtype=np.float32)
+                out[cid].flags.writeable = False
+        if missing and len(missing) <= _VECTOR_CACHE:  # a bulk read (the topic model's training) is not cached
+            with self._vector_lock:
+                for cid in missing:
+                    if cid in out:
+                        self._vectors[cid] = out[cid]
+                while len(self._vectors) > _VECTOR_CACHE:
+                    self._vectors.popitem(last=False)
+        return out
 
     def _bump_revision(self) -> None:
         meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
@@ -325,9 +356,8 @@ class KnowledgeIndex:
         self, query: str, k: int = 5, vector: Any | None = None, exclude_sources: list[str] | None = None
     ) -> list[SearchHit]:
         """Top-k chunks by cosine similarity (score = 1 - cosine distance, clipped to 0..1).
-        `exclude_sources` leaves out those documents (benchmarks use it to simulate a missing article)."""
-        if self.count() == 0:
-            return []
+        `exclude_sources` leaves out those documents (benchmarks use it to simulate a missing article).
+        An empty collection answers with no hits (no `count()` first: it costs ~20 ms at 100k chunks)."""
         vec = self.embedder.embed_one(query) if vector is None else vector
         where: dict[str, Any] | None = None
         if exclude_sources:
@@ -347,6 +377,29 @@ class KnowledgeIndex:
             score = max(0.0, min(1.0, 1.0 - float(dist)))
             hits.append(SearchHit(chunk=_chunk_from(cid, text or "", dict(meta)), score=score, vector_score=score))
         return hits
+
+    def nearest(self, vector: Any, k: int = 5, exclude_sources: list[str] | None = None) -> list[tuple[str, float]]:
+        """`search` without the chunks: (chunk id, cosine similarity) of the top k, best first. For a caller
+        that holds the chunks already (the retriever's keyword index): fetching 20 texts and metadata from
+        Chroma costs more than the vector search itself."""
+        where: dict[str, Any] | None = None
+        if exclude_sources:
+            where = {"source_id": {"$nin": list(exclude_sources)}}
+        res = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+        return [
+            (cid, max(0.0, min(1.0, 1.0 - float(dist))))
+            for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=True)
+        ]
+
+    def chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
+        """The chunks of `chunk_ids` (unknown ids are left out)."""
+        if not chunk_ids:
+            return {}
+        res = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
+        return {
+            cid: _chunk_from(cid, text or "", dict(meta))
+            for cid, text, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=True)
+        }
 
     def iter_chunks(self, page: int = 5000) -> Iterator[Chunk]:
         offset = 0
@@ -368,6 +421,25 @@ class KnowledgeIndex:
             for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=True)
         ]
         return sorted(chunks, key=lambda c: c.position)
+
+    # -- precomputed vectors ------------------------------------------------------------------------
+
+    def add_embedded(self, rows: list[tuple[Chunk, Document, str]], vectors: Any, origin: str) -> None:
+        """Write chunks whose vectors are already computed (each row: the chunk with its `chunk_id` set, its
+        document, the document's hash), with the same metadata `ingest` writes, so search, `iter_chunks` and
+        the manifest see them as ingested. For benchmark indexes of 10k-100k chunks, where embedding every
+        chunk would take hours; `vectors` must be this index's model's (unit-length, 384-d)."""
+        if len(rows) != len(vectors):
+            raise ValueError(f"{len(rows)} chunks but {len(vectors)} vectors")
+        if not rows:
+            return
+        self.collection.upsert(
+            ids=[c.chunk_id for c, _, _ in rows],
+            embeddings=vectors,
+            documents=[c.text for c, _, _ in rows],
+            metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
+        )
+        self._bump_revision()
 
 
 def _chunk_metadata(c: Chunk, doc: Document, doc_hash: str, origin: str) -> dict[str, str | int]:

@@ -118,6 +118,7 @@ class BM25:
 
     def __init__(self, chunks: list[Chunk], k1: float = 1.2, b: float = 0.75) -> None:
         self.chunks = chunks
+        self.by_id = {c.chunk_id: c for c in chunks}
         self.k1, self.b = k1, b
         postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         lengths = np.zeros(len(chunks), dtype=np.float32)
@@ -164,46 +165,90 @@ class Retriever:
         lexical_weight: float = 0.3,
         refresh_s: float = 5.0,
         rrf_k: int = 60,
+        sync_rebuild_below: int = 20_000,
     ) -> None:
         self.index = index
         self.candidates = candidates
         self.lexical_weight = lexical_weight
         self.refresh_s = refresh_s
         self.rrf_k = rrf_k
+        self.sync_rebuild_below = sync_rebuild_below
         self._bm25: BM25 | None = None
         self._bm25_revision: str | None = None
         self._checked_at = -math.inf  # "never"; 0.0 is not: time.monotonic() may be < refresh_s after boot
         self._lock = threading.Lock()
+        self._rebuilding = False
 
     def _lexical(self) -> BM25 | None:
+        """The keyword index of the current revision. Its first build happens here (call `warm()` at start).
+        When the revision has changed, a keyword index under `sync_rebuild_below` chunks is rebuilt here (a
+        second or two); a bigger one is rebuilt in a background thread while searches go on with the old one
+        (reading and indexing 100k chunks takes about a minute on 2 cores: no turn may wait for that)."""
         if self.lexical_weight <= 0:
             return None
         now = time.monotonic()
         if self._bm25 is not None and now - self._checked_at < self.refresh_s:
             return self._bm25
         with self._lock:
+            if self._bm25 is not None and now - self._checked_at < self.refresh_s:
+                return self._bm25  # checked by another thread while this one waited for the lock
             self._checked_at = now
             rev = self.index.fresh_revision()
-            if self._bm25 is None or rev != self._bm25_revision:
-                t = time.perf_counter()
-                self._bm25 = BM25(list(self.index.iter_chunks()))
-                self._bm25_revision = rev
-                logger.info("keyword index built: %d chunks in %.2fs", len(self._bm25.chunks), time.perf_counter() - t)
-        return self._bm25
+            if self._bm25 is None or (rev != self._bm25_revision and len(self._bm25.chunks) < self.sync_rebuild_below):
+                self._bm25, self._bm25_revision = self._build(), rev
+            elif rev != self._bm25_revision and not self._rebuilding:
+                self._rebuilding = True
+                threading.Thread(target=self._rebuild, args=(rev,), name="keyword-index", daemon=True).start()
+            return self._bm25
+
+    def _build(self) -> BM25:
+        t = time.perf_counter()
+        bm25 = BM25(list(self.index.iter_chunks()))
+        logger.info("keyword index built: %d chunks in %.2fs", len(bm25.chunks), time.perf_counter() - t)
+        return bm25
+
+    def _rebuild(self, revision: str) -> None:
+        try:
+            bm25 = self._build()
+            with self._lock:
+                self._bm25, self._bm25_revision = bm25, revision
+        except Exception:  # an unavailable index: the old keyword index stays, the next check tries again
+            logger.exception("keyword index rebuild failed")
+        finally:
+            self._rebuilding = False
+
+    def warm(self) -> BM25 | None:
+        """Build the keyword index now (at start), not on the first search; returns it (None when off)."""
+        return self._lexical()
 
     def invalidate(self) -> None:
-        """Call after writing to the index in this process, so the next search sees the change at once."""
+        """Call after writing to the index in this process, so the next search sees the change at once (under
+        `sync_rebuild_below` chunks; a bigger keyword index follows as soon as its background rebuild ends)."""
         self._checked_at = -math.inf
+
+    def _dense(self, bm25: BM25, qvec: np.ndarray, k: int, exclude_sources: list[str] | None) -> list[SearchHit]:
+        """The vector search's hits, their chunks taken from the keyword index (the same chunks: an id names
+        its content) and only those written since it was built read from the index."""
+        near = self.index.nearest(qvec, k=k, exclude_sources=exclude_sources)
+        known = bm25.by_id
+        fetched = self.index.chunks([cid for cid, _ in near if cid not in known])
+        hits = []
+        for cid, score in near:
+            chunk = known.get(cid) or fetched.get(cid)
+            if chunk is not None:  # removed between the two reads: gone
+                hits.append(SearchHit(chunk=chunk, score=score, vector_score=score))
+        return hits
 
     def search(self, query: str, k: int = 4, exclude_sources: list[str] | None = None) -> list[SearchHit]:
         """The k best chunks for `query`, best first; `score` is cosine similarity (0..1)."""
         if not query.strip():
             return []
         qvec = self.index.embedder.embed_one(query)
-        dense = self.index.search(query, k=max(k, self.candidates), vector=qvec, exclude_sources=exclude_sources)
         bm25 = self._lexical()
         if bm25 is None or not bm25.chunks:
+            dense = self.index.search(query, k=max(k, self.candidates), vector=qvec, exclude_sources=exclude_sources)
             return dense[:k]
+        dense = self._dense(bm25, qvec, max(k, self.candidates), exclude_sources)
         lex = bm25.top(query, self.candidates + (40 if exclude_sources else 0))
         if exclude_sources:
             excluded = set(exclude_sources)

@@ -137,8 +137,8 @@ async def post_message(
     engine = services.engine
     if body.text and len(body.text) > services.settings.max_message_chars:
         raise ApiError(422, "invalid_request", f"text: at most {services.settings.max_message_chars} characters")
-    # Unknown conversation -> 404 before the stream starts (a stream cannot change its status afterwards).
-    await run_in_threadpool(services.store.get_conversation, conversation_id)
+    # An unknown conversation is a 404 before the stream starts (a stream cannot change its status afterwards):
+    # `stream_turn` reads the conversation, and raises, before it returns the events.
     if accept and "text/event-stream" in accept:
         # The message is stored before the 200 goes out: a locked database is still a 503, not an SSE error.
         events = await run_in_threadpool(engine.stream_turn, conversation_id, body.text)

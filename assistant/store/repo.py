@@ -213,16 +213,20 @@ class Store:
 
     def list_events(self, customer_id: str, limit: int = 50) -> list[CustomerEvent]:
         with self.session() as s:
-            rows = s.scalars(
-                select(CustomerEventRow)
-                .where(CustomerEventRow.customer_id == customer_id)
-                .order_by(CustomerEventRow.at.desc(), CustomerEventRow.id.desc())
-                .limit(limit)
-            )
-            return [
-                CustomerEvent(id=r.id, customer_id=r.customer_id, type=r.type, at=_aware(r.at), data=r.data or {})  # type: ignore[arg-type]
-                for r in rows
-            ]
+            return self._events(s, customer_id, limit)
+
+    @staticmethod
+    def _events(s: Session, customer_id: str, limit: int) -> list[CustomerEvent]:
+        rows = s.scalars(
+            select(CustomerEventRow)
+            .where(CustomerEventRow.customer_id == customer_id)
+            .order_by(CustomerEventRow.at.desc(), CustomerEventRow.id.desc())
+            .limit(limit)
+        )
+        return [
+            CustomerEvent(id=r.id, customer_id=r.customer_id, type=r.type, at=_aware(r.at), data=r.data or {})  # type: ignore[arg-type]
+            for r in rows
+        ]
 
     def count_customers(self) -> int:
         with self.session() as s:
@@ -332,32 +336,64 @@ class Store:
     def past_conversations(self, customer_id: str, exclude_id: str | None, limit: int) -> list[PastConversation]:
         """The customer's earlier conversations, newest first, each with a one-line summary."""
         with self.session() as s:
-            q = select(ConversationRow).where(ConversationRow.customer_id == customer_id)
-            if exclude_id:
-                q = q.where(ConversationRow.id != exclude_id)
-            rows = list(s.scalars(q.order_by(ConversationRow.created_at.desc()).limit(limit)))
-            out: list[PastConversation] = []
-            for r in rows:
-                summary = r.summary
-                if not summary:  # no stored summary: the customer's first message says what it was about
-                    first = s.scalar(
-                        select(MessageRow.text)
-                        .where(MessageRow.conversation_id == r.id, MessageRow.role == "customer")
-                        .order_by(MessageRow.seq)
-                        .limit(1)
-                    )
-                    summary = f"Customer wrote: {first}" if first else "(no messages)"
-                out.append(
-                    PastConversation(
-                        id=r.id,
-                        started_at=_aware(r.created_at),
-                        channel=r.channel,
-                        topic=r.topic,  # type: ignore[arg-type]
-                        outcome=r.outcome or r.status,
-                        summary=summary,
+            return self._past_conversations(s, customer_id, exclude_id, limit)
+
+    def customer_context(
+        self, customer_id: str, exclude_id: str | None, max_events: int, max_past: int
+    ) -> tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]:
+        """What a turn's history needs, in one transaction: the profile (None: unknown customer, and nothing
+        else is read), the latest `max_events` events and the latest `max_past` other conversations."""
+        with self.session() as s:
+            row = s.get(CustomerRow, customer_id)
+            if row is None:
+                return None, [], []
+            return (
+                _customer(row),
+                self._events(s, customer_id, max_events),
+                self._past_conversations(s, customer_id, exclude_id, max_past),
+            )
+
+    @staticmethod
+    def _past_conversations(s: Session, customer_id: str, exclude_id: str | None, limit: int) -> list[PastConversation]:
+        q = select(ConversationRow).where(ConversationRow.customer_id == customer_id)
+        if exclude_id:
+            q = q.where(ConversationRow.id != exclude_id)
+        rows = list(s.scalars(q.order_by(ConversationRow.created_at.desc()).limit(limit)))
+        unsummarised = [r.id for r in rows if not r.summary]
+        firsts: dict[str, str] = {}
+        if unsummarised:  # no stored summary: the customer's first message says what it was about (one query)
+            first = (
+                select(MessageRow.conversation_id, func.min(MessageRow.seq).label("seq"))
+                .where(MessageRow.conversation_id.in_(unsummarised), MessageRow.role == "customer")
+                .group_by(MessageRow.conversation_id)
+                .subquery()
+            )
+            firsts = {
+                cid: text_
+                for cid, text_ in s.execute(
+                    select(MessageRow.conversation_id, MessageRow.text).join(
+                        first,
+                        and_(MessageRow.conversation_id == first.c.conversation_id, MessageRow.seq == first.c.seq),
                     )
                 )
-            return out
+            }
+        out: list[PastConversation] = []
+        for r in rows:
+            summary = r.summary
+            if not summary:
+                first_text = firsts.get(r.id)
+                summary = f"Customer wrote: {first_text}" if first_text else "(no messages)"
+            out.append(
+                PastConversation(
+                    id=r.id,
+                    started_at=_aware(r.created_at),
+                    channel=r.channel,
+                    topic=r.topic,  # type: ignore[arg-type]
+                    outcome=r.outcome or r.status,
+                    summary=summary,
+                )
+            )
+        return out
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -469,28 +505,48 @@ class Store:
 
     def begin_turn(self, conversation_id: str, text_: str) -> tuple[Message, str]:
         """Persist the customer's message and open its turn record, in one transaction."""
-        turn_id = new_id("turn")
         with self.session() as s:
-            msg = self._add_message(s, conversation_id, "customer", text_, None, None, turn_id)
-            s.add(
-                TurnRow(
-                    id=turn_id,
-                    conversation_id=conversation_id,
-                    message_id=msg.id,
-                    state="pending",
-                    created_at=msg.created_at,
+            return self._begin_turn(s, conversation_id, text_)
+
+    def open_turn(self, conversation_id: str, text_: str) -> tuple[Conversation, list[Message], Message, str]:
+        """`begin_turn` plus what a turn reads first, in the same transaction: the conversation (as it was
+        before this message) and its messages so far. Raises `ConversationNotFoundError` before writing."""
+        with self.session() as s:
+            row = s.get(ConversationRow, conversation_id)
+            if row is None:
+                raise ConversationNotFoundError(conversation_id)
+            conversation = _conversation(row)
+            previous = [
+                _message(r)
+                for r in s.scalars(
+                    select(MessageRow)
+                    .where(MessageRow.conversation_id == conversation_id)
+                    .order_by(MessageRow.seq)
+                    .limit(1000)  # as list_messages
                 )
+            ]
+            msg, turn_id = self._begin_turn(s, conversation_id, text_)
+            return conversation, previous, msg, turn_id
+
+    def _begin_turn(self, s: Session, conversation_id: str, text_: str) -> tuple[Message, str]:
+        turn_id = new_id("turn")
+        msg = self._add_message(s, conversation_id, "customer", text_, None, None, turn_id)
+        s.add(
+            TurnRow(
+                id=turn_id,
+                conversation_id=conversation_id,
+                message_id=msg.id,
+                state="pending",
+                created_at=msg.created_at,
             )
-            return msg, turn_id
+        )
+        return msg, turn_id
 
     def finish_turn(self, turn_id: str, **fields: Any) -> None:
+        """Set the turn record's fields (TurnRow attribute names) and its end time: one UPDATE, nothing read
+        first (an unknown turn changes nothing)."""
         with self.session() as s:
-            row = s.get(TurnRow, turn_id)
-            if row is None:
-                return
-            for k, v in fields.items():
-                setattr(row, k, v)
-            row.finished_at = utcnow()
+            s.execute(update(TurnRow).where(TurnRow.id == turn_id).values(**fields, finished_at=utcnow()))
 
     def get_turn(self, turn_id: str) -> dict[str, Any] | None:
         """The raw turn record (a storage-edge dict, for inspection and tests)."""
@@ -793,19 +849,20 @@ class Store:
     ) -> ConversationFacts:
         """Append `events` (any conversation's) and store `conversation_id`'s facts as `derive` makes them
         from its status and all its events: one transaction, so the facts always match the events."""
+        rows = [
+            {
+                "conversation_id": e.conversation_id,
+                "turn_id": e.turn_id,
+                "kind": e.kind,
+                "value": e.value,
+                "data": e.data,
+                "at": e.at,
+            }
+            for e in events
+        ]
         with self.session() as s:
-            s.add_all(
-                SignalEventRow(
-                    conversation_id=e.conversation_id,
-                    turn_id=e.turn_id,
-                    kind=e.kind,
-                    value=e.value,
-                    data=e.data,
-                    at=e.at,
-                )
-                for e in events
-            )
-            s.flush()
+            if rows:  # one INSERT for all of them (the ORM would insert row by row to learn their ids)
+                s.execute(SignalEventRow.__table__.insert(), rows)
             row = s.get(ConversationRow, conversation_id)
             if row is None:
                 raise ConversationNotFoundError(conversation_id)

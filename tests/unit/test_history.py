@@ -72,3 +72,28 @@ def test_an_unknown_customer_gets_a_clear_note(store: Store) -> None:
     conv = store.create_conversation("nobody", True)
     ctx = HistoryBuilder(store).build(conv, "hi")
     assert ctx.profile is None and "No account details" in ctx.text
+
+
+def test_an_earlier_conversation_without_summary_is_named_by_its_first_customer_message(store: Store) -> None:
+    """The one-query lookup of first messages (several unsummarised conversations at once)."""
+    for n, texts in enumerate([["agent note first?", "Where is my candle 3?"], ["My sofa leg broke", "thanks"]]):
+        conv = store.create_conversation("c1", True, created_at=datetime(2026, 12, 1 + n, tzinfo=UTC))
+        store.add_message(conv.id, "agent", "Hello from the team")  # not the customer: never the summary
+        for t in texts:
+            store.add_message(conv.id, "customer", t)
+    empty = store.create_conversation("c1", True, created_at=datetime(2026, 12, 5, tzinfo=UTC))
+    current = store.create_conversation("c1", True)
+    past = store.past_conversations("c1", exclude_id=current.id, limit=5)
+    summaries = [p.summary for p in past]
+    assert summaries[:3] == ["(no messages)", "Customer wrote: My sofa leg broke", "Customer wrote: agent note first?"]
+    assert past[0].id == empty.id
+    assert summaries[3] == "Returned a lamp with a scratch."
+
+
+def test_customer_context_is_the_three_reads_in_one(store: Store) -> None:
+    conv = store.create_conversation("c1", True)
+    profile, events, past = store.customer_context("c1", conv.id, max_events=7, max_past=3)
+    assert profile == store.get_customer("c1")
+    assert events == store.list_events("c1", limit=7)
+    assert past == store.past_conversations("c1", exclude_id=conv.id, limit=3)
+    assert store.customer_context("nobody", None, 5, 5) == (None, [], [])

@@ -426,3 +426,63 @@ def test_a_chroma_server_that_is_down_is_unavailable(tmp_path: Path, embedder: M
     for use in uses:
         with pytest.raises(IndexUnavailableError):
             use()
+
+
+# -- precomputed vectors, ids-only search, stored vectors ---------------------------------------------
+
+
+def test_chunks_written_with_their_vectors_are_found_like_ingested_ones(
+    index: KnowledgeIndex, embedder: MiniLMEmbedder
+) -> None:
+    rows = []
+    for doc in DOCS:
+        for c in chunk_document(doc, index.max_words, index.overlap_words):
+            c.chunk_id = f"{doc.source_id}::precomputed::{c.position}"
+            rows.append((c, doc, "hash-" + doc.source_id))
+    vectors = embedder.embed([c.context_text for c, _, _ in rows])
+    revision = index.fresh_revision()
+    index.add_embedded(rows, vectors, origin="bench")
+    assert index.fresh_revision() != revision
+    assert index.count() == len(rows)
+    assert {c.chunk_id for c in index.iter_chunks()} == {c.chunk_id for c, _, _ in rows}
+    assert index.manifest()[GIFT.source_id] == ("hash-" + GIFT.source_id, "bench")
+    hits = index.search("How do I redeem my gift card?", k=2)
+    assert hits[0].chunk.source_id == GIFT.source_id
+    assert hits[0].chunk.url == GIFT.url
+    with pytest.raises(ValueError):
+        index.add_embedded(rows, vectors[:1], origin="bench")
+
+
+def test_nearest_is_search_without_the_chunks(index: KnowledgeIndex, embedder: MiniLMEmbedder) -> None:
+    index.ingest(DOCS, origin="test")
+    vec = embedder.embed_one("parcel tracking link")
+    hits = index.search("parcel tracking link", k=3, vector=vec)
+    near = index.nearest(vec, k=3)
+    assert [cid for cid, _ in near] == [h.chunk.chunk_id for h in hits]
+    assert [s for _, s in near] == pytest.approx([h.score for h in hits])
+    got = index.chunks([cid for cid, _ in near] + ["no-such-chunk"])
+    assert set(got) == {cid for cid, _ in near}
+    assert all(got[h.chunk.chunk_id] == h.chunk for h in hits)
+    assert index.nearest(vec, k=2, exclude_sources=[TRACKING.source_id])[0][0].split("::")[0] != TRACKING.source_id
+
+
+def test_stored_vectors_are_read_once_and_are_read_only(index: KnowledgeIndex) -> None:
+    index.ingest(DOCS, origin="test")
+    ids = [c.chunk_id for c in index.iter_chunks()]
+    first = index.embeddings(ids + ["unknown"])
+    assert set(first) == set(ids)
+    again = index.embeddings(ids)
+    assert all(again[i] is first[i] for i in ids)  # from memory
+    with pytest.raises(ValueError):
+        first[ids[0]][0] = 1.0
+
+
+def test_embed_one_remembers_recent_texts(embedder: MiniLMEmbedder) -> None:
+    text = f"a sentence seen twice {uuid.uuid4().hex}"
+    a = embedder.embed_one(text)
+    assert embedder.embed_one(text) is a
+    assert np.allclose(a, embedder.embed([text])[0], atol=1e-6)
+    with pytest.raises(ValueError):
+        a[0] = 0.0  # shared through the cache: nobody may change it
+    embedder.clear_cache()
+    assert embedder.embed_one(text) is not a

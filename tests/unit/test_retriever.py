@@ -235,3 +235,38 @@ def test_keyword_index_refreshes_on_its_own_when_refresh_s_elapsed(fresh_index: 
     fresh_index.ingest([Document(source_id="forms/zz", title="Z", text="Form ZQ-991 for zebras.")], origin="test")
     hit = {h.chunk.source_id: h for h in retriever.search("ZQ-991", k=3)}["forms/zz"]
     assert hit.lexical_score == pytest.approx(1.0)
+
+
+def test_a_big_keyword_index_is_rebuilt_in_the_background(fresh_index: KnowledgeIndex) -> None:
+    """Above `sync_rebuild_below` chunks a changed index is re-read in a thread: searches meanwhile use the old
+    keyword index (the vector search sees the change at once), then the new one."""
+    import time
+
+    fresh_index.ingest(CORPUS[:3], origin="test")
+    retriever = Retriever(fresh_index, refresh_s=3600.0, sync_rebuild_below=0)
+    old = retriever.warm()
+    assert old is not None
+    fresh_index.ingest(
+        [Document(source_id="forms/qx", title="Rare forms", text="The Quokkaform QX-7734 is filed with it.")],
+        origin="test",
+    )
+    retriever.invalidate()
+    first = {h.chunk.source_id: h for h in retriever.search("Quokkaform QX-7734", k=4)}
+    assert "forms/qx" in first  # dense
+    deadline = time.monotonic() + 30
+    while retriever.warm() is old:  # the rebuild finishes in the background (no timing is asserted)
+        assert time.monotonic() < deadline, "the background rebuild never finished"
+        retriever.invalidate()
+        time.sleep(0.05)
+    hits = retriever.search("Quokkaform QX-7734", k=4)
+    assert hits[0].chunk.source_id == "forms/qx" and hits[0].lexical_score == pytest.approx(1.0)
+
+
+def test_hits_carry_the_same_chunks_as_the_vector_search(corpus_index: KnowledgeIndex) -> None:
+    """The retriever takes the chunks of its vector hits from its keyword index: they are the index's."""
+    r = Retriever(corpus_index, lexical_weight=0.3)
+    for query in (FORM_QUERY, "visa embassy"):
+        by_id = {h.chunk.chunk_id: h for h in corpus_index.search(query, k=len(CORPUS))}
+        for h in r.search(query, k=4):
+            assert h.chunk == by_id[h.chunk.chunk_id].chunk
+            assert h.score == pytest.approx(by_id[h.chunk.chunk_id].score, abs=1e-4)
