@@ -180,6 +180,7 @@ class FakeSupportChatModel(BaseChatModel):
     citation, or says "I don't know" when no source shares a content word with the question."""
 
     min_overlap: int = 1
+    token_delay_s: float = 0.0  # before each streamed piece: a real model's pace, for load runs
 
     @property
     def _llm_type(self) -> str:
@@ -245,13 +246,15 @@ class FakeSupportChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         for piece in re.findall(r"\S+\s*", self._reply(messages, kwargs)):
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """The configured chat model (not yet loaded; `ChatGateway.warm()` loads an embedded one)."""
     if settings.chat_provider == "fake":
-        return FakeSupportChatModel()
+        return FakeSupportChatModel(token_delay_s=settings.fake_token_delay_ms / 1000)
     if settings.chat_provider == "openai":
         from langchain_openai import ChatOpenAI
 

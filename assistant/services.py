@@ -58,6 +58,7 @@ def build_index(
         settings.embedding.tokenizer_path,
         settings.embedding.max_length,
         settings.embedding.batch_size,
+        settings.embedding.batch_tokens,
     )
     try:
         client: Any = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
