@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from assistant.answer import _BOUNDARY  # where the answer guard cuts sentences: the limit must cut alike
 from assistant.grounding import clean_sentence
-from assistant.llm import ChatGateway, default_gguf_path
+from assistant.llm import ChatGateway, default_gguf_path, open_llama
 from assistant.prompts import ANSWER, Prompt
 from assistant.settings import Settings
 from assistant.store.repo import Store
@@ -66,17 +66,10 @@ class Direct:
     """llama.cpp itself: the same model file and options as `LlamaCppChatModel`, an instance of its own."""
 
     def __init__(self, settings: Settings) -> None:
-        from llama_cpp import Llama
-
         e = settings.embedded
+        # What LlamaCppChatModel passes for an answer (no JSON schema, no repeat penalty).
         self.options = {"max_tokens": e.max_tokens, "temperature": e.temperature, "stop": list(ANSWER.stop)}
-        self.llama = Llama(
-            model_path=str(e.model_path or default_gguf_path()),
-            n_ctx=e.n_ctx,
-            n_threads=settings.threads,
-            verbose=False,
-            seed=0,
-        )
+        self.llama = open_llama(str(e.model_path or default_gguf_path()), e.n_ctx, settings.threads)
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         for part in self.llama.create_chat_completion(messages, stream=True, **self.options):  # type: ignore[arg-type]
