@@ -646,6 +646,97 @@ def bench_overhead(
     _write_figures(settings, "overhead", figures.model_dump(), out)
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    docs: Annotated[int, typer.Option(min=1, help="doc2dial dev pages added to the sample help center")] = 60,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="slices, each ingested and embedded raw in turn")] = 6,
+    raw_batch: Annotated[
+        int | None, typer.Option(min=1, help="texts per run of the raw model (default: the calibration's fastest)")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="the shared data folder (default: CXA_SHARED_DATA_DIR)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest throughput (chunks/s, tokens/s) of the real ingest path against its limit, the bare ONNX
+    embedding model on the same chunk texts with its best batching, measured in turn in the same run
+    (target: the ingest at 80% of the raw model or better). Writes to a temporary Chroma directory, never
+    to your index."""
+    from evals.perf.ingest import run_ingest_bench, summary_rows
+
+    settings, result = _run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_ingest_bench(
+            st,
+            path,
+            docs=docs,
+            rounds=rounds,
+            raw_batching=(raw_batch, None) if raw_batch else None,
+            progress=progress,
+        ),
+    )
+    _metrics_table("Ingest vs the raw embedding model", summary_rows(result))
+    _write_figures(settings, "ingest", result.model_dump(), out)
+
+
+@bench_app.command("ttft")
+def bench_ttft(
+    questions: Annotated[int, typer.Option(min=2, max=40, help="sample help-center questions asked")] = 12,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Time to first token with the embedded model against llama.cpp called directly on the same messages
+    (same model file, n_ctx, threads, options), alternating: at the gateway, and end to end through a server
+    started here (POST -> the model's first token, and -> the first `token` SSE event). Target: within 10%."""
+    from evals.perf.ttft import run_ttft, summary_rows
+
+    settings, result = _run_bench(
+        data_dir, None, lambda st, _path, progress: run_ttft(st, n_questions=questions, progress=progress)
+    )
+    _metrics_table("Time to first token vs llama.cpp", summary_rows(result))
+    _write_figures(settings, "ttft", result.model_dump(), out)
+
+
+@bench_app.command("stream")
+def bench_stream(
+    concurrency: Annotated[int, typer.Option(min=1, max=2000, help="conversations streaming at once")] = 50,
+    duration: Annotated[float, typer.Option(min=1, help="seconds each configuration keeps sending")] = 30.0,
+    workers: Annotated[str, typer.Option(help="uvicorn worker counts to run, comma-separated")] = "1,2",
+    token_delay_ms: Annotated[
+        str, typer.Option(help="the fake model's pause before each streamed piece (ms), comma-separated")
+    ] = "0,20",
+    seed: Annotated[int, typer.Option(help="question choice seed")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """API throughput with many concurrent streaming conversations against a server in its own process (the
+    fake chat model), for each worker count and model pace: turns/s, first `token` event and whole turn
+    median / p95, CPU per turn, then every transcript audited (exit 1 on any 5xx, lost or duplicated message)."""
+    from evals.perf.stream import run_stream_bench, summary_columns, summary_row
+
+    try:
+        worker_counts = tuple(int(w) for w in workers.split(","))
+        delays = tuple(float(d) for d in token_delay_ms.split(","))
+    except ValueError:
+        _fail("--workers and --token-delay-ms take comma-separated numbers, e.g. 1,2", 2)
+    settings = _settings(data_dir)
+    _configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    with _progress() as bar:
+        result = run_stream_bench(
+            concurrency, duration, worker_counts, delays, seed=seed, progress=_stage_progress(bar)
+        )
+    table = Table(title=f"{concurrency} concurrent streaming conversations, {duration:g} s per configuration")
+    for col in summary_columns():
+        table.add_column(col, justify="right")
+    for run in result.runs:
+        table.add_row(*summary_row(run))
+    console.print(table)
+    console.print(f"load average {result.machine.load_1m:.2f} -> {result.load_after:.2f}, {result.wall_s:.0f} s")
+    _write_figures(settings, "stream", result.model_dump(), out)
+    if not result.clean:
+        _fail("stream: 5xx, transport errors, lost or duplicated messages (see the table and the JSON)")
+
+
 # -- eval: scorecards, reviews, judge calibration, regression cases --------------------------------------
 
 
@@ -790,7 +881,9 @@ def eval_calibrate(
     except ValueError as exc:
         _fail(str(exc), 2)
     e = settings.embedding
-    vectors = SentenceVectors(shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size))
+    vectors = SentenceVectors(
+        shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size, e.batch_tokens)
+    )
     chat = None
     if judge != "rules":
         chat = ChatGateway.from_settings(settings)

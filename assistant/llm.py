@@ -58,6 +58,13 @@ def _role(m: BaseMessage) -> str:
     return {"system": "system", "human": "user", "ai": "assistant"}.get(m.type, "user")
 
 
+def open_llama(model_path: str, n_ctx: int, n_threads: int) -> Any:
+    """A `llama_cpp.Llama` as the embedded chat model opens it (`cxa bench ttft` opens its limit this way too)."""
+    from llama_cpp import Llama
+
+    return Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
+
+
 class LlamaCppChatModel(BaseChatModel):
     """A llama.cpp GGUF model in-process. One instance per process; calls are serialised (llama.cpp
     contexts are not thread-safe), so concurrent turns queue for the model rather than corrupt it."""
@@ -82,7 +89,7 @@ class LlamaCppChatModel(BaseChatModel):
         if self._load_error is not None:
             raise ModelUnavailableError(self._load_error)
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401 - installed? (the extra `embedded`)
         except ImportError:
             self._load_error = "llama-cpp-python is not installed (pip install 'cx-assistant[embedded]')"
             raise ModelUnavailableError(self._load_error) from None
@@ -90,9 +97,7 @@ class LlamaCppChatModel(BaseChatModel):
             self._load_error = f"the model file does not exist: {self.model_path}"
             raise ModelUnavailableError(self._load_error)
         try:
-            self._llama = Llama(
-                model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, seed=0
-            )
+            self._llama = open_llama(self.model_path, self.n_ctx, self.n_threads)
         except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
             self._load_error = f"the model at {self.model_path} failed to load: {exc}"
             raise ModelUnavailableError(self._load_error) from exc
@@ -180,6 +185,7 @@ class FakeSupportChatModel(BaseChatModel):
     citation, or says "I don't know" when no source shares a content word with the question."""
 
     min_overlap: int = 1
+    token_delay_s: float = 0.0  # before each streamed piece: a real model's pace, for load runs
 
     @property
     def _llm_type(self) -> str:
@@ -245,13 +251,15 @@ class FakeSupportChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         for piece in re.findall(r"\S+\s*", self._reply(messages, kwargs)):
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """The configured chat model (not yet loaded; `ChatGateway.warm()` loads an embedded one)."""
     if settings.chat_provider == "fake":
-        return FakeSupportChatModel()
+        return FakeSupportChatModel(token_delay_s=settings.fake_token_delay_ms / 1000)
     if settings.chat_provider == "openai":
         from langchain_openai import ChatOpenAI
 

@@ -69,6 +69,7 @@ def build_index(
         settings.embedding.tokenizer_path,
         settings.embedding.max_length,
         settings.embedding.batch_size,
+        settings.embedding.batch_tokens,
     )
     url = settings.chroma_url
     try:

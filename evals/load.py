@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, Field
 
+from evals.perf.stats import Timing
 from evals.simulate import PERSON, QUESTIONS
 
 Progress = Callable[[str, int, int], None]
@@ -62,7 +63,11 @@ class LoadResult(BaseModel):
     transport_errors: int
     lost_messages: int
     duplicated_messages: int
-    latency: dict[str, Latency] = Field(description="per request kind: start, message, handoff, transcript")
+    latency: dict[str, Latency] = Field(
+        description="per request kind: start, message (a whole turn), handoff, transcript; and first_token: a "
+        "streamed turn's first `token` event (turns that stream no token, e.g. handoffs, have none)"
+    )
+    timings: dict[str, Timing] = Field(default_factory=dict, description="the same, as median / p95 / mean / min / max")
     server_workers: int | None = None
 
 
@@ -90,19 +95,24 @@ class _Tally:
             self.codes[str(status)] += 1
 
 
-async def _message(client: httpx.AsyncClient, cid: str, text: str, stream: bool) -> int:
+async def _message(client: httpx.AsyncClient, cid: str, text: str, stream: bool) -> tuple[int, float | None]:
+    """(status, seconds to the first `token` event of a stream, None without one)."""
     path = f"/v1/conversations/{cid}/messages"
     if not stream:
         r = await client.post(path, json={"text": text})
-        return r.status_code
+        return r.status_code, None
+    t0 = time.perf_counter()
+    first: float | None = None
     async with client.stream("POST", path, json={"text": text}, headers={"Accept": "text/event-stream"}) as r:
         done = False
         async for line in r.aiter_lines():
-            if line.startswith("event: done"):
+            if first is None and line.startswith("event: token"):
+                first = time.perf_counter() - t0
+            elif line.startswith("event: done"):
                 done = True
             elif line.startswith("event: error"):
-                return 599  # an error event inside a 200 stream counts as a server error
-        return r.status_code if done or r.status_code != 200 else 598  # a stream cut before `done`
+                return 599, first  # an error event inside a 200 stream counts as a server error
+        return (r.status_code if done or r.status_code != 200 else 598), first  # 598: a stream cut before `done`
 
 
 async def _customer(
@@ -133,11 +143,13 @@ async def _customer(
             tally.messages_sent += 1
             t0 = time.perf_counter()
             try:
-                status = await _message(client, cid, text, stream)
+                status, first_token = await _message(client, cid, text, stream)
             except httpx.HTTPError:
                 tally.record("message", t0, None)
                 continue
             tally.record("message", t0, status)
+            if first_token is not None:  # latency only: the message's status is counted once, above
+                tally.latencies["first_token"].append(first_token * 1000)
             if status == 200:
                 tally.sent[cid].append(text)
                 tick()
@@ -232,6 +244,7 @@ async def run_load_async(
             kind: Latency(n=len(v), p50_ms=_pct(v, 50), p95_ms=_pct(v, 95), p99_ms=_pct(v, 99))
             for kind, v in sorted(tally.latencies.items())
         },
+        timings={kind: Timing.of([ms / 1000 for ms in v]) for kind, v in sorted(tally.latencies.items())},
     )
 
 

@@ -43,7 +43,7 @@ from knowledge.types import Chunk, Document, IngestReport, SearchHit
 logger = logging.getLogger(__name__)
 
 CHUNKER_VERSION = "1"
-_WRITE_BATCH = 256
+WRITE_BATCH = 256
 _VECTOR_CACHE = 4096  # stored chunk vectors kept in memory (keyword-only hits need theirs)
 Progress = Callable[[int, int], None]
 
@@ -279,19 +279,24 @@ class KnowledgeIndex:
         `progress(done, total)` is called as chunks are embedded."""
         started = time.perf_counter()
         report = IngestReport()
+        clock = _StageClock(report.stage_seconds)
         known = self.manifest()
+        clock.lap("reading")
         todo: list[tuple[Document, str, list[Chunk]]] = []
         seen: set[str] = set()
         for doc in documents:
             if doc.source_id in seen:
                 raise ValueError(f"duplicate source_id in one ingest: {doc.source_id}")
             seen.add(doc.source_id)
+            clock.lap("loading")  # the caller's iterable may load documents lazily
             h = self.document_hash(doc)
+            clock.lap("hashing")
             old = known.get(doc.source_id)
             if old is not None and old[0] == h:
                 report.unchanged.append(doc.source_id)
                 continue
             chunks = chunk_document(doc, self.max_words, self.overlap_words)
+            clock.lap("chunking")
             if not chunks:  # only headings, no text: nothing to find (and no manifest entry to compare next time)
                 report.skipped.append(f"{doc.source_id}: no text under its headings")
                 continue
@@ -303,13 +308,17 @@ class KnowledgeIndex:
         total = sum(len(c) for _, _, c in todo)
         done = 0
         if progress:
+            clock.lap("chunking")
             progress(0, total)
+            clock.skip()
         replaced = self._chunk_ids(report.updated) if report.updated else []
+        clock.lap("reading")
         # Batches cross document boundaries: many small documents (FAQ entries) embed and write as fast as few big ones.
         flat = [(doc, h, c) for doc, h, chunks in todo for c in chunks]
-        for i in range(0, len(flat), _WRITE_BATCH):
-            batch = flat[i : i + _WRITE_BATCH]
+        for i in range(0, len(flat), WRITE_BATCH):
+            batch = flat[i : i + WRITE_BATCH]
             vectors = self.embedder.embed([c.context_text for _, _, c in batch])
+            clock.lap("embedding")
             with self._reaching():
                 self.collection.upsert(
                     ids=[c.chunk_id for _, _, c in batch],
@@ -317,18 +326,22 @@ class KnowledgeIndex:
                     documents=[c.text for _, _, c in batch],
                     metadatas=[_chunk_metadata(c, doc, h, origin) for doc, h, c in batch],  # type: ignore[misc]
                 )
+            clock.lap("writing")
             done += len(batch)
             if progress:
                 progress(done, total)
+            clock.skip()  # the caller's progress bar is not the index's time
         new_ids = {c.chunk_id for _, _, chunks in todo for c in chunks}
         stale = [i for i in replaced if i not in new_ids]
         if prune:
             gone = sorted(s for s, (_, o) in known.items() if o == origin and s not in seen)
             report.removed = gone
             stale.extend(self._chunk_ids(gone) if gone else [])
+        clock.lap("reading")
         self._delete_ids(stale)
         if todo or stale:
             self._bump_revision()
+        clock.lap("writing")
         report.chunks_embedded = total
         report.seconds = time.perf_counter() - started
         return report
@@ -440,6 +453,22 @@ class KnowledgeIndex:
             metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
         )
         self._bump_revision()
+
+
+class _StageClock:
+    """Adds the time since the previous lap to `stages[name]` (seconds): where an ingest spends its time."""
+
+    def __init__(self, stages: dict[str, float]) -> None:
+        self.stages = stages
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = self.stages.get(name, 0.0) + (now - self._last)
+        self._last = now
+
+    def skip(self) -> None:
+        self._last = time.perf_counter()
 
 
 def _chunk_metadata(c: Chunk, doc: Document, doc_hash: str, origin: str) -> dict[str, str | int]:

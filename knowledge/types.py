@@ -61,6 +61,11 @@ class IngestReport(BaseModel):
     skipped: list[str] = Field(default_factory=list, description="files that could not be read, with the reason")
     chunks_embedded: int = 0
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="where the time went: loading (the documents iterable), reading (the index's manifest and "
+        "chunk ids), hashing, chunking, embedding, writing (Chroma upserts, deletes, revision)",
+    )
 
     @property
     def chunks_per_second(self) -> float:

@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 from knowledge.chunking import chunk_document
-from knowledge.embeddings import DIMENSIONS, MODEL_NAME, MODEL_VERSION, MiniLMEmbedder, MiniLMEmbeddingFunction
+from knowledge.embeddings import (
+    DIMENSIONS,
+    MODEL_NAME,
+    MODEL_VERSION,
+    MiniLMEmbedder,
+    MiniLMEmbeddingFunction,
+    length_batches,
+)
 from knowledge.errors import IndexMismatchError, IndexUnavailableError
 from knowledge.index import KnowledgeIndex, open_client
 from knowledge.types import Document
@@ -106,6 +113,24 @@ def test_embeddings_keep_input_order_across_very_different_lengths(embedder: Min
     assert not np.allclose(batch[1], batch[2])
 
 
+def test_a_token_budget_changes_the_batches_not_the_vectors(embedder: MiniLMEmbedder) -> None:
+    long_text = " ".join(["Refunds reach your card within five to ten working days."] * 12)
+    texts = [long_text, "Hi", long_text[:200], "Gift card balance", long_text[:400], "Reset password"]
+    budget = MiniLMEmbedder(batch_tokens=64)  # long texts alone, short ones together
+    np.testing.assert_allclose(budget.embed(texts), embedder.embed(texts), atol=1e-4)
+
+
+def test_length_batches_sort_by_length_and_keep_within_both_limits() -> None:
+    lengths = [200, 5, 90, 7, 200, 6, 40]
+    batches = length_batches(lengths, batch_size=3, batch_tokens=200)
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))  # every input once
+    for b in batches:
+        assert len(b) <= 3
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 200
+    assert [lengths[i] for i in np.concatenate(batches)] == sorted(lengths)
+    assert [len(b) for b in length_batches(lengths, batch_size=4)] == [4, 3]  # no budget: batch_size alone
+
+
 def test_embeddings_empty_list(embedder: MiniLMEmbedder) -> None:
     out = embedder.embed([])
     assert out.shape == (0, DIMENSIONS)
@@ -131,6 +156,8 @@ def test_ingest_adds_documents_with_their_chunks(index: KnowledgeIndex) -> None:
     assert report.updated == report.unchanged == report.removed == []
     assert report.chunks_embedded == expected_chunks == index.count()
     assert progress[0] == (0, expected_chunks) and progress[-1] == (expected_chunks, expected_chunks)
+    assert {"hashing", "chunking", "embedding", "writing"} <= set(report.stage_seconds)
+    assert sum(report.stage_seconds.values()) <= report.seconds
 
     manifest = index.manifest()
     assert set(manifest) == {d.source_id for d in DOCS}
