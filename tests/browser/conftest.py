@@ -51,7 +51,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real app on a private copy of the sample data, with the demo page on."""
     data = tmp_path_factory.mktemp("browser") / "data"
@@ -79,7 +79,9 @@ def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory)
     thread.join(10)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it is
+# open, and tests after this package (tests/scaleout) run their own loops.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not CHROMIUM.is_file():
         message = (
