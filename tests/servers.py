@@ -251,13 +251,28 @@ class ServerBackends:
 
 
 def start_servers(stack: ExitStack) -> ServerBackends:
-    """The session's servers: the given URLs, or a PostgreSQL cluster and `chroma run` started here."""
-    database_url = os.environ.get("CXA_TEST_DATABASE_URL") or stack.enter_context(postgres_server())
+    """The session's servers: the given URLs, or a PostgreSQL cluster and `chroma run` started here (side by
+    side: each takes a few seconds), stopped when `stack` closes."""
+    database_url = os.environ.get("CXA_TEST_DATABASE_URL")
     chroma_url = os.environ.get("CXA_TEST_CHROMA_URL")
+    starting: dict[str, Any] = {}
+    if not database_url:
+        starting["database"] = postgres_server()
     if not chroma_url:
         root = Path(tempfile.mkdtemp(prefix="cxa-chroma-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
-        chroma_url = stack.enter_context(chroma_server(root))
-    backends = ServerBackends(database_url, chroma_url.rstrip("/"))
+        starting["chroma"] = chroma_server(root)
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(cm.__enter__) for name, cm in starting.items()}
+    started: dict[str, str] = {}
+    for name, future in futures.items():
+        if future.exception() is None:
+            started[name] = future.result()
+            stack.push(starting[name])  # its __exit__ stops it
+    for future in futures.values():
+        if (exc := future.exception()) is not None:
+            stack.close()
+            raise exc
+    backends = ServerBackends(database_url or started["database"], (chroma_url or started["chroma"]).rstrip("/"))
     stack.callback(backends.close)
     return backends
