@@ -20,9 +20,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # postgresql package, installed when missing) and `chroma run`, both started by the tests on free loopback ports.
 # CXA_TEST_DATABASE_URL / CXA_TEST_CHROMA_URL use running servers instead. `make test` runs this subset of it
 # after the default run (about 4 minutes on 2 cores; the whole suite in servers mode: see README, Development):
-SERVERS_SUBSET ?= tests/api tests/faults tests/unit/test_states.py tests/unit/test_history.py \
-  tests/unit/test_index.py tests/unit/test_retriever.py tests/unit/test_engine.py tests/unit/test_cli.py \
-  tests/unit/test_topics.py tests/browser/test_journey.py
+SERVERS_SUBSET ?= tests/api tests/faults tests/unit/test_store.py tests/unit/test_states.py \
+  tests/unit/test_history.py tests/unit/test_index.py tests/unit/test_retriever.py tests/unit/test_engine.py \
+  tests/unit/test_cli.py tests/unit/test_topics.py tests/browser/test_journey.py
 
 .PHONY: demo test test-fast test-servers install serve lint clean
 

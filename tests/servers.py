@@ -11,7 +11,8 @@ database and a collection, allocated on first use and the same for later calls o
 - any other data dir gets an empty database and a new collection name (created by the product on first use).
 
 What a test allocates is dropped when it ends (`DROP DATABASE ... WITH (FORCE)`, `delete_collection`, in the
-background); what session- or module-scoped fixtures allocate, when the session ends. Names carry a
+background; a copy of the template collection the test did not write to is kept for a later test instead);
+what session- or module-scoped fixtures allocate, when the session ends. Names carry a
 per-session token, so sessions sharing given servers never meet. Files that are neither database nor index
 (keys.json, the topic model cache, eval reports) stay in the data dir.
 """
@@ -60,6 +61,7 @@ def servers_mode() -> bool:
 class Allocation:
     database: str
     collection: str
+    template: tuple[str, str] | None = None  # (database, collection) it was copied from
     data_dir: Path | None = None
 
 
@@ -77,9 +79,11 @@ class _TemplateCollection:
 class ServerBackends:
     """Databases and collections on the session's servers, one pair per data dir.
 
-    Making a pair costs more than most tests (copying the template collection is ~0.2-0.4 s of the Chroma
-    server's time; CREATE DATABASE ~0.1 s): one worker thread prepares the next pair of each kind (template
-    copy, empty) while the current test runs, and drops what ended tests used."""
+    Making a pair costs more than most tests (copying the template collection is ~0.15-0.5 s of the Chroma
+    server's time, CREATE DATABASE ~0.1-0.5 s, more on a busy machine): one worker thread prepares the next
+    pair of each kind (template copy, empty) while the current test runs, and drops what ended tests used.
+    A copy of the template collection that a test left as it was (the product bumps the collection's
+    `revision` on every write, and the count is the template's) is not deleted but handed to a later test."""
 
     def __init__(self, database_url: str, chroma_url: str) -> None:
         self.database_url = database_url  # a maintenance database on the server (e.g. .../postgres)
@@ -92,6 +96,7 @@ class ServerBackends:
         self._by_dir: dict[Path, Allocation] = {}
         self._scopes: list[list[Allocation]] = [[]]  # [0]: until the session ends
         self._templates: dict[str, _TemplateCollection] = {}
+        self._spare: dict[str, list[str]] = {}  # template collection -> untouched copies of it
         self._next: dict[tuple[str, str] | None, Future[Allocation]] = {}  # prepared ahead, by template
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="cxa-test-backends")
         self._lock = threading.Lock()
@@ -150,6 +155,8 @@ class ServerBackends:
         unused = [f.result() for f in self._next.values() if f.exception() is None]
         self._drop([a for scope in self._scopes for a in scope] + unused)
         self._scopes = []
+        for name in (n for spare in self._spare.values() for n in spare):
+            self._delete_collection(name)
         self._admin.dispose()
 
     # -- allocation -----------------------------------------------------------------------------------
@@ -180,15 +187,21 @@ class ServerBackends:
     def _make(self, template: tuple[str, str] | None) -> Allocation:
         """A new database (empty, or a copy of the template's) and collection name (with the template's
         chunks copied in, or left for the product to create on first use)."""
-        alloc = Allocation(self._name("db"), self._name("col"))
+        database = self._name("db")
         with self._admin.connect() as conn:
             if template is None:
-                conn.execute(text(f'CREATE DATABASE "{alloc.database}"'))
+                conn.execute(text(f'CREATE DATABASE "{database}"'))
             else:
-                conn.execute(text(f'CREATE DATABASE "{alloc.database}" TEMPLATE "{template[0]}"'))
-        if template is not None:
-            self._copy_collection(template[1], alloc.collection)
-        return alloc
+                conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template[0]}"'))
+        if template is None:
+            return Allocation(database, self._name("col"))
+        with self._lock:
+            spare = self._spare.get(template[1], [])
+            collection = spare.pop() if spare else None
+        if collection is None:
+            collection = self._name("col")
+            self._copy_collection(template[1], collection)
+        return Allocation(database, collection, template)
 
     def _template_of(self, data_dir: Path) -> tuple[str, str] | None:
         marker = data_dir / TEMPLATE_MARKER
@@ -237,6 +250,16 @@ class ServerBackends:
             if clf.meta.get("collection") == template_name:
                 clf.save(cache, collection=name)
 
+    def _untouched(self, template_name: str, name: str) -> bool:
+        """The copy is still the template's: same revision (bumped by every write through the product's index,
+        and gone if the collection was rebuilt) and the same number of chunks."""
+        tpl = self._read_template(template_name)
+        try:
+            col = self._chroma.get_collection(name)
+            return (col.metadata or {}).get("revision") == tpl.metadata.get("revision") and col.count() == len(tpl.ids)
+        except Exception:  # deleted by the test
+            return False
+
     def _drop(self, allocations: list[Allocation]) -> None:
         for alloc in reversed(allocations):
             try:
@@ -244,20 +267,42 @@ class ServerBackends:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{alloc.database}" WITH (FORCE)'))
             except Exception:  # a cleanup failure must not hide the test's own result
                 logger.exception("could not drop database %s", alloc.database)
-            try:
-                self._chroma.delete_collection(alloc.collection)
-            except Exception as exc:  # never created (the test did not use the index)
-                logger.debug("collection %s not deleted: %s", alloc.collection, exc)
+            if alloc.template is not None and self._untouched(alloc.template[1], alloc.collection):
+                with self._lock:
+                    self._spare.setdefault(alloc.template[1], []).append(alloc.collection)
+            else:
+                self._delete_collection(alloc.collection)
+
+    def _delete_collection(self, name: str) -> None:
+        try:
+            self._chroma.delete_collection(name)
+        except Exception as exc:  # never created (the test did not use the index)
+            logger.debug("collection %s not deleted: %s", name, exc)
 
 
 def start_servers(stack: ExitStack) -> ServerBackends:
-    """The session's servers: the given URLs, or a PostgreSQL cluster and `chroma run` started here."""
-    database_url = os.environ.get("CXA_TEST_DATABASE_URL") or stack.enter_context(postgres_server())
+    """The session's servers: the given URLs, or a PostgreSQL cluster and `chroma run` started here (side by
+    side: each takes a few seconds), stopped when `stack` closes."""
+    database_url = os.environ.get("CXA_TEST_DATABASE_URL")
     chroma_url = os.environ.get("CXA_TEST_CHROMA_URL")
+    starting: dict[str, Any] = {}
+    if not database_url:
+        starting["database"] = postgres_server()
     if not chroma_url:
         root = Path(tempfile.mkdtemp(prefix="cxa-chroma-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
-        chroma_url = stack.enter_context(chroma_server(root))
-    backends = ServerBackends(database_url, chroma_url.rstrip("/"))
+        starting["chroma"] = chroma_server(root)
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(cm.__enter__) for name, cm in starting.items()}
+    started: dict[str, str] = {}
+    for name, future in futures.items():
+        if future.exception() is None:
+            started[name] = future.result()
+            stack.push(starting[name])  # its __exit__ stops it
+    for future in futures.values():
+        if (exc := future.exception()) is not None:
+            stack.close()
+            raise exc
+    backends = ServerBackends(database_url or started["database"], (chroma_url or started["chroma"]).rstrip("/"))
     stack.callback(backends.close)
     return backends
