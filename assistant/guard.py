@@ -149,7 +149,7 @@ def reveal(text: str) -> str:
     return "\n".join([shown, *decoded])
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=2048)  # whole prompt sections go through here: a few KB each at most
 def looks_like_injection(text: str) -> bool:
     """Does `text` address a model (instructions, role markers, exfiltration requests), in plain text or
     hidden in tag characters, base64 or leetspeak? (Memoised: the same help-center passages are checked
