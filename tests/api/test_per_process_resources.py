@@ -45,11 +45,13 @@ def test_requests_build_no_engine_model_session_or_client(settings: Settings) ->
 
 
 def test_the_counter_sees_constructions(settings: Settings) -> None:
-    """The hooks do count (so the zeros above mean something): building the services once builds an engine."""
+    """The hooks do count (so the zeros above mean something): building the services once builds the store's
+    engine, and on PostgreSQL the live bus's listener engine (one LISTEN connection per process) besides."""
     from assistant.services import Services
 
     with Constructions() as built:
         services = Services.build(settings, warm=False)
         services.close()
-    assert built.snapshot()["sqlalchemy_engine"] == 1
+    on_postgres = settings.database_url.startswith("postgresql")
+    assert built.snapshot()["sqlalchemy_engine"] == (2 if on_postgres else 1)
     assert built.snapshot()["chat_model"] == 1  # the fake provider's model
