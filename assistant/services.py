@@ -59,6 +59,7 @@ def build_index(
         settings.embedding.max_length,
         settings.embedding.batch_size,
         settings.embedding.batch_tokens,
+        settings.embedding.spin_threads,
     )
     try:
         client: Any = open_client(None if settings.chroma_url else settings.chroma_dir, settings.chroma_url)
