@@ -882,7 +882,7 @@ def eval_calibrate(
         _fail(str(exc), 2)
     e = settings.embedding
     vectors = SentenceVectors(
-        shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size, e.batch_tokens)
+        shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size, e.batch_tokens, e.spin_threads)
     )
     chat = None
     if judge != "rules":

@@ -70,9 +70,7 @@ _MORE_TO_SAY = re.compile(
 
 def is_thanks_only(text: str) -> bool:
     """A thank-you or "that worked" with no new question or request in it (answered with a closing line)."""
-    return (
-        is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
-    )
+    return is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
 
 
 Search = Callable[[str, int], list[SearchHit]]

@@ -70,6 +70,7 @@ def build_index(
         settings.embedding.max_length,
         settings.embedding.batch_size,
         settings.embedding.batch_tokens,
+        settings.embedding.spin_threads,
     )
     url = settings.chroma_url
     try:

@@ -136,7 +136,9 @@ def run_topics(
     texts = [t for t, _ in rows]
     labels = np.asarray([label for _, label in rows])
     e = settings.embedding
-    embedder = shared_embedder(e.model_path, e.tokenizer_path, e.max_length, e.batch_size, e.batch_tokens)
+    embedder = shared_embedder(
+        e.model_path, e.tokenizer_path, e.max_length, e.batch_size, e.batch_tokens, e.spin_threads
+    )
 
     t0 = time.perf_counter()
     parts = []
