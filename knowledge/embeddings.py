@@ -55,8 +55,9 @@ class MiniLMEmbedder:
 
     `embed_one` keeps the last `cache_size` texts' vectors: within a turn the customer's message is needed by
     intent, retrieval, grounding and the topic, and one embedding costs more than the rest of those steps.
-    ONNX Runtime's worker threads do not spin while waiting for work (`spin=False`): on a small machine shared
-    with a chat model and other requests, spinning threads take the cores the work itself needs."""
+    ONNX Runtime's worker threads do not spin while waiting for work (`spin_threads=False`, the setting
+    `CXA_EMBEDDING__SPIN_THREADS`): on a small machine shared with a chat model and other requests, spinning
+    threads take the cores the work itself needs."""
 
     def __init__(
         self,
@@ -66,7 +67,6 @@ class MiniLMEmbedder:
         batch_size: int = 32,
         threads: int | None = None,
         cache_size: int = 2048,
-        spin: bool = False,
         batch_tokens: int | None = 1024,
         spin_threads: bool = False,
     ) -> None:
@@ -86,8 +86,6 @@ class MiniLMEmbedder:
             opts = ort.SessionOptions()
             if threads:
                 opts.intra_op_num_threads = threads
-            if not spin:
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             # onnxruntime's worker threads spin after each run, waiting for the next one. In a server, the next
             # run is far off and the spinning takes the CPU from everything else in the turn (llama.cpp, SQLite,
