@@ -614,6 +614,7 @@ def bench_overhead(
     retrieval, grounding, confidence, signals, topic), through the engine and through the HTTP route
     in-process, interleaved; median/p95, a breakdown per step, SQL statements per turn, and the target
     (p95 under 25 ms at 100k chunks). Each size gets a fresh database under <data-dir>/bench/overhead-N/."""
+    from api.app import create_app
     from evals.perf.overhead import run_overhead, summary_rows
 
     wanted = _sizes(chunks, "--chunks")
@@ -621,7 +622,12 @@ def bench_overhead(
         data_dir,
         data,
         lambda st, path, progress: run_overhead(
-            st.model_copy(update={"shared_data_dir": path}), wanted, conversations, seed, progress
+            st.model_copy(update={"shared_data_dir": path}),
+            wanted,
+            lambda s, model: create_app(s, chat_model=model),
+            conversations,
+            seed,
+            progress,
         ),
     )
     table = Table(

@@ -1,7 +1,7 @@
 """`cxa bench overhead`: what a turn costs besides generation, at 1k and 100k chunks in the index.
 
-The real app (`api.app.create_app`, so `Services.build` and the engine the API uses) on a synthetic index
-(`evals.perf.synthetic`) with a fresh SQLite database and the 22 sample customers, and a chat model that
+The real app (`api.app.create_app`, passed in by the CLI: `Services.build` and the engine the API uses) on a
+synthetic index (`evals.perf.synthetic`) with a fresh SQLite database and the 22 sample customers, and a chat model that
 answers at once: `InstantChatModel` quotes the source sentence that best matches the question with its
 citation (`FakeSupportChatModel`), so turns take the normal grounded path (a generated, checked, cited
 reply), not a handoff every time; the mix of outcomes is reported. Its own time (a few regular expressions)
@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import BaseModel, Field, PrivateAttr
@@ -47,6 +48,7 @@ from evals.simulate import QUESTIONS
 from evals.workspace import SAMPLE_COMPANY, scratch_settings
 
 Progress = Callable[[str, int, int], None]
+AppFactory = Callable[[Settings, BaseChatModel], Any]  # api.app.create_app
 TARGET_P95_MS = 25.0
 OFF_TOPIC = ["What is the capital of France?", "Can you recommend a good pizza place nearby?"]
 CLOSERS = ["Thanks, that worked!", "Great, thank you so much."]
@@ -325,15 +327,18 @@ def _path(run: _Run, via: str) -> PathFigures:
 
 
 def run_size(
-    settings: Settings, size: int, conversations: int, seed: int = 0, progress: Progress | None = None
+    settings: Settings,
+    size: int,
+    make_app: AppFactory,
+    conversations: int,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> SizeOverhead:
-    from api.app import create_app
-
     _, manifest = synthetic_index(settings, size, seed, progress)
     s = overhead_settings(settings, size)
     _fresh_database(s)
     model = InstantChatModel()
-    app = create_app(s, chat_model=model)
+    app = make_app(s, model)
     run = _Run()
     plan = scripts(conversations, seed)
     startup, first_ms, constructed = asyncio.run(_measure(app, model, plan, run, progress, f"turns, {size:,} chunks"))
@@ -353,13 +358,19 @@ def run_size(
 
 
 def run_overhead(
-    settings: Settings, sizes: list[int], conversations: int = 40, seed: int = 0, progress: Progress | None = None
+    settings: Settings,
+    sizes: list[int],
+    make_app: AppFactory,
+    conversations: int = 40,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> OverheadFigures:
+    """`make_app(settings, chat_model)` builds the API's app (`api.app.create_app`: evals does not import api)."""
     return OverheadFigures(
         machine=Machine(),
         conversations=conversations,
         seed=seed,
-        sizes=[run_size(settings, n, conversations, seed, progress) for n in sizes],
+        sizes=[run_size(settings, n, make_app, conversations, seed, progress) for n in sizes],
     )
 
 
