@@ -171,6 +171,7 @@ class Answerer:
                 dropped.append(s)
                 guarded.append(refused)
                 return None
+            _ = passages.vectors  # the sources' sentences embedded first: a quoted one is then read from the cache
             vec = self.vectors.embed_one(s)
             if any(float(np.dot(vec, v)) > 0.92 for v in shown_vecs) or any(
                 float(np.dot(vec, v)) > 0.9 for v in earlier_vecs

@@ -73,11 +73,15 @@ class SentenceVectors:
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        # what the embedder has just embedded (the customer's earlier messages, this turn's question) is not
+        # embedded again
+        known = {t: v for t in missing if (v := self.embedder.recent(t)) is not None}
+        missing = [t for t in missing if t not in known]
         if missing:
-            vecs = self.embedder.embed(missing)
+            known.update(zip(missing, self.embedder.embed(missing), strict=True))
+        if known:
             with self._lock:
-                for t, v in zip(missing, vecs, strict=True):
-                    self._cache[t] = v
+                self._cache.update(known)
                 while len(self._cache) > self.max_items:
                     self._cache.popitem(last=False)
         with self._lock:

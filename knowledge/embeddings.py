@@ -146,6 +146,11 @@ class MiniLMEmbedder:
                     self._recent.popitem(last=False)
         return vec
 
+    def recent(self, text: str) -> np.ndarray | None:
+        """The vector `embed_one` kept for `text`, or None (nothing is embedded here)."""
+        with self._recent_lock:
+            return self._recent.get(text)
+
     def clear_cache(self) -> None:
         """Forget the vectors kept by `embed_one` (benchmarks measuring first-time costs)."""
         with self._recent_lock:
