@@ -398,7 +398,8 @@ class KnowledgeIndex:
         where: dict[str, Any] | None = None
         if exclude_sources:
             where = {"source_id": {"$nin": list(exclude_sources)}}
-        res = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+        with self._reaching():
+            res = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
         return [
             (cid, max(0.0, min(1.0, 1.0 - float(dist))))
             for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=True)
@@ -408,7 +409,8 @@ class KnowledgeIndex:
         """The chunks of `chunk_ids` (unknown ids are left out)."""
         if not chunk_ids:
             return {}
-        res = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
+        with self._reaching():
+            res = self.collection.get(ids=chunk_ids, include=["metadatas", "documents"])
         return {
             cid: _chunk_from(cid, text or "", dict(meta))
             for cid, text, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=True)
@@ -446,12 +448,13 @@ class KnowledgeIndex:
             raise ValueError(f"{len(rows)} chunks but {len(vectors)} vectors")
         if not rows:
             return
-        self.collection.upsert(
-            ids=[c.chunk_id for c, _, _ in rows],
-            embeddings=vectors,
-            documents=[c.text for c, _, _ in rows],
-            metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
-        )
+        with self._reaching():
+            self.collection.upsert(
+                ids=[c.chunk_id for c, _, _ in rows],
+                embeddings=vectors,
+                documents=[c.text for c, _, _ in rows],
+                metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
+            )
         self._bump_revision()
 
 
