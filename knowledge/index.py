@@ -448,12 +448,13 @@ class KnowledgeIndex:
             raise ValueError(f"{len(rows)} chunks but {len(vectors)} vectors")
         if not rows:
             return
-        self.collection.upsert(
-            ids=[c.chunk_id for c, _, _ in rows],
-            embeddings=vectors,
-            documents=[c.text for c, _, _ in rows],
-            metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
-        )
+        with self._reaching():
+            self.collection.upsert(
+                ids=[c.chunk_id for c, _, _ in rows],
+                embeddings=vectors,
+                documents=[c.text for c, _, _ in rows],
+                metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
+            )
         self._bump_revision()
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.backends import BackendUnavailableError, chroma_server, postgres_server
+from tests.conftest import SERVERS, server_backends
 
 
 def unavailable(message: str) -> None:
@@ -28,7 +29,11 @@ def unavailable(message: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """The server's URL (its maintenance database): tests make their own databases on it."""
+    """The server's URL (its maintenance database): tests make their own databases on it. In servers mode, the
+    session's server (`tests/servers.py`)."""
+    if SERVERS:
+        yield server_backends().database_url
+        return
     given = os.environ.get("CXA_TEST_DATABASE_URL")
     if given:
         yield given
@@ -59,12 +64,17 @@ def pg_database(postgres_url: str) -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of each kind: a SQLite file, and a fresh PostgreSQL database."""
     if request.param == "sqlite":
+        if SERVERS:
+            pytest.skip("servers mode: the SQLite side of this test runs in the default mode")
         return f"sqlite:///{tmp_path / 'cxa.db'}"
     return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture(scope="session")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if SERVERS:
+        yield server_backends().chroma_url
+        return
     given = os.environ.get("CXA_TEST_CHROMA_URL")
     if given:
         yield given

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -21,6 +22,7 @@ from assistant.models import utcnow
 from assistant.store import migrate
 from assistant.store.repo import Store, make_engine
 from assistant.store.tables import Base, ConversationRow, MessageRow
+from tests.conftest import backend_env, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -164,34 +166,40 @@ def test_two_processes_starting_at_once_both_succeed(database_url: str, tmp_path
         engine.dispose()
 
 
-# -- the `cxa db` commands (SQLite in a data dir) -----------------------------------------------------------
+# -- the `cxa db` commands (SQLite in a data dir; in servers mode, the data dir's PostgreSQL database) ------------
+
+
+def said(result: Any) -> str:
+    """The command's output as one line: the console wraps it, and a server URL is longer than a file path."""
+    return " ".join(result.output.split())
 
 
 def test_cxa_db_commands(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
-    behind = runner.invoke(app, ["db", "current", *data])
-    assert behind.exit_code == 1 and "cxa db upgrade" in behind.output
-    up = runner.invoke(app, ["db", "upgrade", *data])
+    env = backend_env(tmp_path / "data")
+    behind = runner.invoke(app, ["db", "current", *data], env=env)
+    assert behind.exit_code == 1 and "cxa db upgrade" in said(behind)
+    up = runner.invoke(app, ["db", "upgrade", *data], env=env)
     assert up.exit_code == 0, up.output
-    assert f"upgraded from nothing to {migrate.head()}" in up.output
-    assert "already at" in runner.invoke(app, ["db", "upgrade", *data]).output
-    current = runner.invoke(app, ["db", "current", *data])
-    assert current.exit_code == 0 and f"{migrate.head()} (head)" in current.output
-    check = runner.invoke(app, ["db", "check", *data])
-    assert check.exit_code == 0 and "no differences" in check.output
-    history = runner.invoke(app, ["db", "history", *data])
-    assert history.exit_code == 0 and migrate.BASELINE in history.output and "database" in history.output
+    assert f"upgraded from nothing to {migrate.head()}" in said(up)
+    assert "already at" in said(runner.invoke(app, ["db", "upgrade", *data], env=env))
+    current = runner.invoke(app, ["db", "current", *data], env=env)
+    assert current.exit_code == 0 and f"{migrate.head()} (head)" in said(current)
+    check = runner.invoke(app, ["db", "check", *data], env=env)
+    assert check.exit_code == 0 and "no differences" in said(check)
+    history = runner.invoke(app, ["db", "history", *data], env=env)
+    assert history.exit_code == 0 and migrate.BASELINE in said(history) and "database" in said(history)
 
 
 def test_cxa_db_upgrade_stamps_a_create_all_database(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'cxa.db'}")
+    engine = make_engine(make_settings(tmp_path / "data").sqlalchemy_url)
     Base.metadata.create_all(engine)
     engine.dispose()
-    data = ["--data-dir", str(tmp_path / "data")]
-    assert "created before migrations" in runner.invoke(app, ["db", "current", *data]).output
-    up = runner.invoke(app, ["db", "upgrade", *data])
-    assert up.exit_code == 0 and f"stamped at the baseline {migrate.BASELINE}" in up.output
+    data, env = ["--data-dir", str(tmp_path / "data")], backend_env(tmp_path / "data")
+    assert "created before migrations" in said(runner.invoke(app, ["db", "current", *data], env=env))
+    up = runner.invoke(app, ["db", "upgrade", *data], env=env)
+    assert up.exit_code == 0 and f"stamped at the baseline {migrate.BASELINE}" in said(up)
 
 
 def test_cxa_db_upgrade_sql_prints_the_ddl_without_connecting(tmp_path: Path) -> None:
