@@ -297,6 +297,15 @@ class Settings(BaseSettings):
         description="how long a write waits for a lock held elsewhere before a 503 (SQLite's busy timeout, "
         "PostgreSQL's lock_timeout)",
     )
+    database_pool_size: int = Field(
+        10, ge=1, description="a server database (PostgreSQL): connections each worker keeps open in its pool"
+    )
+    database_max_overflow: int = Field(
+        20,
+        ge=0,
+        description="a server database: connections a worker may open beyond the pool at a peak (closed after); "
+        "size the database's max_connections for workers x (pool + overflow + 1 listener)",
+    )
     database_migrate: Literal["auto", "off"] = Field(
         "auto",
         description="auto = upgrade the database schema at start (under a lock: workers starting together migrate "

@@ -77,12 +77,13 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 15.0, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     """One engine per process. A writer finding what it must change locked by another connection waits up
     to `busy_timeout_s`, then gets an `OperationalError` that `Store.session` turns into a 503: SQLite's busy
     timeout ("database is locked"), PostgreSQL's `lock_timeout` (a row held by a stuck transaction would
     otherwise hold the request forever). A server database: connections are pinged before use, so one
-    dropped while idle (a restart) is replaced, not reported."""
+    dropped while idle (a restart) is replaced, not reported; each process keeps up to `pool_size` connections
+    open and opens up to `max_overflow` more at a peak."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
 
@@ -96,7 +97,7 @@ def make_engine(url: str, busy_timeout_s: float = 15.0) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -117,13 +118,15 @@ class Store:
         *,
         migrate_schema: Literal["auto", "off"] = "auto",
         listen: bool = True,
+        pool_size: int = 10,
+        max_overflow: int = 20,
     ) -> None:
         """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
         together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
         `cxa db upgrade`). `listen`: PostgreSQL LISTEN/NOTIFY wakes live streams across processes."""
         self.url = url
         try:
-            self.engine = make_engine(url, busy_timeout_s)
+            self.engine = make_engine(url, busy_timeout_s, pool_size, max_overflow)
             if migrate_schema == "auto":
                 migrate.upgrade(self.engine)
             else:
@@ -145,6 +148,8 @@ class Store:
             settings.database_busy_timeout_s,
             migrate_schema=settings.database_migrate,
             listen=settings.live.listen,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
         )
 
     def add_handoff_listener(self, listener: HandoffListener) -> None:

@@ -85,3 +85,17 @@ def test_nul_characters_are_dropped_on_every_database(store: Store) -> None:
     [msg] = store.list_messages(conv.id)
     assert msg.text == "hello there"
     assert store.get_conversation(conv.id).metadata == {"page": "/help\x00"}  # JSON keeps it, escaped as \\u0000
+
+
+def test_a_server_database_pool_is_sized_by_the_settings() -> None:
+    """`CXA_DATABASE_POOL_SIZE` / `CXA_DATABASE_MAX_OVERFLOW` size each worker's pool (nothing connects here)."""
+    from assistant.settings import Settings
+    from assistant.store.repo import make_engine
+
+    s = Settings(database_pool_size=3, database_max_overflow=4)
+    engine = make_engine("postgresql+psycopg://cxa@127.0.0.1:1/cxa", 1.0, s.database_pool_size, s.database_max_overflow)
+    try:
+        assert engine.pool.size() == 3
+        assert engine.pool._max_overflow == 4  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
