@@ -135,7 +135,7 @@ def _ingest(
             if not docs:
                 _fail(f"no readable documents in {path} (supported: {', '.join(supported_suffixes())})")
 
-    index = build_index(settings)
+    index = build_index(settings, bulk=True)  # this process only ingests: the model's threads may spin
     if rebuild:
         index.rebuild()
     with _progress() as bar:

@@ -176,7 +176,7 @@ def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None
     return batches
 
 
-_shared: dict[tuple[str, str, int], MiniLMEmbedder] = {}
+_shared: dict[tuple[str, str, int, bool], MiniLMEmbedder] = {}
 _shared_lock = threading.Lock()
 
 
@@ -190,7 +190,12 @@ def shared_embedder(
 ) -> MiniLMEmbedder:
     """One embedder per model per process: Chroma rebuilds embedding functions from config when it reopens a
     collection, and that must not load the model again."""
-    key = (str(model_path or default_model_path()), str(tokenizer_path or default_tokenizer_path()), max_length)
+    key = (
+        str(model_path or default_model_path()),
+        str(tokenizer_path or default_tokenizer_path()),
+        max_length,
+        spin_threads,
+    )
     with _shared_lock:
         if key not in _shared:
             _shared[key] = MiniLMEmbedder(

@@ -238,7 +238,7 @@ def run_ingest_bench(
         st = settings.model_copy(
             update={"chroma_path": Path(tmp) / "chroma", "chroma_url": None, "collection": "bench_ingest"}
         )
-        index = build_index(st)
+        index = build_index(st, bulk=True)  # as `cxa ingest` opens it
         index.collection  # noqa: B018 - created before the clock starts, as an existing index would be
         # A sample across the length distribution; its first texts warm both sessions up (first runs allocate).
         by_length = [all_texts[i] for i in np.argsort(lengths, kind="stable")]
