@@ -58,12 +58,13 @@ def _check_at_start(services: Services) -> None:
 
 
 async def _score_forever(quality: QualityService, settings: Settings) -> None:
-    """Score ended conversations without a current scorecard, `evals.batch` per pass every `evals.interval_s`.
-    A failing judge falls back to the rules inside; anything else is logged and the loop goes on."""
+    """Score ended conversations without a current scorecard, `evals.batch` per pass every `evals.interval_s`,
+    one worker at a time (the others skip a pass that one is running). A failing judge falls back to the rules
+    inside; anything else is logged and the loop goes on."""
     while True:
         await asyncio.sleep(settings.evals.interval_s)
         try:
-            await run_in_threadpool(quality.score_pending, settings.evals.batch)
+            await run_in_threadpool(quality.score_pending_alone, settings.evals.batch)
         except Exception:
             logger.exception("background scoring failed")
 

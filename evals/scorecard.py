@@ -470,7 +470,8 @@ class QualityService:
         self, limit: int, progress: Callable[[int, int], None] | None = None, **query: object
     ) -> list[Scorecard]:
         """Score up to `limit` ended conversations without a current card (see `Store.conversations_to_score`).
-        A conversation that fails is logged and skipped for the rest of this process's life."""
+        A conversation that fails is logged and skipped for the rest of this process's life. See
+        `score_pending_alone` for a periodic pass in a server with several workers."""
         ids = [
             c for c in self.store.conversations_to_score(limit + len(self._failed), **query) if c not in self._failed
         ]  # type: ignore[arg-type]
@@ -487,6 +488,12 @@ class QualityService:
             if progress:
                 progress(n, len(ids))
         return cards
+
+    def score_pending_alone(self, limit: int) -> list[Scorecard] | None:
+        """`score_pending`, unless another process on this database is running a pass now (None): with several
+        workers (or servers), each one's background scorer would otherwise score the same conversations."""
+        with self.store.try_exclusive("background-scoring") as held:
+            return self.score_pending(limit) if held else None
 
 
 def judge_enabled(settings: Settings, judge: str | None = None) -> bool:

@@ -37,6 +37,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from assistant.store import locks
 from assistant.store.tables import Base
 
 try:  # POSIX; elsewhere SQLite migrations run without the file lock
@@ -146,13 +147,11 @@ def exclusive(engine: Engine) -> Iterator[Connection]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             yield conn
         return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
+    lock_path = locks.lock_file(engine, "migrate")
+    if lock_path is None:
         with engine.begin() as conn:  # one connection's private database, or no file lock on this platform
             yield conn
         return
-    lock_path = Path(database).with_name(Path(database).name + ".migrate.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes, or when the process dies
         try:

@@ -45,7 +45,7 @@ from assistant.models import (
 )
 from assistant.settings import Settings
 from assistant.signals import ConversationFacts, SignalEvent
-from assistant.store import live, migrate
+from assistant.store import live, locks, migrate
 from assistant.store.tables import (
     ConversationFactsRow,
     ConversationRow,
@@ -156,6 +156,16 @@ class Store:
         """Call `listener(handoff, conversation)` after each new handoff is committed (e.g. the webhook).
         It runs on the writer's thread: it must return at once; its exceptions are logged, never raised."""
         self._handoff_listeners.append(listener)
+
+    @contextmanager
+    def try_exclusive(self, name: str) -> Iterator[bool]:
+        """True when this process got the lock `name` among every process on this database, for the block;
+        False when another holds it (skip the work). For periodic jobs one worker should run at a time."""
+        try:
+            with locks.try_exclusive(self.engine, name) as held:
+                yield held
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"the database cannot be reached ({exc.__class__.__name__})") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:

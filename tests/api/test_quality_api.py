@@ -133,6 +133,32 @@ def test_an_ended_conversation_is_scored_in_the_background(app: TestClient) -> N
     assert store.get_facts(cid).status == "abandoned"
 
 
+def test_the_background_scorer_skips_while_another_worker_runs_a_pass(app: TestClient) -> None:
+    """With several workers, one background pass at a time: while another process on the database holds the
+    scoring lock (here a second Store, its own connections), this app's scorer leaves the conversation alone."""
+    from assistant.store.repo import Store
+
+    services = app.app.state.services  # type: ignore[attr-defined]
+    other = Store(services.settings.sqlalchemy_url)
+    try:
+        with other.try_exclusive("background-scoring") as held:
+            assert held
+            cid = start(app)["id"]
+            say(app, cid, "Can I speak to a human agent please?")  # abandoned after the idle timeout
+            deadline = time.monotonic() + IDLE_S + 3
+            while services.store.get_facts(cid).status != "abandoned" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert services.store.get_facts(cid).status == "abandoned"
+            time.sleep(1.0)  # a few more scoring intervals (0.3 s)
+            assert services.store.latest_scorecard(cid) is None, "scored while another worker held the lock"
+        deadline = time.monotonic() + 30
+        while services.store.latest_scorecard(cid) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert services.store.latest_scorecard(cid) is not None, "not scored once the lock was released"
+    finally:
+        other.close()
+
+
 def test_export_cases_round_trip_and_calibrate(app: TestClient, tmp_path: Path) -> None:
     data_dir = app.app.state.services.settings.data_dir  # type: ignore[attr-defined]
     good = answered_and_thanked(app)

@@ -99,3 +99,20 @@ def test_a_server_database_pool_is_sized_by_the_settings() -> None:
         assert engine.pool._max_overflow == 4  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def test_a_periodic_job_runs_in_one_process_at_a_time(store: Store, tmp_path: Path) -> None:
+    """`try_exclusive`: a second process on the same database (here a second Store: its own connections and
+    lock file handle) is told to skip while the first holds the lock, and gets it once released."""
+    other = Store(database_url(tmp_path))
+    try:
+        with store.try_exclusive("background-scoring") as first:
+            assert first is True
+            with other.try_exclusive("background-scoring") as second:
+                assert second is False
+            with other.try_exclusive("another-job") as unrelated:
+                assert unrelated is True
+        with other.try_exclusive("background-scoring") as after:
+            assert after is True
+    finally:
+        other.close()
