@@ -72,7 +72,8 @@ class EmbeddingSettings(BaseModel):
     spin_threads: bool = Field(
         False,
         description="onnxruntime's worker threads spin between runs (its default): off, they leave the CPU to the "
-        "rest of the turn (~25% less CPU per fake-model turn on 2 busy cores); on may suit a machine that only embeds",
+        "rest of the turn (~25% less CPU per fake-model turn on 2 busy cores); `cxa ingest` lets them spin (a "
+        "process that only embeds: +17% ingest throughput)",
     )
 
 
