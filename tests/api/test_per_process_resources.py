@@ -52,6 +52,6 @@ def test_the_counter_sees_constructions(settings: Settings) -> None:
     with Constructions() as built:
         services = Services.build(settings, warm=False)
         services.close()
-    on_postgres = settings.database_url.startswith("postgresql")
+    on_postgres = settings.sqlalchemy_url.startswith("postgresql")
     assert built.snapshot()["sqlalchemy_engine"] == (2 if on_postgres else 1)
     assert built.snapshot()["chat_model"] == 1  # the fake provider's model
