@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from assistant.services import Services
 from tests.conftest import make_settings
@@ -37,7 +38,8 @@ def test_a_real_turn_cites_the_right_article(services: Services, question: str, 
     assert turn.reply.mode in ("generated", "extractive")
     assert turn.reply.citations and turn.reply.citations[0].source_id == article
     with services.store.engine.connect() as c:
-        (calls,) = c.exec_driver_sql("SELECT count(*) FROM llm_calls WHERE turn_id = ?", (turn.turn_id,)).one()
+        query = text("SELECT count(*) FROM llm_calls WHERE turn_id = :turn")  # bound portably (SQLite, PostgreSQL)
+        (calls,) = c.execute(query, {"turn": turn.turn_id}).one()
     assert calls == 1, "the embedded model was called for the answer"
 
 
