@@ -320,10 +320,11 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float, log:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
+            ready = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            ready = False  # not listening yet
+        if ready:
+            return
         time.sleep(0.5)
     raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
 

@@ -131,7 +131,7 @@ class LocalBus:
         self.wake(conversation_ids)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the in-process bus holds no connection or thread."""
 
 
 class PostgresBus(LocalBus):
