@@ -57,9 +57,20 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    """The settings from the environment (and `.env`); a bad value is a one-line error per setting, exit 2."""
+    from pydantic import ValidationError
+
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"CXA_{'__'.join(str(part) for part in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        _fail("invalid settings:\n  " + "\n  ".join(problems), 2)
+        raise  # unreachable: _fail exits
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -1469,7 +1480,7 @@ def db_revision(
     then run tests/scaleout/test_migrations.py, which checks it on SQLite and PostgreSQL."""
     from assistant.store import migrate
 
-    _configure_logging(Settings().model_copy(update={"log_level": "WARNING"}))
+    _configure_logging(_settings(None).model_copy(update={"log_level": "WARNING"}))
     try:
         path = migrate.new_revision(message, autogenerate=not empty)
     except migrate.MigrationError as exc:

@@ -59,3 +59,13 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("serve", "demo", "ingest", "chat", "bench"):
         assert command in result.output
+
+
+def test_a_bad_setting_is_named_with_its_value_not_a_traceback(tmp_path: Path) -> None:
+    env = {**backend_env(tmp_path / "data"), "CXA_DATABASE_POOL_SIZE": "0", "CXA_EMBEDDING__BATCH_TOKENS": "abc"}
+    r = runner.invoke(app, ["serve", "--data-dir", str(tmp_path / "data")], env=env)
+    assert r.exit_code == 2, r.output
+    assert "invalid settings" in r.output
+    assert "CXA_DATABASE_POOL_SIZE='0': Input should be greater than or equal to 1" in r.output
+    assert "CXA_EMBEDDING__BATCH_TOKENS='abc'" in r.output
+    assert "Traceback" not in r.output
