@@ -873,8 +873,8 @@ def eval_calibrate(
 ) -> None:
     """Score labelled cases again from their transcripts and report, per judge and dimension, the agreement with
     the human scores and Cohen's kappa (both binarised at 0.5), and the overall good/bad agreement."""
-    from assistant.grounding import SentenceVectors
     from assistant.llm import ChatGateway
+    from assistant.turn.grounding import SentenceVectors
     from evals.calibrate import CalibrationReport, calibrate_judge
     from evals.cases import read_cases
     from evals.judges import ConversationJudge
@@ -1269,7 +1269,7 @@ def export(
 ) -> None:
     """Export conversations as JSONL: derived facts, signal events and optionally messages, with personal
     data (emails, phones, cards, account numbers) redacted as CXA_TELEMETRY__REDACT says."""
-    from assistant.redact import Redactor
+    from assistant.safety.redact import Redactor
     from assistant.store.repo import Store
 
     settings = _settings(data_dir)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from assistant.errors import AssistantError
-from assistant.handoff import HandoffService
+from assistant.handoff.service import HandoffService
 from assistant.models import CustomerContext, utcnow
 from assistant.store.repo import Store
 

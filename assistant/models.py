@@ -273,3 +273,128 @@ class Review(BaseModel):
     reviewer: str | None = None
     scores: dict[str, float | None] = Field(default_factory=dict, description="optional per-dimension human scores")
     created_at: datetime
+
+
+# -- the evidence of one turn (written by assistant.turn, read by confidence, scorecards and the dashboard) ----------
+
+
+class FrustrationSignals(BaseModel):
+    repeat_of: float = Field(0.0, description="highest similarity to an earlier customer message (0..1)")
+    repeated: bool = False
+    rephrased: bool = Field(False, description="says again, in other words, what an earlier message asked")
+    already_told: bool = False
+    negative: int = Field(0, description="negative expressions in this message")
+    negative_trend: int = Field(0, description="negative expressions in the customer's last three messages")
+
+    @property
+    def score(self) -> float:
+        """0..1: how frustrated the customer seems (used by the handoff policy)."""
+        s = 0.0
+        if self.repeated:
+            s += 0.4
+        elif self.rephrased:
+            s += 0.2
+        if self.already_told:
+            s += 0.5
+        s += min(0.4, 0.2 * self.negative) + min(0.2, 0.05 * self.negative_trend)
+        return round(min(1.0, s), 3)
+
+
+Action = Literal["answer", "answer_and_offer", "handoff"]
+
+
+class IntentEvidence(BaseModel):
+    """What the customer's message says about who should answer, independent of the knowledge."""
+
+    wants_human: bool = False
+    policy_topics: list[str] = Field(default_factory=list)
+    frustration: FrustrationSignals = Field(default_factory=FrustrationSignals)
+    frustration_score: float = 0.0
+
+
+class Decision(BaseModel):
+    action: Action
+    reason: str | None = None
+
+
+class AnswerEvidence(BaseModel):
+    """What the reply rests on; recorded on the turn and read by `assistant.turn.confidence`."""
+
+    mode: ReplyMode
+    retrieval_top: float = 0.0
+    cited_scores: list[float] = Field(default_factory=list)
+    sentence_support: list[float] = Field(default_factory=list, description="support of each shown sentence")
+    dropped: list[str] = Field(default_factory=list, description="generated sentences withheld as unsupported")
+    guarded: list[str] = Field(
+        default_factory=list,
+        description="why generated sentences were refused by the output guard (assistant.safety.guard)",
+    )
+    abstained: bool = False
+    used_history: bool = False
+    answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
+    generated_text: str = ""
+
+
+class AnswerResult(BaseModel):
+    text: str
+    citations: list[Citation]
+    evidence: AnswerEvidence
+
+
+# -- telemetry: effort and resolution signals (assistant.telemetry) ----------------------------------------------
+
+SignalKind = Literal[
+    "customer_turn",
+    "repeat",
+    "rephrase",
+    "already_told",
+    "sentiment",
+    "confirmation",
+    "contradiction",
+    "answered",
+    "dead_end",
+    "handoff",
+    "agent_reply",
+    "agent_resolved",
+    "feedback",
+    "long_gap",
+    "channel_switch",
+    "recontact",
+    "recontacted",
+    "abandoned",
+    "assumed_resolved",
+    "topic",
+]
+Outcome = Literal[
+    "open", "resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent", "unresolved", "abandoned"
+]
+RESOLVED: frozenset[str] = frozenset({"resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent"})
+BOT_RESOLVED: frozenset[str] = frozenset({"resolved_by_bot_confirmed", "resolved_by_bot_assumed"})
+
+
+class SignalEvent(BaseModel):
+    conversation_id: str
+    kind: SignalKind
+    at: datetime
+    value: float | None = None
+    turn_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConversationFacts(BaseModel):
+    conversation_id: str
+    customer_id: str | None
+    started_at: datetime
+    last_activity_at: datetime
+    status: str
+    outcome: Outcome
+    durable: bool | None = Field(None, description="resolved and no re-contact on the topic within the window")
+    topic: str | None = None
+    effort: float = Field(description="predicted customer effort, CES scale 1 (effortless) .. 7")
+    customer_turns: int = 0
+    handed_off: bool = False
+    agent_wait_s: float | None = None
+    csat: int | None = None
+    ces: int | None = None
+    sentiment_trend: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict)

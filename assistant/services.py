@@ -15,21 +15,22 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant import doctor
-from assistant.agents import AgentDesk
-from assistant.answer import Answerer
-from assistant.engine import ConversationEngine
-from assistant.guard import OutputGuard
-from assistant.handoff import HandoffService, Summarizer
-from assistant.history import HistoryBuilder
+from assistant.handoff.desk import AgentDesk
+from assistant.handoff.service import HandoffService
+from assistant.handoff.summary import Summarizer
+from assistant.handoff.webhooks import WebhookNotifier
 from assistant.llm import ChatGateway
-from assistant.observability import TurnObserver
 from assistant.prompts import instruction_texts
+from assistant.safety.guard import OutputGuard
 from assistant.settings import Settings
-from assistant.signals import TopicFn
 from assistant.store.repo import Store
-from assistant.telemetry import Telemetry
-from assistant.topics import topics_for
-from assistant.webhooks import WebhookNotifier
+from assistant.telemetry.observability import TurnObserver
+from assistant.telemetry.recorder import Telemetry
+from assistant.telemetry.signals import TopicFn
+from assistant.telemetry.topics import topics_for
+from assistant.turn.answer import Answerer
+from assistant.turn.engine import ConversationEngine
+from assistant.turn.history import HistoryBuilder
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
 from knowledge.index import KnowledgeIndex, open_client

@@ -132,7 +132,7 @@ class AnswerSettings(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    """When the assistant answers, answers and offers a person, or hands off now (see assistant/confidence.py)."""
+    """When the assistant answers, answers and offers a person, or hands off now (see assistant/turn/confidence.py)."""
 
     handoff_below: float = Field(
         0.45,
@@ -154,7 +154,7 @@ class PolicySettings(BaseModel):
 
 
 class HandoffSettings(BaseModel):
-    """The packet an agent opens first (see assistant/handoff.py)."""
+    """The packet an agent opens first (see assistant/handoff/service.py)."""
 
     summary: Literal["model", "extractive"] = Field(
         "model",
@@ -170,7 +170,7 @@ class HandoffSettings(BaseModel):
 
 
 class TelemetrySettings(BaseModel):
-    """Effort and resolution signals (see assistant/signals.py and the README's telemetry section)."""
+    """Effort and resolution signals (see assistant/telemetry/signals.py and the README's telemetry section)."""
 
     inactivity_s: float = Field(
         1800, gt=0, description="a conversation idle this long is over (assumed resolved, unresolved or abandoned)"
@@ -219,7 +219,7 @@ class HistorySettings(BaseModel):
 
 
 class TopicSettings(BaseModel):
-    """The topic of each conversation, for telemetry (see assistant/topics.py and `cxa bench topics`)."""
+    """The topic of each conversation, for telemetry (see assistant/telemetry/topics.py and `cxa bench topics`)."""
 
     min_probability: float = Field(
         0.3, ge=0, le=1, description='a conversation whose most likely topic is below this gets the topic "other"'
@@ -418,7 +418,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured credential in clear (keys generated at start are added by the API's lifespan):
-        `assistant.guard` keeps them out of prompts and replies."""
+        `assistant.safety.guard` keeps them out of prompts and replies."""
         fields = (self.widget_key, self.agent_token, self.cx_token, self.admin_token, self.identity_secret)
         extra = (self.handoff_webhook_secret, self.openai.api_key)
         values = [v.get_secret_value() for v in (*fields, *extra) if v is not None]

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.errors import AssistantError
-from assistant.handoff import HANDOFF_TEXT
+from assistant.handoff.summary import HANDOFF_TEXT
 from assistant.models import Review, ReviewLabel, Role, Scorecard
 from assistant.store.repo import Store
 from knowledge.errors import KnowledgeError

@@ -129,7 +129,7 @@ def _grams(text: str, n: int = PROMPT_WORDS) -> set[tuple[str, ...]]:
 
 
 class Canaries:
-    """What must not come out, and the check (independent of `assistant.guard`, which it audits)."""
+    """What must not come out, and the check (independent of `assistant.safety.guard`, which it audits)."""
 
     def __init__(self, secrets: list[str], company: str) -> None:
         self.secrets = [s for s in secrets if s]

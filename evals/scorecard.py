@@ -26,17 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.answer import DECLINE_TEXT
-from assistant.engine import CLOSING_TEXT
 from assistant.errors import ConversationNotFoundError
-from assistant.grounding import Passages, SentenceVectors, clean_sentence
-from assistant.intent import PolicyRules, frustration, negative_count, wants_human
 from assistant.models import SCORE_NAMES, Chunk, Scorecard, SearchHit, utcnow
-from assistant.redact import Redactor
+from assistant.safety.redact import Redactor
 from assistant.services import Services
 from assistant.settings import EvalSettings, PolicySettings, Settings
-from assistant.signals import is_contradiction
 from assistant.store.repo import Store
+from assistant.telemetry.signals import is_contradiction
+from assistant.turn.answer import DECLINE_TEXT
+from assistant.turn.engine import CLOSING_TEXT
+from assistant.turn.grounding import Passages, SentenceVectors, clean_sentence
+from assistant.turn.intent import PolicyRules, frustration, negative_count, wants_human
 from evals.cases import CaseTurn, Transcript, transcript_from_store
 from evals.judges import ConversationJudge
 from knowledge.chunking import split_sentences

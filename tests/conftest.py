@@ -26,7 +26,7 @@ from assistant.samples import load_customers
 from assistant.services import build_index
 from assistant.settings import Settings
 from assistant.store.repo import Store
-from assistant.topics import topics_for
+from assistant.telemetry.topics import topics_for
 from knowledge.index import open_client
 from knowledge.loaders import SAMPLE_HELPCENTER, iter_folder
 from tests.backends import BackendUnavailableError

@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 
 from assistant.services import build_index
 from assistant.settings import Settings
-from assistant.topics import TopicClassifier
+from assistant.telemetry.topics import TopicClassifier
 from knowledge.index import open_client
 from tests.backends import chroma_server, postgres_server
 

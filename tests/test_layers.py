@@ -1,6 +1,7 @@
 """The import direction api -> evals -> assistant -> knowledge, enforced on the source (as datasette's
 test_docs checks its own code base). Also: chromadb only in knowledge's index/embeddings, chat-model
-libraries only in assistant/llm.py, no print() outside the CLI."""
+libraries only in assistant/llm/ (langchain-openai in the factory, llama.cpp in its model), no print() outside
+the CLI."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def test_imports_point_one_way(package: str) -> None:
     ("library", "allowed"),
     [
         ("chromadb", {"knowledge/index.py", "knowledge/embeddings.py"}),
-        ("langchain_openai", {"assistant/llm.py"}),
-        ("llama_cpp", {"assistant/llm.py"}),
+        ("langchain_openai", {"assistant/llm/factory.py"}),
+        ("llama_cpp", {"assistant/llm/llamacpp.py"}),
     ],
 )
 def test_third_party_edges_stay_in_one_place(library: str, allowed: set[str]) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from assistant.webhooks import verify
+from assistant.handoff.webhooks import verify
 
 
 @dataclass

@@ -20,9 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import KeysDep, ReaderDep, ServicesDep, WidgetDep
 from api.errors import ApiError, error_body
 from api.schemas import TextIn
-from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, Turn, TurnEvent, utcnow
+from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, SignalEvent, Turn, TurnEvent, utcnow
 from assistant.services import Services
-from assistant.signals import SignalEvent
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CxDep, ServicesDep
 from api.errors import ApiError
-from assistant.signals import ConversationFacts
-from assistant.telemetry import Metrics, metrics_of
+from assistant.models import ConversationFacts
+from assistant.telemetry.recorder import Metrics, metrics_of
 
 router = APIRouter(tags=["cx"])
 

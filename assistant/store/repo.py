@@ -30,6 +30,7 @@ from assistant.errors import ConflictError, ConversationNotFoundError, HandoffNo
 from assistant.models import (
     Citation,
     Conversation,
+    ConversationFacts,
     ConversationStatus,
     CustomerEvent,
     CustomerProfile,
@@ -41,10 +42,10 @@ from assistant.models import (
     Review,
     Role,
     Scorecard,
+    SignalEvent,
     utcnow,
 )
 from assistant.settings import Settings
-from assistant.signals import ConversationFacts, SignalEvent
 from assistant.store import live, locks, migrate
 from assistant.store.tables import (
     ConversationFactsRow,

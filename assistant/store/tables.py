@@ -178,7 +178,7 @@ class FeedbackRow(Base):
 
 
 class SignalEventRow(Base):
-    """Append-only effort and resolution signals (assistant.signals); never updated, never deleted alone."""
+    """Append-only effort and resolution signals (assistant.telemetry.signals); never updated, never deleted alone."""
 
     __tablename__ = "signal_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -191,7 +191,7 @@ class SignalEventRow(Base):
 
 
 class ConversationFactsRow(Base):
-    """What the events say about a conversation (derived by assistant.signals, recomputed, never typed in)."""
+    """What the events say about a conversation (derived by assistant.telemetry.signals, recomputed, never typed in)."""
 
     __tablename__ = "conversation_facts"
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)

@@ -9,7 +9,7 @@ Reported per turn, averaged:
   punctuation and articles removed). `token_f1` is over the turns that got a reply; `token_f1_all`
   counts a turn handed off without a reply as 0.
 - groundedness: the share of the reply's sentences supported by the chunks it cites
-  (`assistant.grounding.Passages.support` >= `CXA_ANSWER__MIN_SENTENCE_SUPPORT`), the same check the
+  (`assistant.turn.grounding.Passages.support` >= `CXA_ANSWER__MIN_SENTENCE_SUPPORT`), the same check the
   engine applies, re-run here on the cited chunks only.
 - handoff rate (every doc2dial dev turn is answerable, so each handoff is a false one), abstain rate
   (the reply declines), the share of replies the model wrote (`generated`) rather than quoted
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from assistant.grounding import Passages, SentenceVectors
 from assistant.models import Citation, SearchHit
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.turn.grounding import Passages, SentenceVectors
 from evals.bench.retrieval import BENCH_COLLECTION, bench_index
 from evals.datasets import doc2dial_turns
 from evals.workspace import scratch_settings

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from assistant.answer import Answerer
-from assistant.confidence import IntentEvidence, decide_after_answer, decide_before_answer, turn_confidence
-from assistant.grounding import SentenceVectors
-from assistant.intent import PolicyRules, frustration, wants_human
 from assistant.llm import ChatGateway, FakeSupportChatModel
-from assistant.models import CustomerContext, Message, utcnow
+from assistant.models import CustomerContext, IntentEvidence, Message, utcnow
 from assistant.services import build_index
 from assistant.settings import Settings
+from assistant.turn.answer import Answerer
+from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
+from assistant.turn.grounding import SentenceVectors
+from assistant.turn.intent import PolicyRules, frustration, wants_human
 from evals.bench.retrieval import bench_index, standalone_for
 from evals.datasets import DatasetMissingError, doc2dial_turns
 from knowledge.retriever import Retriever

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assistant.grounding import SentenceVectors
 from assistant.models import utcnow
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.turn.grounding import SentenceVectors
 from evals.bench.answers import cited_hits, groundedness
 from evals.cases import RegressionCase
 from evals.workspace import HELPCENTER_COLLECTION, helpcenter_workspace

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from assistant.rewrite import heuristic_standalone
 from assistant.services import build_index
 from assistant.settings import Settings
+from assistant.turn.rewrite import heuristic_standalone
 from evals.datasets import Doc2DialTurn, doc2dial_documents, doc2dial_turns
 from knowledge.index import KnowledgeIndex
 from knowledge.retriever import Retriever

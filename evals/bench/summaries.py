@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from assistant.handoff import Summarizer, extractive_summary, supported_share
+from assistant.handoff.summary import Summarizer, extractive_summary, supported_share
 from assistant.llm import ChatGateway
 from assistant.models import CustomerContext, HandoffSummary, Message, utcnow
 from assistant.settings import Settings

@@ -1,4 +1,4 @@
-"""Conversation topics: the topic classifier (`assistant.topics`) on BANKING77, by stratified k-fold
+"""Conversation topics: the topic classifier (`assistant.telemetry.topics`) on BANKING77, by stratified k-fold
 cross-validation on its train split (10,003 queries, 77 intents).
 
 Every query is embedded once (the embedding throughput is reported); each fold then trains a
@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from assistant.settings import Settings
-from assistant.topics import DEFAULT_C, TopicClassifier
+from assistant.telemetry.topics import DEFAULT_C, TopicClassifier
 from evals.datasets import banking77_rows
 from knowledge.embeddings import shared_embedder
 

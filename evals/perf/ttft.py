@@ -13,7 +13,7 @@ in an instance of its own. Measured at two levels, ours and the limit alternatin
   against llama.cpp directly on the prompt that turn sent (read from the same row).
 
 The first `token` event cannot come before the model has written a whole sentence: every sentence is
-checked against the sources before it is shown (`assistant.answer`). Its limit is therefore the time
+checked against the sources before it is shown (`assistant.turn.answer`). Its limit is therefore the time
 llama.cpp takes to write the sentence that was shown first (or its whole reply, when none was shown and
 the reply quotes a passage instead); the ratio to llama.cpp's first token is reported as well.
 """
@@ -33,13 +33,13 @@ import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from assistant.answer import _BOUNDARY  # where the answer guard cuts sentences: the limit must cut alike
-from assistant.grounding import clean_sentence
 from assistant.llm import ChatGateway, default_gguf_path, open_llama
 from assistant.prompts import ANSWER, Prompt
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.store.tables import LLMCallRow
+from assistant.turn.answer import _BOUNDARY  # where the answer guard cuts sentences: the limit must cut alike
+from assistant.turn.grounding import clean_sentence
 from evals.load import local_server
 from evals.perf.stats import Machine, Ratio, Timing
 from evals.simulate import QUESTIONS

@@ -13,7 +13,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from assistant.llm import _FAKE_STOP, _SOURCE, _WORDS, FakeSupportChatModel
+from assistant.llm.fake import _FAKE_STOP, _SOURCE, _WORDS, FakeSupportChatModel
 
 
 class SlowQuotingModel(FakeSupportChatModel):

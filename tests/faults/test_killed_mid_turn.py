@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from assistant.doctor import INTERRUPTED_NOTE
-from assistant.handoff import HANDOFF_TEXT
+from assistant.handoff.summary import HANDOFF_TEXT
 from tests.api.support import TWO_FA_QUESTION, TWO_FA_SOURCE
 from tests.conftest import (
     ADMIN_TOKEN,

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from assistant.handoff import HANDOFF_TEXT
+from assistant.handoff.summary import HANDOFF_TEXT
 from tests.api.support import TWO_FA_QUESTION, TWO_FA_SOURCE, assert_turn_shape, parse_sse, start
 from tests.conftest import AGENT_TOKEN, bearer, widget_headers
 from tests.faults.fake_openai import FakeOpenAI

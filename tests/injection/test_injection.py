@@ -17,9 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from assistant.answer import format_sources
 from assistant.prompts import ANSWER
 from assistant.store.tables import LLMCallRow
+from assistant.turn.answer import format_sources
 from evals.injection import ATTACKER_DOMAIN, Canaries, Credentials, InjectionCase, InjectionRunner, load_cases
 from tests.api.support import private_app
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET, WIDGET_KEY
@@ -79,7 +79,7 @@ def test_control_the_gullible_model_leaks_when_nothing_stands_in_its_way() -> No
         transcript="",
         question=case.question or "",
     )
-    from assistant.llm import to_messages
+    from assistant.llm.gateway import to_messages
 
     raw = model.invoke(to_messages(rendered)).content
     assert isinstance(raw, str)

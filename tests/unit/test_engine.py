@@ -239,6 +239,6 @@ def test_history_only_for_a_verified_customer(sample_data_dir: Path, verified: b
     ],
 )
 def test_a_thank_you_is_closed_only_when_nothing_more_is_asked(text: str, closing: bool) -> None:
-    from assistant.engine import is_thanks_only
+    from assistant.turn.engine import is_thanks_only
 
     assert is_thanks_only(text) is closing

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.grounding import Passages, SentenceVectors, clean_sentence, is_abstention
 from assistant.models import Chunk, SearchHit
+from assistant.turn.grounding import Passages, SentenceVectors, clean_sentence, is_abstention
 from knowledge.embeddings import shared_embedder
 
 SOURCE = (

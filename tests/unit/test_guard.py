@@ -13,9 +13,16 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from assistant.guard import REMOVED, OutputGuard, claims_action, looks_like_injection, neutralize, strip_invisible
 from assistant.llm import ChatGateway
 from assistant.prompts import ANSWER, instruction_texts
+from assistant.safety.guard import (
+    REMOVED,
+    OutputGuard,
+    claims_action,
+    looks_like_injection,
+    neutralize,
+    strip_invisible,
+)
 from knowledge.loaders import document_from_json, load_html, load_markdown
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.history import HistoryBuilder, estimate_tokens
 from assistant.models import CustomerEvent, CustomerProfile
 from assistant.store.repo import Store
+from assistant.turn.history import HistoryBuilder, estimate_tokens
 from tests.conftest import database_url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.intent import PolicyRules, frustration, wants_human
+from assistant.turn.intent import PolicyRules, frustration, wants_human
 from knowledge.embeddings import shared_embedder
 
 

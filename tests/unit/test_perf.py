@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from assistant.grounding import clean_sentence
+from assistant.turn.grounding import clean_sentence
 from evals.perf.ingest import RawEmbedder, _rounds
 from evals.perf.stream import _cpu_seconds, _descendants
 from evals.perf.ttft import Written, questions, shown_at, write_all

@@ -9,10 +9,10 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from assistant.grounding import SentenceVectors
-from assistant.handoff import HANDOFF_TEXT
+from assistant.handoff.summary import HANDOFF_TEXT
 from assistant.llm import ChatGateway, FakeSupportChatModel
 from assistant.settings import EvalSettings, PolicySettings
+from assistant.turn.grounding import SentenceVectors
 from evals.calibrate import agreement, cohen_kappa
 from evals.cases import CaseTurn, Observed, Transcript
 from evals.judges import ConversationJudge, grade

@@ -7,12 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from assistant.intent import FrustrationSignals
-from assistant.models import Conversation, Message
-from assistant.redact import Redactor
+from assistant.models import Conversation, FrustrationSignals, Message, SignalEvent
+from assistant.safety.redact import Redactor
 from assistant.settings import TelemetrySettings
-from assistant.signals import (
-    SignalEvent,
+from assistant.telemetry.signals import (
     derive,
     is_confirmation,
     is_contradiction,

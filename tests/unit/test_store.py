@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.models import CustomerEvent, CustomerProfile
-from assistant.signals import ConversationFacts
+from assistant.models import ConversationFacts, CustomerEvent, CustomerProfile
 from assistant.store.repo import Store
 from tests.conftest import database_url
 

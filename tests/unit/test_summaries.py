@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from assistant.errors import ModelUnavailableError
-from assistant.handoff import (
+from assistant.handoff.summary import (
     HANDOFF_TEXT,
     ModelSummary,
     Summarizer,

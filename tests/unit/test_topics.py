@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from assistant.services import build_index
-from assistant.topics import (
+from assistant.telemetry.topics import (
     OTHER,
     TopicClassifier,
     is_substantive,

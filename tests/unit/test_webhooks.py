@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from assistant.handoff.webhooks import WebhookNotifier, sign, verify
 from assistant.models import Conversation, Handoff, HandoffPacket, HandoffSummary, utcnow
-from assistant.webhooks import WebhookNotifier, sign, verify
 from tests.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec-test-0123456789"
@@ -108,7 +108,7 @@ def test_5xx_is_retried_with_the_same_delivery_id(notifiers: list[WebhookNotifie
 def test_retries_are_bounded_and_failure_is_logged(
     notifiers: list[WebhookNotifier], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, "assistant.webhooks"), WebhookReceiver(SECRET, statuses=[500]) as rx:
+    with caplog.at_level(logging.WARNING, "assistant.handoff.webhooks"), WebhookReceiver(SECRET, statuses=[500]) as rx:
         ok = _notifier(notifiers, rx.url).deliver(b"{}", handoff_id="ho_1")
     assert not ok
     assert len(rx.deliveries) == 3
@@ -116,7 +116,7 @@ def test_retries_are_bounded_and_failure_is_logged(
 
 
 def test_4xx_is_not_retried(notifiers: list[WebhookNotifier], caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, "assistant.webhooks"), WebhookReceiver(SECRET, statuses=[410]) as rx:
+    with caplog.at_level(logging.ERROR, "assistant.handoff.webhooks"), WebhookReceiver(SECRET, statuses=[410]) as rx:
         ok = _notifier(notifiers, rx.url).deliver(b"{}", handoff_id="ho_1")
     assert not ok
     assert len(rx.deliveries) == 1
@@ -142,7 +142,7 @@ def test_connection_errors_are_retried_then_logged_never_raised(
     url = f"http://127.0.0.1:{_free_port()}/nobody-listens"
     handoff, conv = _handoff()
     n = _notifier(notifiers, url)
-    with caplog.at_level(logging.WARNING, "assistant.webhooks"):
+    with caplog.at_level(logging.WARNING, "assistant.handoff.webhooks"):
         assert n.deliver(b"{}", handoff_id="ho_1") is False
         n.notify(handoff, conv)  # the background path swallows it too
         assert n.wait_idle(10)
@@ -163,7 +163,7 @@ def test_a_full_queue_drops_and_logs_instead_of_blocking(
     handoff, conv = _handoff()
     with WebhookReceiver(SECRET, delay_s=0.3) as rx:
         n = _notifier(notifiers, rx.url, queue_size=1)
-        with caplog.at_level(logging.ERROR, "assistant.webhooks"):
+        with caplog.at_level(logging.ERROR, "assistant.handoff.webhooks"):
             t0 = time.perf_counter()
             for _ in range(5):
                 n.notify(handoff, conv)

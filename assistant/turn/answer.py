@@ -1,7 +1,7 @@
 """Composing the reply of one turn from retrieved chunks and the customer's history.
 
 Guarded streaming: the model's text is cut into sentences as it streams; a sentence is shown only
-when it is supported by a source (`assistant.grounding`) and relevant to the question, so a small
+when it is supported by a source (`assistant.turn.grounding`) and relevant to the question, so a small
 model's invention never reaches the customer while supported text still streams with one
 sentence of delay. When nothing generated survives but retrieval is strong, the reply quotes the
 best passage (mode `extractive`); when the knowledge does not support an answer, the assistant says
@@ -15,15 +15,21 @@ import re
 from collections.abc import Generator
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from assistant.grounding import Passages, SentenceSupport, SentenceVectors, citation_for, clean_sentence, is_abstention
-from assistant.guard import OutputGuard, neutralize
-from assistant.history import render_event
 from assistant.llm import ChatGateway
-from assistant.models import Citation, CustomerContext, Message, ReplyMode, SearchHit
+from assistant.models import AnswerEvidence, AnswerResult, Citation, CustomerContext, Message, SearchHit
 from assistant.prompts import ANSWER
+from assistant.safety.guard import OutputGuard, neutralize
 from assistant.settings import AnswerSettings
+from assistant.turn.grounding import (
+    Passages,
+    SentenceSupport,
+    SentenceVectors,
+    citation_for,
+    clean_sentence,
+    is_abstention,
+)
+from assistant.turn.history import render_event
 from knowledge.embeddings import MiniLMEmbedder
 
 logger = logging.getLogger(__name__)
@@ -33,29 +39,6 @@ DECLINE_TEXT = (
     "Would you like me to connect you with a member of our team?"
 )
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
-
-
-class AnswerEvidence(BaseModel):
-    """What the reply rests on; recorded on the turn and read by `assistant.confidence`."""
-
-    mode: ReplyMode
-    retrieval_top: float = 0.0
-    cited_scores: list[float] = Field(default_factory=list)
-    sentence_support: list[float] = Field(default_factory=list, description="support of each shown sentence")
-    dropped: list[str] = Field(default_factory=list, description="generated sentences withheld as unsupported")
-    guarded: list[str] = Field(
-        default_factory=list, description="why generated sentences were refused by the output guard (assistant.guard)"
-    )
-    abstained: bool = False
-    used_history: bool = False
-    answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
-    generated_text: str = ""
-
-
-class AnswerResult(BaseModel):
-    text: str
-    citations: list[Citation]
-    evidence: AnswerEvidence
 
 
 def format_sources(hits: list[SearchHit], texts: list[str] | None = None) -> str:

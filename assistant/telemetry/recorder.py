@@ -18,22 +18,22 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import BaseModel, Field
 
 from assistant.errors import AssistantError
-from assistant.intent import FrustrationSignals
-from assistant.models import Conversation, Feedback, Message, utcnow
-from assistant.redact import Redactor
-from assistant.settings import TelemetrySettings
-from assistant.signals import (
+from assistant.models import (
     BOT_RESOLVED,
     RESOLVED,
+    Conversation,
     ConversationFacts,
+    Feedback,
+    FrustrationSignals,
+    Message,
     SignalEvent,
     SignalKind,
-    TopicFn,
-    derive,
-    turn_signals,
-    window_start,
+    utcnow,
 )
+from assistant.safety.redact import Redactor
+from assistant.settings import TelemetrySettings
 from assistant.store.repo import Store
+from assistant.telemetry.signals import TopicFn, derive, turn_signals, window_start
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")

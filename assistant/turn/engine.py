@@ -15,28 +15,21 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from assistant.answer import Answerer, AnswerEvidence, AnswerResult
-from assistant.confidence import (
-    Decision,
-    IntentEvidence,
-    decide_after_answer,
-    decide_before_answer,
-    turn_confidence,
-)
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
-from assistant.guard import neutralize
-from assistant.handoff import HandoffService
-from assistant.history import HistoryBuilder
-from assistant.intent import PolicyRules, frustration, wants_human
+from assistant.handoff.service import HandoffService
 from assistant.llm import ChatGateway
 from assistant.models import (
+    AnswerEvidence,
+    AnswerResult,
     CitationsEvent,
     Conversation,
     CustomerContext,
+    Decision,
     DoneEvent,
     Feedback,
     Handoff,
     HandoffEvent,
+    IntentEvidence,
     Message,
     Reply,
     SearchHit,
@@ -44,13 +37,18 @@ from assistant.models import (
     Turn,
     TurnEvent,
 )
-from assistant.observability import TurnObserver
 from assistant.prompts import CONDENSE_QUESTION
-from assistant.rewrite import heuristic_standalone
+from assistant.safety.guard import neutralize
 from assistant.settings import Settings
-from assistant.signals import is_confirmation
 from assistant.store.repo import Store
-from assistant.telemetry import Telemetry
+from assistant.telemetry.observability import TurnObserver
+from assistant.telemetry.recorder import Telemetry
+from assistant.telemetry.signals import is_confirmation
+from assistant.turn.answer import Answerer
+from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
+from assistant.turn.history import HistoryBuilder
+from assistant.turn.intent import PolicyRules, frustration, wants_human
+from assistant.turn.rewrite import heuristic_standalone
 from knowledge.errors import KnowledgeError
 
 logger = logging.getLogger(__name__)
@@ -444,7 +442,7 @@ class ConversationEngine:
         )
 
     def assess_intent(self, text: str, previous: list[Message]) -> IntentEvidence:
-        """Intent signals of this message given the customer's earlier ones (see assistant.intent)."""
+        """Intent signals of this message given the customer's earlier ones (see assistant.turn.intent)."""
         earlier = [m.text for m in previous if m.role == "customer"][-5:]
         vectors = self.answerer.vectors
         fr = frustration(

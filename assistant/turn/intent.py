@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, Field
+
+from assistant.models import FrustrationSignals
 
 _FLAGS = re.I | re.U
 
@@ -80,28 +81,6 @@ def negative_count(text: str) -> int:
 def wants_human(text: str) -> bool:
     """The customer explicitly asks for a person."""
     return bool(_HUMAN.search(text))
-
-
-class FrustrationSignals(BaseModel):
-    repeat_of: float = Field(0.0, description="highest similarity to an earlier customer message (0..1)")
-    repeated: bool = False
-    rephrased: bool = Field(False, description="says again, in other words, what an earlier message asked")
-    already_told: bool = False
-    negative: int = Field(0, description="negative expressions in this message")
-    negative_trend: int = Field(0, description="negative expressions in the customer's last three messages")
-
-    @property
-    def score(self) -> float:
-        """0..1: how frustrated the customer seems (used by the handoff policy)."""
-        s = 0.0
-        if self.repeated:
-            s += 0.4
-        elif self.rephrased:
-            s += 0.2
-        if self.already_told:
-            s += 0.5
-        s += min(0.4, 0.2 * self.negative) + min(0.2, 0.05 * self.negative_trend)
-        return round(min(1.0, s), 3)
 
 
 def frustration(

@@ -32,72 +32,24 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
-
-from assistant.intent import FrustrationSignals, negative_count
-from assistant.models import Conversation, Message, utcnow
+from assistant.models import (
+    BOT_RESOLVED,
+    RESOLVED,
+    Conversation,
+    ConversationFacts,
+    FrustrationSignals,
+    Message,
+    Outcome,
+    SignalEvent,
+    SignalKind,
+    utcnow,
+)
 from assistant.settings import TelemetrySettings
+from assistant.turn.intent import negative_count
 
 logger = logging.getLogger(__name__)
-
-SignalKind = Literal[
-    "customer_turn",
-    "repeat",
-    "rephrase",
-    "already_told",
-    "sentiment",
-    "confirmation",
-    "contradiction",
-    "answered",
-    "dead_end",
-    "handoff",
-    "agent_reply",
-    "agent_resolved",
-    "feedback",
-    "long_gap",
-    "channel_switch",
-    "recontact",
-    "recontacted",
-    "abandoned",
-    "assumed_resolved",
-    "topic",
-]
-Outcome = Literal[
-    "open", "resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent", "unresolved", "abandoned"
-]
-RESOLVED: frozenset[str] = frozenset({"resolved_by_bot_confirmed", "resolved_by_bot_assumed", "resolved_by_agent"})
-BOT_RESOLVED: frozenset[str] = frozenset({"resolved_by_bot_confirmed", "resolved_by_bot_assumed"})
-
-
-class SignalEvent(BaseModel):
-    conversation_id: str
-    kind: SignalKind
-    at: datetime
-    value: float | None = None
-    turn_id: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class ConversationFacts(BaseModel):
-    conversation_id: str
-    customer_id: str | None
-    started_at: datetime
-    last_activity_at: datetime
-    status: str
-    outcome: Outcome
-    durable: bool | None = Field(None, description="resolved and no re-contact on the topic within the window")
-    topic: str | None = None
-    effort: float = Field(description="predicted customer effort, CES scale 1 (effortless) .. 7")
-    customer_turns: int = 0
-    handed_off: bool = False
-    agent_wait_s: float | None = None
-    csat: int | None = None
-    ces: int | None = None
-    sentiment_trend: float | None = None
-    counts: dict[str, int] = Field(default_factory=dict)
-
 
 # -- what one customer message says -----------------------------------------------------------------
 
@@ -127,7 +79,7 @@ def is_confirmation(text: str) -> bool:
 
 
 def sentiment_of(text: str) -> float:
-    """-1 .. 1 from the negative expressions of `assistant.intent` and the confirmations above."""
+    """-1 .. 1 from the negative expressions of `assistant.turn.intent` and the confirmations above."""
     neg = negative_count(text) + (1 if is_contradiction(text) else 0)
     pos = len(_CONFIRMATION.findall(text)) if not is_contradiction(text) else 0
     return 0.0 if neg == pos == 0 else round((pos - neg) / (pos + neg), 3)

@@ -2,9 +2,9 @@
 
 Knowledge confidence: retrieval support (the similarity of the chunks actually cited, or of the best
 chunk when nothing was cited) and grounding (the support of each sentence shown, from
-`assistant.grounding`, which does not trust the generator). An extractive fallback is capped (the
+`assistant.turn.grounding`, which does not trust the generator). An extractive fallback is capped (the
 model's own answer was not usable); a declined answer is low by construction. Intent signals
-(asking for a person, policy topics, frustration: `assistant.intent`) decide on their own, before
+(asking for a person, policy topics, frustration: `assistant.turn.intent`) decide on their own, before
 the knowledge is consulted. Thresholds live in `Settings.policy` and are calibrated with
 `cxa bench handoff` on the dev splits.
 
@@ -15,12 +15,7 @@ the knowledge is consulted. Thresholds live in `Settings.policy` and are calibra
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, Field
-
-from assistant.answer import AnswerEvidence
-from assistant.intent import FrustrationSignals
+from assistant.models import AnswerEvidence, Decision, IntentEvidence
 from assistant.settings import PolicySettings
 
 RETRIEVAL_CEILING = 0.75
@@ -55,22 +50,6 @@ def turn_confidence(ev: AnswerEvidence, min_retrieval_score: float) -> float:
 
 
 # -- the handoff policy ---------------------------------------------------------------------------------
-
-Action = Literal["answer", "answer_and_offer", "handoff"]
-
-
-class IntentEvidence(BaseModel):
-    """What the customer's message says about who should answer, independent of the knowledge."""
-
-    wants_human: bool = False
-    policy_topics: list[str] = Field(default_factory=list)
-    frustration: FrustrationSignals = Field(default_factory=FrustrationSignals)
-    frustration_score: float = 0.0
-
-
-class Decision(BaseModel):
-    action: Action
-    reason: str | None = None
 
 
 def decide_before_answer(intent: IntentEvidence, policy: PolicySettings) -> Decision | None:

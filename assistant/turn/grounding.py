@@ -112,7 +112,9 @@ class Passages:
     embedder: SentenceVectors
     question: str
     facts: list[str] = field(default_factory=list)  # history lines that may be quoted (account events)
-    exclude: Callable[[str], bool] | None = None  # sentences that are neither support nor quotable (assistant.guard)
+    exclude: Callable[[str], bool] | None = (
+        None  # sentences that are neither support nor quotable (assistant.safety.guard)
+    )
     sentences: list[str] = field(default_factory=list)
     owners: list[int | None] = field(default_factory=list)
     _vectors: np.ndarray | None = None

@@ -13,7 +13,7 @@ import logging
 
 from assistant.models import Conversation, Handoff, HandoffPacket, Message
 from assistant.store.repo import Store
-from assistant.telemetry import Telemetry
+from assistant.telemetry.recorder import Telemetry
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Handing a conversation to a person: the packet an agent opens first.
+"""The handoff summary: the packet an agent opens first.
 
 The summary has two authors. Facts the code knows are never asked of a model: what the assistant
 already answered with its citations, the customer's history, sentiment and effort so far. The prose
@@ -20,12 +20,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from assistant.errors import ModelUnavailableError
-from assistant.guard import OutputGuard, looks_like_injection, neutralize, strip_invisible
 from assistant.llm import ChatGateway
-from assistant.models import CustomerContext, Handoff, HandoffSummary, Message
+from assistant.models import CustomerContext, HandoffSummary, Message
 from assistant.prompts import HANDOFF_SUMMARY
+from assistant.safety.guard import OutputGuard, looks_like_injection, neutralize, strip_invisible
 from assistant.settings import HandoffSettings
-from assistant.store.repo import Store
 from knowledge.retriever import tokenize
 
 logger = logging.getLogger(__name__)
@@ -241,22 +240,3 @@ class Summarizer:
             ),
             "model",
         )
-
-
-class HandoffService:
-    def __init__(self, store: Store, summarizer: Summarizer | None = None) -> None:
-        self.store = store
-        self.summarizer = summarizer or Summarizer(None, HandoffSettings())
-
-    def hand_off(
-        self, conversation_id: str, reason: str, confidence: float | None, context: CustomerContext
-    ) -> tuple[Handoff, bool]:
-        """Open a handoff (or return the one already open); returns (handoff, created)."""
-        existing = self.store.open_handoff(conversation_id)
-        if existing is not None:
-            return existing, False
-        messages = self.store.list_messages(conversation_id)
-        summary, source = self.summarizer.summarize(messages, context, reason, conversation_id)
-        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source)
-        self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
-        return handoff, True

