@@ -29,7 +29,7 @@ from datetime import timedelta
 
 from assistant.errors import AssistantError
 from assistant.handoff.service import HandoffService
-from assistant.models import CustomerContext, utcnow
+from assistant.models import CustomerContext, TurnRecord, utcnow
 from assistant.store.repo import Store
 
 logger = logging.getLogger(__name__)
@@ -80,21 +80,21 @@ def check(
         found.append(Problem(kind, cid, detail, repaired))
 
     for turn in store.pending_turns(utcnow() - timedelta(seconds=interrupted_turn_s)):
-        cid = turn["conversation_id"]
-        if turn["reply_message_id"]:
-            detail = f"turn {turn['id']}: the reply was stored, the turn record never finished"
+        cid = turn.conversation_id
+        if turn.reply_message_id:
+            detail = f"turn {turn.id}: the reply was stored, the turn record never finished"
             if fix:
-                store.finish_turn(turn["id"], state="done", reply_message_id=turn["reply_message_id"])
+                store.finish_turn(turn.model_copy(update={"state": "done"}))
             found.append(Problem("unfinished_turn", cid, detail, fix))
             continue
-        detail = f"turn {turn['id']}: the customer's message has no reply (interrupted)"
+        detail = f"turn {turn.id}: the customer's message has no reply (interrupted)"
         if not fix:
             found.append(Problem("interrupted_turn", cid, detail))
             continue
         try:
-            handoff_id, created = _recover(store, handoffs, turn["id"], cid)
+            handoff_id, created = _recover(store, handoffs, turn)
         except AssistantError as exc:  # e.g. a conflicting transition: leave it for the next check
-            logger.warning("could not recover turn %s: %s", turn["id"], exc)
+            logger.warning("could not recover turn %s: %s", turn.id, exc)
             found.append(Problem("interrupted_turn", cid, f"{detail}; not recovered: {exc}"))
             continue
         changed.add(cid)
@@ -113,8 +113,9 @@ def check(
     return found
 
 
-def _recover(store: Store, handoffs: HandoffService, turn_id: str, conversation_id: str) -> tuple[str | None, bool]:
+def _recover(store: Store, handoffs: HandoffService, turn: TurnRecord) -> tuple[str | None, bool]:
     """Note the interruption where the agent will read it, and make sure a person has the conversation."""
+    turn_id, conversation_id = turn.id, turn.conversation_id
     store.add_message(conversation_id, "system", INTERRUPTED_NOTE, turn_id=turn_id)
     conv = store.get_conversation(conversation_id)
     handoff_id: str | None = None
@@ -126,11 +127,14 @@ def _recover(store: Store, handoffs: HandoffService, turn_id: str, conversation_
         handoff, created = handoffs.hand_off(conversation_id, "error", 0.0, CustomerContext())
         handoff_id = handoff.id
     store.finish_turn(
-        turn_id,
-        state="error",
-        reply_mode="handoff",
-        confidence=0.0,
-        handoff_id=handoff_id,
-        error="interrupted: the server stopped before the turn finished",
+        turn.model_copy(
+            update={
+                "state": "error",
+                "reply_mode": "handoff",
+                "confidence": 0.0,
+                "handoff_id": handoff_id,
+                "error": "interrupted: the server stopped before the turn finished",
+            }
+        )
     )
     return handoff_id, created

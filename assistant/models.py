@@ -33,6 +33,8 @@ __all__ = [
     "HandoffPacket",
     "Turn",
     "Feedback",
+    "TurnRecord",
+    "ToolCall",
     "TokenEvent",
     "CitationsEvent",
     "HandoffEvent",
@@ -47,7 +49,7 @@ __all__ = [
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
 Role = Literal["customer", "assistant", "agent", "system"]
-ReplyMode = Literal["generated", "extractive", "declined", "error", "handoff", "closing"]
+ReplyMode = Literal["generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing"]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
 
 
@@ -398,3 +400,44 @@ class ConversationFacts(BaseModel):
     ces: int | None = None
     sentiment_trend: float | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+
+
+# -- the record of one turn (what explains a turn afterwards: `Store.finish_turn` writes it, `get_turn` reads it) --
+
+TurnState = Literal["pending", "done", "error"]
+
+
+class ToolCall(BaseModel):
+    """One call of an account tool during a turn: what was asked, what came back, which records it read."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: float = 0.0
+    result: dict[str, Any] = Field(default_factory=dict, description="the tool's typed result, as JSON")
+    cited: list[str] = Field(default_factory=list, description="ids of the customer events the result rests on")
+    error: str | None = None
+
+
+class TurnRecord(BaseModel):
+    """One customer message and everything the assistant did with it, step by step."""
+
+    id: str
+    conversation_id: str
+    message_id: str
+    state: TurnState = "pending"
+    created_at: datetime
+    finished_at: datetime | None = None
+    query: str | None = Field(None, description="the standalone question that was searched")
+    chunk_ids: list[str] = Field(default_factory=list, description="retrieved chunks, best first")
+    chunk_scores: list[float] = Field(default_factory=list)
+    cited_chunk_ids: list[str] = Field(default_factory=list)
+    reply_message_id: str | None = None
+    reply_mode: ReplyMode | None = None
+    confidence: float | None = None
+    evidence: AnswerEvidence | None = Field(None, description="what the reply rests on (None: no answer composed)")
+    intent: IntentEvidence | None = Field(None, description="None until the message was assessed")
+    action: Action | None = Field(None, description="the handoff policy's decision")
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    handoff_id: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None

@@ -21,12 +21,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from assistant.errors import AssistantError
 from assistant.handoff.summary import HANDOFF_TEXT
 from assistant.models import Review, ReviewLabel, Role, Scorecard
 from assistant.store.repo import Store
+from assistant.turn.answer import DECLINE_TEXT
+from assistant.turn.engine import CLOSING_TEXT
 from knowledge.errors import KnowledgeError
 from knowledge.index import KnowledgeIndex
 
@@ -52,10 +54,19 @@ class CaseTurn(BaseModel):
     role: Role
     text: str
     mode: str | None = Field(
-        None, description="assistant reply mode: generated, extractive, declined, closing, handoff"
+        None, description="assistant reply mode: generated, extractive, account, approved, declined, closing, handoff"
     )
     citations: list[str] = Field(default_factory=list, description="source ids cited by the reply")
     confidence: float | None = None
+
+    @model_validator(mode="after")
+    def _assistant_turns_have_a_mode(self) -> CaseTurn:
+        """Every assistant turn carries its reply mode (the turn record's). An assistant message without a turn
+        record (the handoff notice, rows from before turn records existed) gets it here, once, from its text."""
+        if self.role == "assistant" and self.mode is None:
+            fixed = {HANDOFF_TEXT: "handoff", CLOSING_TEXT: "closing", DECLINE_TEXT: "declined"}
+            self.mode = fixed.get(self.text, "generated" if self.citations else "unknown")
+        return self
 
 
 class Expected(BaseModel):
@@ -125,7 +136,7 @@ def transcript_from_store(store: Store, conversation_id: str, index: KnowledgeIn
     the text of each cited chunk (from the index when it has it, else the citation's snippet). Raises
     `ConversationNotFoundError`."""
     conv = store.get_conversation(conversation_id)
-    by_reply = {t["reply_message_id"]: t for t in store.list_turns(conversation_id) if t.get("reply_message_id")}
+    by_reply = {t.reply_message_id: t for t in store.list_turns(conversation_id) if t.reply_message_id}
     facts = store.get_facts(conversation_id)
     events = store.list_signals(conversation_id)
     sources: dict[str, str] = {}
@@ -133,9 +144,7 @@ def transcript_from_store(store: Store, conversation_id: str, index: KnowledgeIn
     turns: list[CaseTurn] = []
     for m in store.list_messages(conversation_id):
         turn = by_reply.get(m.id)
-        mode = turn.get("reply_mode") if turn else None
-        if m.role == "assistant" and m.text == HANDOFF_TEXT:
-            mode = "handoff"
+        mode = turn.reply_mode if turn else None
         for c in m.citations:
             if index is not None and c.source_id not in chunks:
                 chunks[c.source_id] = _document_chunks(index, c.source_id)
@@ -148,7 +157,7 @@ def transcript_from_store(store: Store, conversation_id: str, index: KnowledgeIn
                 text=m.text,
                 mode=mode if m.role == "assistant" else None,
                 citations=list(dict.fromkeys(c.source_id for c in m.citations)),
-                confidence=turn.get("confidence") if turn else None,
+                confidence=turn.confidence if turn else None,
             )
         )
     feedback = [e.data for e in events if e.kind == "feedback"]

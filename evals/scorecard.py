@@ -33,8 +33,6 @@ from assistant.services import Services
 from assistant.settings import EvalSettings, PolicySettings, Settings
 from assistant.store.repo import Store
 from assistant.telemetry.signals import is_contradiction
-from assistant.turn.answer import DECLINE_TEXT
-from assistant.turn.engine import CLOSING_TEXT
 from assistant.turn.grounding import Passages, SentenceVectors, clean_sentence
 from assistant.turn.intent import PolicyRules, frustration, negative_count, wants_human
 from evals.cases import CaseTurn, Transcript, transcript_from_store
@@ -72,9 +70,7 @@ def _answers(t: Transcript) -> list[tuple[str, CaseTurn]]:
 
 
 def _is_answer(turn: CaseTurn) -> bool:
-    if turn.mode is not None:
-        return turn.mode in ANSWER_MODES and not turn.text.startswith("From your account:")
-    return turn.text not in (CLOSING_TEXT, DECLINE_TEXT) and bool(turn.citations)
+    return turn.mode in ANSWER_MODES and not turn.text.startswith("From your account:")
 
 
 # -- groundedness ---------------------------------------------------------------------------------------
@@ -140,7 +136,7 @@ def relevance(t: Transcript, vectors: SentenceVectors) -> Score:
             continue
         if turn.role != "assistant" or not question:
             continue
-        if turn.mode == "declined" or turn.text == DECLINE_TEXT:
+        if turn.mode == "declined":
             value = DECLINED_RELEVANCE
         elif _is_answer(turn):
             q, a = vectors.embed([question, clean_sentence(turn.text)])

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from assistant import states
 from assistant.errors import ConflictError, ConversationNotFoundError, HandoffNotFoundError, StoreUnavailableError
 from assistant.models import (
+    AnswerEvidence,
     Citation,
     Conversation,
     ConversationFacts,
@@ -37,12 +38,15 @@ from assistant.models import (
     Feedback,
     Handoff,
     HandoffSummary,
+    IntentEvidence,
     Message,
     PastConversation,
     Review,
     Role,
     Scorecard,
     SignalEvent,
+    ToolCall,
+    TurnRecord,
     utcnow,
 )
 from assistant.settings import Settings
@@ -558,23 +562,46 @@ class Store:
         )
         return msg, turn_id
 
-    def finish_turn(self, turn_id: str, **fields: Any) -> None:
-        """Set the turn record's fields (TurnRow attribute names) and its end time: one UPDATE, nothing read
-        first (an unknown turn changes nothing)."""
+    def finish_turn(self, record: TurnRecord) -> None:
+        """Write the turn record's outcome and its end time: one UPDATE, nothing read first (an unknown turn changes
+        nothing). The evidence column keeps the answer's evidence with the intent, the action and the tool calls."""
+        evidence: dict[str, Any] = record.evidence.model_dump(mode="json") if record.evidence is not None else {}
+        if record.intent is not None:
+            evidence["intent"] = record.intent.model_dump(mode="json")
+        if record.action is not None:
+            evidence["action"] = record.action
+        if record.tool_calls:
+            evidence["tool_calls"] = [c.model_dump(mode="json") for c in record.tool_calls]
         with self.session() as s:
-            s.execute(update(TurnRow).where(TurnRow.id == turn_id).values(**fields, finished_at=utcnow()))
+            s.execute(
+                update(TurnRow)
+                .where(TurnRow.id == record.id)
+                .values(
+                    state=record.state,
+                    query=record.query,
+                    chunk_ids=record.chunk_ids,
+                    chunk_scores=record.chunk_scores,
+                    cited_chunk_ids=record.cited_chunk_ids,
+                    reply_message_id=record.reply_message_id,
+                    reply_mode=record.reply_mode,
+                    confidence=record.confidence,
+                    evidence=evidence,
+                    handoff_id=record.handoff_id,
+                    timings_ms=record.timings_ms,
+                    error=record.error,
+                    finished_at=utcnow(),
+                )
+            )
 
-    def get_turn(self, turn_id: str) -> dict[str, Any] | None:
-        """The raw turn record (a storage-edge dict, for inspection and tests)."""
+    def get_turn(self, turn_id: str) -> TurnRecord | None:
         with self.session() as s:
             row = s.get(TurnRow, turn_id)
-            if row is None:
-                return None
-            return {c.name: getattr(row, c.key) for c in TurnRow.__table__.columns}
+            return _turn(row) if row is not None else None
 
-    def pending_turns(self, started_before: datetime) -> list[dict[str, Any]]:
+    def pending_turns(self, started_before: datetime) -> list[TurnRecord]:
         """Turn records still `pending` that began before `started_before` (a turn interrupted by a crash
-        stays pending forever), oldest first, each with `has_reply`: an assistant message of that turn exists."""
+        stays pending forever), oldest first, each with `reply_message_id` set when an assistant message of
+        that turn exists."""
         with self.session() as s:
             rows = list(
                 s.scalars(
@@ -591,7 +618,7 @@ class Store:
                     .order_by(MessageRow.seq)
                     .limit(1)
                 )
-                out.append({"id": r.id, "conversation_id": r.conversation_id, "reply_message_id": reply})
+                out.append(_turn(r).model_copy(update={"reply_message_id": reply}))
             return out
 
     def structural_problems(self) -> list[tuple[str, str, str]]:
@@ -971,14 +998,13 @@ class Store:
             last, last.c.id == ScorecardRow.id
         )
 
-    def list_turns(self, conversation_id: str) -> list[dict[str, Any]]:
-        """The conversation's turn records, oldest first (storage-edge dicts: reply_message_id, reply_mode,
-        confidence, handoff_id, cited_chunk_ids, evidence)."""
+    def list_turns(self, conversation_id: str) -> list[TurnRecord]:
+        """The conversation's turn records, oldest first."""
         with self.session() as s:
             rows = s.scalars(
                 select(TurnRow).where(TurnRow.conversation_id == conversation_id).order_by(TurnRow.created_at)
             )
-            return [{c.name: getattr(r, c.key) for c in TurnRow.__table__.columns} for r in rows]
+            return [_turn(r) for r in rows]
 
     def save_scorecard(self, card: Scorecard) -> Scorecard:
         with self.session() as s:
@@ -1191,4 +1217,33 @@ def _handoff(r: HandoffRow) -> Handoff:
         claimed_at=_aware(r.claimed_at),
         resolved_at=_aware(r.resolved_at),
         note=r.note,
+    )
+
+
+def _turn(r: TurnRow) -> TurnRecord:
+    """A stored turn, typed. The evidence column holds the answer's evidence (absent when no answer was composed)
+    with the intent, the action and the tool calls beside it."""
+    ev = dict(r.evidence or {})
+    intent, action, calls = ev.pop("intent", None), ev.pop("action", None), ev.pop("tool_calls", None) or []
+    return TurnRecord(
+        id=r.id,
+        conversation_id=r.conversation_id,
+        message_id=r.message_id,
+        state=r.state,  # type: ignore[arg-type]
+        created_at=_aware(r.created_at),  # type: ignore[arg-type]
+        finished_at=_aware(r.finished_at),
+        query=r.query,
+        chunk_ids=list(r.chunk_ids or []),
+        chunk_scores=list(r.chunk_scores or []),
+        cited_chunk_ids=list(r.cited_chunk_ids or []),
+        reply_message_id=r.reply_message_id,
+        reply_mode=r.reply_mode,  # type: ignore[arg-type]
+        confidence=r.confidence,
+        evidence=AnswerEvidence.model_validate(ev) if ev.get("mode") else None,
+        intent=IntentEvidence.model_validate(intent) if intent else None,
+        action=action,
+        tool_calls=[ToolCall.model_validate(c) for c in calls],
+        handoff_id=r.handoff_id,
+        timings_ms=dict(r.timings_ms or {}),
+        error=r.error,
     )

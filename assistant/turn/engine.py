@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ from assistant.models import (
     AnswerResult,
     CitationsEvent,
     Conversation,
-    CustomerContext,
+    ConversationStatus,
     Decision,
     DoneEvent,
     Feedback,
@@ -36,6 +35,8 @@ from assistant.models import (
     TokenEvent,
     Turn,
     TurnEvent,
+    TurnRecord,
+    TurnState,
 )
 from assistant.prompts import CONDENSE_QUESTION
 from assistant.safety.guard import neutralize
@@ -46,6 +47,7 @@ from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
 from assistant.turn.answer import Answerer
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
+from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
 from assistant.turn.intent import PolicyRules, frustration, wants_human
 from assistant.turn.rewrite import heuristic_standalone
@@ -72,25 +74,8 @@ def is_thanks_only(text: str) -> bool:
 
 
 Search = Callable[[str, int], list[SearchHit]]
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-        self._t0 = time.perf_counter()
-        self._last = self._t0
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.ms[name] = round(self.ms.get(name, 0.0) + (now - self._last) * 1000, 3)
-        self._last = now
-
-    def skip(self) -> None:
-        """Time spent outside the engine (e.g. the client reading a stream) is not charged to a step."""
-        self._last = time.perf_counter()
-
-    def total(self) -> dict[str, float]:
-        return {**self.ms, "total": round((time.perf_counter() - self._t0) * 1000, 3)}
+PERSON_HAS_IT = ("waiting_for_agent", "with_agent")
+_UNSET: Any = object()
 
 
 class ConversationEngine:
@@ -166,280 +151,210 @@ class ConversationEngine:
         The customer's message is committed before this returns (not on the first `next()`): an unknown
         conversation or an unavailable database raises here, while a streaming route can still answer
         with a 404/503 instead of a 200 stream carrying an `error` event."""
-        timer = _Timer()
+        timer = StepTimer()
         # One transaction: the conversation and its messages so far, then this message (an unknown id raises
         # before anything is written).
         conv, previous, msg, turn_id = self.store.open_turn(conversation_id, text)
         timer.lap("persist")
-        return self._observed(conversation_id, self._turn_events(timer, conv, previous, msg, turn_id, text))
+        record = TurnRecord(id=turn_id, conversation_id=conv.id, message_id=msg.id, created_at=msg.created_at)
+        t = TurnContext(conversation=conv, previous=previous, message=msg, record=record, timer=timer)
+        return self._observed(t, self._handle_message(t))
 
-    def _observed(self, conversation_id: str, events: Generator[TurnEvent, None, None]) -> Iterator[TurnEvent]:
+    def _handle_message(self, t: TurnContext) -> Generator[TurnEvent, None, None]:
+        """history -> intent -> standalone question -> retrieve -> answer -> confidence -> reply or hand off.
+        Whatever fails after the message was stored ends the turn in a handoff (reason `error`), never a loss."""
+        if t.conversation.status in PERSON_HAS_IT:
+            yield self._leave_to_person(t)
+            return
+        if t.conversation.status in ("resolved", "abandoned"):  # the customer came back: the bot picks up again
+            t.conversation = self.store.set_status(t.conversation_id, "bot")
+        result: AnswerResult | None = None
+        decision: Decision | None = None
+        try:
+            self._load_customer(t)
+            decision = self._decide_on_intent(t)
+            if decision is None and self._is_closing(t):
+                yield from self._close_politely(t)
+                return
+            if decision is None:
+                self._retrieve(t)
+                result = yield from self._compose(t)
+        except (ModelUnavailableError, KnowledgeError) as exc:
+            t.record.error = str(exc)
+            logger.warning("turn %s degraded to a handoff: %s", t.turn_id, exc)
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # an unexpected bug must still not lose the customer: hand off and record it
+            t.record.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("turn %s failed; handing off", t.turn_id)
+        if result is None:  # no answer: the model or index failed, or intent sent it straight to a person
+            reason = "error" if t.record.error is not None or decision is None else str(decision.reason)
+            yield from self._hand_off_unanswered(t, reason)
+            return
+        yield from self._deliver(t, result)
+
+    # -- the steps, in the order they run -----------------------------------------------------------
+
+    def _load_customer(self, t: TurnContext) -> None:
+        """The customer's record and earlier conversations, for a verified customer (`assistant.turn.history`)."""
+        t.customer = self.history.build(t.conversation, t.text)
+        t.timer.lap("history")
+
+    def _decide_on_intent(self, t: TurnContext) -> Decision | None:
+        """A request for a person, a policy topic or frustration decides before any knowledge is consulted."""
+        t.intent = t.record.intent = self.assess_intent(t.text, t.previous)
+        decision = decide_before_answer(t.intent, self.settings.policy)
+        t.timer.lap("intent")
+        return decision
+
+    def _is_closing(self, t: TurnContext) -> bool:
+        return is_thanks_only(t.text) and any(m.role != "customer" for m in t.previous)
+
+    def _retrieve(self, t: TurnContext) -> None:
+        """The message as a standalone question, and the knowledge's best chunks for it."""
+        query = t.record.query = self.standalone_question(t.text, t.previous, t.turn_id, t.conversation_id)
+        t.timer.lap("rewrite")
+        t.hits = self.search(query, self.settings.retrieval.top_k)
+        t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
+        t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
+        t.timer.lap("retrieve")
+
+    def _compose(self, t: TurnContext) -> Generator[TurnEvent, None, AnswerResult]:
+        """The answer, streamed as it is approved (`assistant.turn.answer`)."""
+        gen = self.answerer.stream(
+            t.text,
+            t.hits,
+            t.customer,
+            t.previous,
+            turn_id=t.turn_id,
+            conversation_id=t.conversation_id,
+            search_query=t.record.query,
+        )
+        result = yield from self._relay(gen, t.timer)
+        t.timer.lap("generate")
+        return result
+
+    def _deliver(self, t: TurnContext, result: AnswerResult) -> Iterator[TurnEvent]:
+        """Judge the answer, then show it (and offer a person), or hand the conversation off."""
+        confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
+        decision = decide_after_answer(confidence, result.evidence.mode, self.settings.policy)
+        t.timer.lap("confidence")
+        t.record.evidence, t.record.action = result.evidence, decision.action
+        t.record.cited_chunk_ids = [c.chunk_id for c in result.citations if c.chunk_id]
+        declined = result.evidence.mode == "declined"
+        if declined and decision.action == "handoff":  # nothing was shown yet: a person takes it from here
+            yield from self._hand_off(t, "low_confidence", confidence)
+            return
+        if declined:  # the answerer does not stream a decline: it is shown only when no handoff replaces it
+            yield TokenEvent(text=result.text)
+        if result.citations:
+            yield CitationsEvent(citations=result.citations)
+        reply = self._store_reply(t, Reply(text=result.text, citations=result.citations, mode=result.evidence.mode))
+        if decision.action == "handoff":  # a weak answer was shown; a person follows up on it
+            yield from self._hand_off(t, "low_confidence", confidence, reply)
+            return
+        self._signals(t, "dead_end" if declined else "answered", confidence)
+        yield self._finish(t, reply, confidence, t.conversation.status)
+
+    # -- the ways a turn ends ---------------------------------------------------------------------
+
+    def _leave_to_person(self, t: TurnContext) -> DoneEvent:
+        """A person has the conversation: the bot stays silent, but repeats and anger while waiting still count."""
+        try:
+            t.intent = t.record.intent = self.assess_intent(t.text, t.previous)
+        except Exception:
+            logger.exception("intent signals failed for a message to a person")
+        self._signals(t)
+        handoff = self.store.open_handoff(t.conversation_id)
+        return self._finish(t, None, 0.0, t.conversation.status, handoff, reply_mode=None)
+
+    def _close_politely(self, t: TurnContext) -> Iterator[TurnEvent]:
+        """ "Thanks, that worked": no search, no handoff; a short closing reply (the confirmation is a signal)."""
+        yield TokenEvent(text=CLOSING_TEXT)
+        t.record.action = "answer"
+        reply = self._store_reply(t, Reply(text=CLOSING_TEXT, citations=[], mode="closing"))
+        self._signals(t)
+        yield self._finish(t, reply, 1.0, t.conversation.status)
+
+    def _hand_off_unanswered(self, t: TurnContext, reason: str) -> Iterator[TurnEvent]:
+        """No answer was composed (intent decided, or the model or index failed)."""
+        top = t.hits[0].score if t.hits else 0.0
+        t.record.evidence = AnswerEvidence(mode="error", retrieval_top=top)
+        yield from self._hand_off(t, reason, 0.0, state="error" if t.record.error is not None else "done")
+
+    def _hand_off(
+        self,
+        t: TurnContext,
+        reason: str,
+        confidence: float,
+        reply: Reply | None = None,
+        state: TurnState = "done",
+    ) -> Iterator[TurnEvent]:
+        handoff, created = self.handoffs.hand_off(t.conversation_id, reason, confidence, t.customer)
+        t.timer.lap("handoff")
+        t.record.handoff_id, t.record.action = handoff.id, "handoff"
+        could_not_answer = reason in ("error", "low_confidence")
+        self._signals(t, "dead_end" if could_not_answer else None, confidence, reason if created else None)
+        yield HandoffEvent(handoff=handoff)
+        reply_mode = reply.mode if reply else "handoff"
+        yield self._finish(t, reply, confidence, "waiting_for_agent", handoff, state=state, reply_mode=reply_mode)
+
+    # -- shared by the steps ----------------------------------------------------------------------
+
+    def _store_reply(self, t: TurnContext, reply: Reply) -> Reply:
+        msg = self.store.add_message(t.conversation_id, "assistant", reply.text, reply.citations, turn_id=t.turn_id)
+        t.record.reply_message_id = msg.id
+        t.timer.lap("record")
+        return reply
+
+    def _signals(
+        self, t: TurnContext, result: str | None = None, confidence: float | None = None, handoff: str | None = None
+    ) -> None:
+        """This message's effort and resolution signals (never raises; timed as its own step)."""
+        if self.telemetry is not None:
+            self.telemetry.on_customer_message(
+                t.conversation, t.message, t.previous, t.intent.frustration, t.turn_id, result, confidence, handoff
+            )
+        t.timer.lap("signals")
+
+    def _finish(
+        self,
+        t: TurnContext,
+        reply: Reply | None,
+        confidence: float,
+        status: ConversationStatus,
+        handoff: Handoff | None = None,
+        *,
+        state: TurnState = "done",
+        reply_mode: Any = _UNSET,
+    ) -> DoneEvent:
+        """Write the turn record (`Store.finish_turn`) and return the turn's last event."""
+        r = t.record
+        r.state, r.confidence = state, confidence
+        r.reply_mode = (reply.mode if reply else None) if reply_mode is _UNSET else reply_mode
+        r.timings_ms = t.timer.total()
+        self.store.finish_turn(r)
+        return t.done(reply, confidence, status, handoff)
+
+    def _observed(self, t: TurnContext, events: Generator[TurnEvent, None, None]) -> Iterator[TurnEvent]:
+        """The turn's events, each finished turn reported to the observer (metrics, traces)."""
         try:
             for ev in events:
                 if isinstance(ev, DoneEvent) and self.observer is not None:
-                    t = ev.turn
-                    reason = t.handoff.reason if t.handoff is not None and t.action == "handoff" else None
+                    turn = ev.turn
+                    reason = turn.handoff.reason if turn.handoff is not None and turn.action == "handoff" else None
                     self.observer.turn(
-                        conversation_id=conversation_id,
-                        timings_ms=t.timings_ms,
-                        mode=t.reply.mode if t.reply else ("handoff" if reason else "agent"),
-                        action=t.action or "agent",
-                        confidence=t.confidence,
+                        conversation_id=t.conversation_id,
+                        timings_ms=turn.timings_ms,
+                        mode=turn.reply.mode if turn.reply else ("handoff" if reason else "agent"),
+                        action=turn.action or "agent",
+                        confidence=turn.confidence,
                         handoff_reason=reason,
                         error="handoff:error" if reason == "error" else None,
                     )
                 yield ev
         finally:
             events.close()
-
-    def _turn_events(
-        self, timer: _Timer, conv: Conversation, previous: list[Message], msg: Message, turn_id: str, text: str
-    ) -> Generator[TurnEvent, None, None]:
-        conversation_id = conv.id
-        intent = IntentEvidence()  # until assessed: no signals
-
-        def signals(result: str | None = None, confidence: float | None = None, handoff: str | None = None) -> None:
-            """This message's effort and resolution signals (never raises; timed as its own step)."""
-            if self.telemetry is not None:
-                self.telemetry.on_customer_message(
-                    conv, msg, previous, intent.frustration, turn_id, result, confidence, handoff
-                )
-            timer.lap("signals")
-
-        if conv.status in ("waiting_for_agent", "with_agent"):
-            try:  # the bot stays silent, but repeats and anger while waiting still count
-                intent = self.assess_intent(text, previous)
-            except Exception:
-                logger.exception("intent signals failed for a message to a person")
-            signals()
-            self.store.finish_turn(turn_id, state="done", reply_mode=None, timings_ms=timer.total())
-            yield DoneEvent(
-                turn=Turn(
-                    message_id=msg.id,
-                    conversation_id=conversation_id,
-                    turn_id=turn_id,
-                    reply=None,
-                    confidence=0.0,
-                    handoff=self.store.open_handoff(conversation_id),
-                    status=conv.status,
-                    timings_ms=timer.total(),
-                )
-            )
-            return
-        if conv.status in ("resolved", "abandoned"):
-            conv = self.store.set_status(conversation_id, "bot")  # the customer came back: the bot picks up again
-
-        ctx = CustomerContext()
-        query: str | None = None
-        hits: list[SearchHit] = []
-        result: AnswerResult | None = None
-        error: str | None = None
-        decision: Decision | None = None
-        try:
-            ctx = self.history.build(conv, text)
-            timer.lap("history")
-            intent = self.assess_intent(text, previous)
-            decision = decide_before_answer(intent, self.settings.policy)
-            timer.lap("intent")
-            if decision is None and is_thanks_only(text) and any(m.role != "customer" for m in previous):
-                yield from self._close_politely(conv, msg.id, turn_id, timer, signals)
-                return
-            if decision is None:
-                query = self.standalone_question(text, previous, turn_id, conversation_id)
-                timer.lap("rewrite")
-                hits = self.search(query, self.settings.retrieval.top_k)
-                timer.lap("retrieve")
-                gen = self.answerer.stream(
-                    text, hits, ctx, previous, turn_id=turn_id, conversation_id=conversation_id, search_query=query
-                )
-                result = yield from self._relay(gen, timer)
-                timer.lap("generate")
-        except (ModelUnavailableError, KnowledgeError) as exc:
-            error = str(exc)
-            logger.warning("turn %s degraded to a handoff: %s", turn_id, error)
-        except StoreUnavailableError:
-            raise
-        except Exception as exc:  # an unexpected bug must still not lose the customer: hand off and record it
-            error = f"{type(exc).__name__}: {exc}"
-            logger.exception("turn %s failed; handing off", turn_id)
-
-        record: dict[str, Any] = {
-            "query": query,
-            "chunk_ids": [h.chunk.chunk_id for h in hits],
-            "chunk_scores": [round(h.score, 4) for h in hits],
-        }
-        if result is None:  # no answer: the model or index failed, or intent sent it straight to a person
-            reason = "error" if error is not None or decision is None else str(decision.reason)
-            evidence = {
-                **AnswerEvidence(mode="error", retrieval_top=hits[0].score if hits else 0.0).model_dump(),
-                "intent": intent.model_dump(),
-                "action": "handoff",
-            }
-            yield from self._hand_off(
-                msg.id,
-                turn_id,
-                conversation_id,
-                reason,
-                0.0,
-                ctx,
-                timer,
-                None,
-                record,
-                evidence,
-                signals,
-                state="error" if error is not None else "done",
-                error=error,
-            )
-            return
-
-        confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
-        decision = decide_after_answer(confidence, result.evidence.mode, self.settings.policy)
-        timer.lap("confidence")
-        evidence = {**result.evidence.model_dump(), "intent": intent.model_dump(), "action": decision.action}
-        record["cited_chunk_ids"] = [c.chunk_id for c in result.citations]
-        declined = result.evidence.mode == "declined"
-        if declined and decision.action == "handoff":  # nothing was shown yet: a person takes it from here
-            yield from self._hand_off(
-                msg.id,
-                turn_id,
-                conversation_id,
-                "low_confidence",
-                confidence,
-                ctx,
-                timer,
-                None,
-                record,
-                evidence,
-                signals,
-            )
-            return
-        if declined:
-            yield TokenEvent(text=result.text)
-        if result.citations:
-            yield CitationsEvent(citations=result.citations)
-        reply = Reply(text=result.text, citations=result.citations, mode=result.evidence.mode)
-        reply_msg = self.store.add_message(conversation_id, "assistant", result.text, result.citations, turn_id=turn_id)
-        record["reply_message_id"] = reply_msg.id
-        timer.lap("record")
-        if decision.action == "handoff":  # a weak answer was shown; a person follows up on it
-            yield from self._hand_off(
-                msg.id,
-                turn_id,
-                conversation_id,
-                "low_confidence",
-                confidence,
-                ctx,
-                timer,
-                reply,
-                record,
-                evidence,
-                signals,
-            )
-            return
-        signals("dead_end" if declined else "answered", confidence)
-        timings = timer.total()
-        self.store.finish_turn(
-            turn_id,
-            state="done",
-            reply_mode=result.evidence.mode,
-            confidence=confidence,
-            evidence=evidence,
-            timings_ms=timings,
-            **record,
-        )
-        yield DoneEvent(
-            turn=Turn(
-                message_id=msg.id,
-                conversation_id=conversation_id,
-                turn_id=turn_id,
-                reply=reply,
-                confidence=confidence,
-                handoff=None,
-                status=conv.status,
-                action=decision.action,
-                query=query,
-                timings_ms=timings,
-            )
-        )
-
-    def _close_politely(
-        self, conv: Conversation, message_id: str, turn_id: str, timer: _Timer, signals: Callable[..., None]
-    ) -> Iterator[TurnEvent]:
-        """ "Thanks, that worked": no search, no handoff; a short closing reply (the confirmation is a signal)."""
-        yield TokenEvent(text=CLOSING_TEXT)
-        reply = Reply(text=CLOSING_TEXT, citations=[], mode="closing")
-        reply_msg = self.store.add_message(conv.id, "assistant", CLOSING_TEXT, [], turn_id=turn_id)
-        signals()
-        timings = timer.total()
-        self.store.finish_turn(
-            turn_id,
-            state="done",
-            reply_mode="closing",
-            confidence=1.0,
-            reply_message_id=reply_msg.id,
-            timings_ms=timings,
-        )
-        yield DoneEvent(
-            turn=Turn(
-                message_id=message_id,
-                conversation_id=conv.id,
-                turn_id=turn_id,
-                reply=reply,
-                confidence=1.0,
-                handoff=None,
-                status=conv.status,
-                action="answer",
-                timings_ms=timings,
-            )
-        )
-
-    def _hand_off(
-        self,
-        message_id: str,
-        turn_id: str,
-        conversation_id: str,
-        reason: str,
-        confidence: float,
-        ctx: CustomerContext,
-        timer: _Timer,
-        reply: Reply | None,
-        record: dict[str, Any],
-        evidence: dict[str, Any],
-        signals: Callable[..., None],
-        state: str = "done",
-        error: str | None = None,
-    ) -> Iterator[TurnEvent]:
-        handoff, created = self.handoffs.hand_off(conversation_id, reason, confidence, ctx)
-        timer.lap("handoff")
-        could_not_answer = reason in ("error", "low_confidence")
-        signals("dead_end" if could_not_answer else None, confidence, reason if created else None)
-        yield HandoffEvent(handoff=handoff)
-        timings = timer.total()
-        self.store.finish_turn(
-            turn_id,
-            state=state,
-            reply_mode=reply.mode if reply else "handoff",
-            confidence=confidence,
-            evidence=evidence,
-            handoff_id=handoff.id,
-            timings_ms=timings,
-            error=error,
-            **record,
-        )
-        yield DoneEvent(
-            turn=Turn(
-                message_id=message_id,
-                conversation_id=conversation_id,
-                turn_id=turn_id,
-                reply=reply,
-                confidence=confidence,
-                handoff=handoff,
-                status="waiting_for_agent",
-                action="handoff",
-                query=record.get("query"),
-                timings_ms=timings,
-            )
-        )
 
     def assess_intent(self, text: str, previous: list[Message]) -> IntentEvidence:
         """Intent signals of this message given the customer's earlier ones (see assistant.turn.intent)."""
@@ -460,7 +375,7 @@ class ConversationEngine:
         )
 
     def _relay(
-        self, gen: Generator[str, None, AnswerResult], timer: _Timer
+        self, gen: Generator[str, None, AnswerResult], timer: StepTimer
     ) -> Generator[TokenEvent, None, AnswerResult]:
         """Pass the answer's text on as token events; the consumer's time is not charged to `generate`."""
         while True:

@@ -71,8 +71,8 @@ def assert_handed_off(client: TestClient, conversation_id: str, turn: dict[str, 
     assert [h["id"] for h in queue if h["conversation_id"] == conversation_id] == [turn["handoff"]["id"]]
     services = client.app.state.services  # type: ignore[attr-defined]
     turns = services.store.list_turns(conversation_id)
-    assert [(t["state"], t["handoff_id"]) for t in turns] == [("error", turn["handoff"]["id"])]
-    assert turns[0]["error"], turns[0]
+    assert [(t.state, t.handoff_id) for t in turns] == [("error", turn["handoff"]["id"])]
+    assert turns[0].error, turns[0]
     assert services.check_consistency(fix=False) == []
 
 

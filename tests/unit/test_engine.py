@@ -73,9 +73,9 @@ def test_a_supported_answer_streams_with_its_citation(sample_data_dir: Path) -> 
     assert turn.reply.citations[0].source_id == "account/two-factor-authentication"
     assert 0.5 <= turn.confidence <= 1.0
     record = sv.store.get_turn(turn.turn_id)
-    assert record is not None and record["state"] == "done"
-    assert record["cited_chunk_ids"] == [c.chunk_id for c in turn.reply.citations]
-    assert {"persist", "history", "retrieve", "generate", "total"} <= set(record["timings_ms"])
+    assert record is not None and record.state == "done"
+    assert record.cited_chunk_ids == [c.chunk_id for c in turn.reply.citations]
+    assert {"persist", "history", "retrieve", "generate", "total"} <= set(record.timings_ms)
 
 
 def test_an_invented_figure_is_never_shown(sample_data_dir: Path) -> None:
@@ -88,9 +88,9 @@ def test_an_invented_figure_is_never_shown(sample_data_dir: Path) -> None:
     assert turn.reply.mode == "extractive"
     assert turn.reply.citations, "the quoted passage is cited"
     record = sv.store.get_turn(turn.turn_id)
-    assert record is not None
-    assert any("45" in d for d in record["evidence"]["dropped"])
-    assert record["evidence"]["mode"] == "extractive" and record["reply_mode"] == "extractive"
+    assert record is not None and record.evidence is not None
+    assert any("45" in d for d in record.evidence.dropped)
+    assert record.evidence.mode == "extractive" and record.reply_mode == "extractive"
 
 
 def test_the_models_abstention_lowers_confidence(sample_data_dir: Path) -> None:
@@ -101,7 +101,7 @@ def test_the_models_abstention_lowers_confidence(sample_data_dir: Path) -> None:
     a = confident.engine.run_turn(confident.engine.start_conversation(None, False).id, question)
     b = unsure.engine.run_turn(unsure.engine.start_conversation(None, False).id, question)
     record = unsure.store.get_turn(b.turn_id)
-    assert record is not None and record["evidence"]["abstained"]
+    assert record is not None and record.evidence is not None and record.evidence.abstained
     assert a.reply is not None and b.reply is not None and a.reply.text == b.reply.text
     assert b.confidence == pytest.approx(a.confidence - 0.1, abs=1e-3)
 
@@ -152,7 +152,9 @@ def test_intent_hands_off_before_any_model_call(sample_data_dir: Path, text: str
         (calls,) = c.exec_driver_sql("SELECT count(*) FROM llm_calls WHERE prompt_name = 'answer'").one()
     assert calls == 0
     record = sv.store.get_turn(turn.turn_id)
-    assert record is not None and record["evidence"]["intent"]["wants_human"] == (reason == "customer_request")
+    assert (
+        record is not None and record.intent is not None and record.intent.wants_human == (reason == "customer_request")
+    )
 
 
 def test_a_frustrated_customer_is_handed_off(sample_data_dir: Path) -> None:
@@ -163,8 +165,9 @@ def test_a_frustrated_customer_is_handed_off(sample_data_dir: Path) -> None:
     turn = sv.engine.run_turn(conv.id, "I already told you, how do I change the delivery address on my order??")
     record = sv.store.get_turn(turn.turn_id)
     assert record is not None
-    signals = record["evidence"]["intent"]["frustration"]
-    assert signals["repeated"] and signals["already_told"]
+    assert record.intent is not None
+    signals = record.intent.frustration
+    assert signals.repeated and signals.already_told
     assert turn.handoff is not None and turn.handoff.reason == "frustration"
 
 
@@ -181,7 +184,7 @@ def test_model_failure_hands_off_after_the_message_is_stored(sample_data_dir: Pa
     _, messages = sv.engine.transcript(conv.id)
     assert [m.role for m in messages] == ["customer", "assistant"]  # the message, then "a person will join"
     record = sv.store.get_turn(turn.turn_id)
-    assert record is not None and record["state"] == "error" and "upstream 503" in record["error"]
+    assert record is not None and record.state == "error" and "upstream 503" in (record.error or "")
 
 
 def test_the_bot_stays_silent_while_a_person_has_the_conversation(sample_data_dir: Path) -> None:

@@ -28,7 +28,7 @@ def test_open_turn_reads_the_conversation_and_what_came_before_then_writes(store
     assert msg.text == "second" and msg.seq == 3 and msg.role == "customer"
     assert [m.text for m in store.list_messages(conv.id)] == ["first", "an answer", "second"]
     turn = store.get_turn(turn_id)
-    assert turn is not None and turn["message_id"] == msg.id and turn["state"] == "pending"
+    assert turn is not None and turn.message_id == msg.id and turn.state == "pending"
 
 
 def test_open_turn_on_an_unknown_conversation_writes_nothing(store: Store) -> None:
