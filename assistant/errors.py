@@ -62,3 +62,14 @@ class ModelUnavailableError(AssistantError):
 
     code = "model_unavailable"
     status = 503
+
+
+class InvalidRequestError(AssistantError):
+    """The request is well-formed but asks for something impossible: 422 `invalid_request` with the reason."""
+
+    code = "invalid_request"
+    status = 422
+
+
+class InvalidPeriodError(InvalidRequestError):
+    """A period whose start is not before its end, or one cut into too many buckets: 422 `invalid_request`."""

@@ -441,3 +441,43 @@ class TurnRecord(BaseModel):
     handoff_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+
+
+# -- what the customer's widget and the agent queue read ----------------------------------------------------------
+
+
+class QueueInfo(BaseModel):
+    """Where a waiting customer stands, for the widget's "a person will join" line."""
+
+    queue_position: int | None = Field(
+        None, description="1 = next to be claimed; None when no handoff is waiting (claimed, resolved, none)"
+    )
+    expected_wait_s: float | None = Field(
+        None, description="median wait for an agent's first reply over the last day's handed-off conversations"
+    )
+
+
+class ConversationView(BaseModel):
+    """A conversation as its customer (or staff) reads it: transcript, open handoff, outcome and signals so far."""
+
+    conversation: Conversation
+    messages: list[Message]
+    handoff: Handoff | None = None
+    queue: QueueInfo = Field(default_factory=QueueInfo)
+    facts: ConversationFacts | None = None
+    signals: list[SignalEvent] = Field(default_factory=list)
+
+
+class HandoffReceipt(BaseModel):
+    """What the customer's "talk to a person" button gets back."""
+
+    handoff: Handoff
+    status: ConversationStatus
+    queue: QueueInfo = Field(default_factory=QueueInfo)
+
+
+class QueuedHandoff(BaseModel):
+    """An entry of the agent queue: the handoff with its conversation (None if it was deleted)."""
+
+    handoff: Handoff
+    conversation: Conversation | None = None

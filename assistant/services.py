@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant import doctor
+from assistant.account.records import CustomerRecords
 from assistant.handoff.desk import AgentDesk
 from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
@@ -31,6 +32,7 @@ from assistant.telemetry.topics import topics_for
 from assistant.turn.answer import Answerer
 from assistant.turn.engine import ConversationEngine
 from assistant.turn.history import HistoryBuilder
+from knowledge.base import KnowledgeBase
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
 from knowledge.index import KnowledgeIndex, open_client
@@ -116,6 +118,32 @@ class Services:
         """Credentials known only at start (generated keys): never in a prompt, never in a reply."""
         self.chat.add_secrets(secrets)
         self.guard.add_secrets(secrets)
+
+    @cached_property
+    def knowledge(self) -> KnowledgeBase:
+        """The help center: put a document, search it."""
+        return KnowledgeBase(self.index, self.retriever)
+
+    @cached_property
+    def customers(self) -> CustomerRecords:
+        """Customer profiles and events, as the admin API keeps them."""
+        return CustomerRecords(self.store)
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """Each dependency's check: the database, the knowledge index, the chat model (`ok` and a detail)."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            self.store.ping()
+            checks["database"] = {"ok": True}
+        except Exception as exc:  # any failure means not ready; the message says which
+            checks["database"] = {"ok": False, "detail": str(exc)}
+        try:
+            checks["index"] = {"ok": True, "chunks": self.index.count()}
+        except Exception as exc:
+            checks["index"] = {"ok": False, "detail": str(exc)}
+        ok, detail = self.chat.ready()
+        checks["chat_model"] = {"ok": ok, "detail": detail}
+        return checks
 
     @cached_property
     def agents(self) -> AgentDesk:

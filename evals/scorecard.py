@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.errors import ConversationNotFoundError
-from assistant.models import SCORE_NAMES, Chunk, Scorecard, SearchHit, utcnow
+from assistant.errors import ConversationNotFoundError, NotFoundError
+from assistant.models import SCORE_NAMES, Chunk, Review, Scorecard, SearchHit, utcnow
 from assistant.safety.redact import Redactor
 from assistant.services import Services
 from assistant.settings import EvalSettings, PolicySettings, Settings
@@ -461,6 +461,18 @@ class QualityService:
             if card is not None:
                 return card
         return self.compute(conversation_id, judge)
+
+    def add_review(self, review: Review) -> Review:
+        """A person's label for a conversation (`ConversationNotFoundError` for an unknown one)."""
+        return self.store.add_review(review)
+
+    def latest_review(self, conversation_id: str) -> Review:
+        """The conversation's latest review; `NotFoundError` when it has none (or the conversation is unknown)."""
+        review = self.store.latest_review(conversation_id)
+        if review is None:
+            self.store.get_conversation(conversation_id)  # ConversationNotFoundError for an unknown conversation
+            raise NotFoundError(f"conversation {conversation_id} has no review")
+        return review
 
     def score_pending(
         self, limit: int, progress: Callable[[int, int], None] | None = None, **query: object

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import statistics
-import threading
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,10 +16,10 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import KeysDep, ReaderDep, ServicesDep, WidgetDep
-from api.errors import ApiError, error_body
+from api.errors import ApiError
 from api.schemas import TextIn
-from assistant.models import Conversation, DoneEvent, Feedback, Handoff, Message, SignalEvent, Turn, TurnEvent, utcnow
-from assistant.services import Services
+from api.streaming import sse, turn_sse
+from assistant.models import Conversation, ConversationView, Feedback, Handoff, Message, QueueInfo, SignalEvent, Turn
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -66,23 +64,24 @@ class ConversationOut(BaseModel):
 MessageIn = TextIn
 
 
-class QueueInfo(BaseModel):
-    """Where a waiting customer stands, for the widget's "a person will join" line."""
-
-    queue_position: int | None = Field(
-        None, description="1 = next to be claimed; None when no handoff is waiting (claimed, resolved, none)"
-    )
-    expected_wait_s: float | None = Field(
-        None, description="median wait for an agent's first reply over the last day's handed-off conversations"
-    )
-
-
 class TranscriptOut(ConversationOut, QueueInfo):
     messages: list[Message]
     handoff: Handoff | None = None
     outcome: str | None = None
     effort: float | None = Field(None, description="predicted customer effort so far, CES 1..7")
     signals: list[SignalEvent] = Field(default_factory=list, description="effort and resolution signals, oldest first")
+
+    @classmethod
+    def of(cls, v: ConversationView) -> TranscriptOut:  # type: ignore[override]
+        return cls(
+            **ConversationOut.of(v.conversation).model_dump(),
+            **v.queue.model_dump(),
+            messages=v.messages,
+            handoff=v.handoff,
+            outcome=v.facts.outcome if v.facts else None,
+            effort=v.facts.effort if v.facts else None,
+            signals=v.signals,
+        )
 
 
 class HandoffIn(BaseModel):
@@ -92,26 +91,6 @@ class HandoffIn(BaseModel):
 class HandoffOut(QueueInfo):
     handoff: Handoff
     status: str
-
-
-_WAIT_WINDOW = timedelta(days=1)
-_WAIT_SAMPLE = 200
-
-
-def _queue_info(services: Services, handoff: Handoff | None) -> QueueInfo:
-    """Position among the waiting handoffs (oldest first) and the recent typical wait: two small queries."""
-    if handoff is None or handoff.status != "waiting":
-        return QueueInfo()
-    position = services.store.queue_position(handoff)
-    recent = services.store.query_facts(since=utcnow() - _WAIT_WINDOW, limit=_WAIT_SAMPLE)
-    waits = [f.agent_wait_s for f in recent if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
-    return QueueInfo(queue_position=position, expected_wait_s=round(statistics.median(waits), 1) if waits else None)
-
-
-def _sse(event: str, data: Any, id_: int | None = None) -> str:
-    payload = data if isinstance(data, str) else json.dumps(data, default=str)
-    head = f"id: {id_}\n" if id_ is not None else ""
-    return f"{head}event: {event}\ndata: {payload}\n\n"
 
 
 @router.post("", status_code=201, response_model=ConversationOut)
@@ -142,66 +121,17 @@ async def post_message(
         # The message is stored before the 200 goes out: a locked database is still a 503, not an SSE error.
         events = await run_in_threadpool(engine.stream_turn, conversation_id, body.text)
         return StreamingResponse(
-            _turn_sse(events),
+            turn_sse(events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     return await run_in_threadpool(engine.run_turn, conversation_id, body.text)
 
 
-def _format(ev: TurnEvent) -> str:
-    if ev.type == "token":
-        return _sse("token", {"text": ev.text})
-    if ev.type == "citations":
-        return _sse("citations", {"citations": [c.model_dump() for c in ev.citations]})
-    if ev.type == "handoff":
-        return _sse("handoff", ev.handoff.model_dump(mode="json"))
-    assert isinstance(ev, DoneEvent)
-    return _sse("done", ev.turn.model_dump(mode="json"))
-
-
-async def _turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
-    """Relay a turn's events. The turn runs in its own thread and finishes even if the customer's
-    connection drops, so the reply is stored and shows up when they reconnect (GET or /events)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[TurnEvent | BaseException | None] = asyncio.Queue()
-
-    def produce() -> None:
-        try:
-            for ev in events:
-                loop.call_soon_threadsafe(queue.put_nowait, ev)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which reports it
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=produce, name="turn", daemon=True).start()
-    while True:
-        item = await queue.get()
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            logger.error("turn failed mid-stream: %s", item)
-            yield _sse("error", error_body(getattr(item, "code", "internal_error"), str(item)))
-            return
-        yield _format(item)
-
-
 @router.get("/{conversation_id}", response_model=TranscriptOut)
 def get_conversation(conversation_id: str, services: ServicesDep, _: ReaderDep) -> TranscriptOut:
     """The transcript, for the customer's widget (widget key) or staff (agent, cx or admin token)."""
-    conv, messages = services.engine.transcript(conversation_id)
-    facts = services.store.get_facts(conversation_id)
-    handoff = services.store.open_handoff(conversation_id)
-    return TranscriptOut(
-        **ConversationOut.of(conv).model_dump(),
-        **_queue_info(services, handoff).model_dump(),
-        messages=messages,
-        handoff=handoff,
-        outcome=facts.outcome if facts else None,
-        effort=facts.effort if facts else None,
-        signals=services.store.list_signals(conversation_id),
-    )
+    return TranscriptOut.of(services.engine.view(conversation_id))
 
 
 PING_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
@@ -232,7 +162,7 @@ async def conversation_events(
     message (as `?after=` does); nothing is sent twice or missed. The stream ends after `max_s` seconds
     (EventSource reconnects by itself, resuming the same way), so an idle connection is never held
     forever; a `: ping` comment every 15 s keeps proxies from cutting a quiet one earlier."""
-    await run_in_threadpool(services.store.get_conversation, conversation_id)
+    await run_in_threadpool(services.engine.conversation, conversation_id)
     start_after = max(after, _seq_of(last_event_id))
     bus = services.store.live
     poll = poll_s or services.settings.live.poll_interval(bus.crosses_processes)
@@ -248,15 +178,14 @@ async def conversation_events(
             read = True
             while not await request.is_disconnected():
                 if read:
-                    messages = await run_in_threadpool(services.store.list_messages, conversation_id, last)
+                    messages, conv = await run_in_threadpool(services.engine.messages_since, conversation_id, last)
                     for m in messages:
                         last = m.seq
-                        yield _sse("message", m.model_dump(mode="json"), id_=m.seq)
+                        yield sse("message", m.model_dump(mode="json"), id_=m.seq)
                     changed = bool(messages)
-                    conv = await run_in_threadpool(services.store.get_conversation, conversation_id)
                     if conv.status != status:
                         status, changed = conv.status, True
-                        yield _sse("status", {"status": status, "outcome": conv.outcome})
+                        yield sse("status", {"status": status, "outcome": conv.outcome})
                     next_read = loop.time() + poll
                     if changed:
                         next_ping = loop.time() + PING_S
@@ -289,9 +218,8 @@ def _seq_of(last_event_id: str | None) -> int:
 def request_handoff(
     conversation_id: str, services: ServicesDep, _: WidgetDep, body: HandoffIn | None = None
 ) -> HandoffOut:
-    handoff = services.engine.request_handoff(conversation_id, (body.reason if body else None) or "customer_request")
-    status = services.store.get_conversation(conversation_id).status
-    return HandoffOut(handoff=handoff, status=status, **_queue_info(services, handoff).model_dump())
+    receipt = services.engine.ask_for_person(conversation_id, (body.reason if body else None) or "customer_request")
+    return HandoffOut(handoff=receipt.handoff, status=receipt.status, **receipt.queue.model_dump())
 
 
 @router.post("/{conversation_id}/feedback")

@@ -11,7 +11,6 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, ServicesDep
-from assistant.errors import CustomerNotFoundError
 from assistant.models import CustomerEvent, CustomerProfile
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -54,21 +53,17 @@ def put_customer(
     customer_id: CustomerId, body: ProfileIn, services: ServicesDep, _: AdminDep, response: Response
 ) -> Any:
     profile = CustomerProfile(id=customer_id, **body.model_dump())
-    saved, created = services.store.upsert_customer(profile)
+    saved, created = services.customers.put_profile(profile)
     response.status_code = 201 if created else 200
     return saved
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
 def get_customer(customer_id: str, services: ServicesDep, _: AdminDep) -> CustomerOut:
-    profile = services.store.get_customer(customer_id)
-    if profile is None:
-        raise CustomerNotFoundError(customer_id)
-    return CustomerOut(profile=profile, events=services.store.list_events(customer_id, limit=50))
+    profile, events = services.customers.get(customer_id)
+    return CustomerOut(profile=profile, events=events)
 
 
 @router.post("/{customer_id}/events", status_code=201, response_model=CustomerEvent)
 def add_event(customer_id: str, body: EventIn, services: ServicesDep, _: AdminDep) -> CustomerEvent:
-    if services.store.get_customer(customer_id) is None:
-        raise CustomerNotFoundError(customer_id)
-    return services.store.add_event(CustomerEvent(customer_id=customer_id, **body.model_dump()))
+    return services.customers.add_event(CustomerEvent(customer_id=customer_id, **body.model_dump()))

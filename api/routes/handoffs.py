@@ -58,18 +58,14 @@ def list_handoffs(
     _: AgentDep,
     status: Annotated[Literal["waiting", "claimed", "resolved"] | None, Query()] = None,
 ) -> HandoffList:
-    handoffs = services.store.list_handoffs(status)
-    convs = services.store.get_conversations(h.conversation_id for h in handoffs)
-    items = []
-    for h in handoffs:
-        conv = convs.get(h.conversation_id)
-        items.append(
-            HandoffItem(
-                **h.model_dump(),
-                customer_id=conv.customer_id if conv else None,
-                conversation_status=conv.status if conv else None,
-            )
+    items = [
+        HandoffItem(
+            **q.handoff.model_dump(),
+            customer_id=q.conversation.customer_id if q.conversation else None,
+            conversation_status=q.conversation.status if q.conversation else None,
         )
+        for q in services.agents.queue(status)
+    ]
     return HandoffList(items=items)
 
 

@@ -22,22 +22,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> Any:
     """200 when the database, the index and the chat model are reachable; 503 with each check otherwise."""
-    checks: dict[str, dict[str, Any]] = {}
-
-    def run() -> None:
-        try:
-            services.store.ping()
-            checks["database"] = {"ok": True}
-        except Exception as exc:  # any failure means not ready; the message says which
-            checks["database"] = {"ok": False, "detail": str(exc)}
-        try:
-            checks["index"] = {"ok": True, "chunks": services.index.count()}
-        except Exception as exc:
-            checks["index"] = {"ok": False, "detail": str(exc)}
-        ok, detail = services.chat.ready()
-        checks["chat_model"] = {"ok": ok, "detail": detail}
-
-    await run_in_threadpool(run)
+    checks = await run_in_threadpool(services.readiness)
     if all(c["ok"] for c in checks.values()):
         return {"status": "ready", "checks": checks}
     failed = ", ".join(f"{k}: {v.get('detail')}" for k, v in checks.items() if not v["ok"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AdminDep, ServicesDep
 from api.errors import ApiError
 from assistant.models import Document
+from assistant.services import Services
 from knowledge.loaders import document_from_json, load_bytes, supported_suffixes
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
@@ -90,10 +91,8 @@ async def upload_document(request: Request, services: ServicesDep, _: AdminDep) 
     return await run_in_threadpool(_store_document, services, doc)
 
 
-def _store_document(services: Any, doc: Document) -> DocumentOut:
-    status = services.index.upsert_document(doc, origin="api")
-    services.retriever.invalidate()
-    chunks = len(services.index.get_document_chunks(doc.source_id))
+def _store_document(services: Services, doc: Document) -> DocumentOut:
+    status, chunks = services.knowledge.put(doc, origin="api")
     return DocumentOut(source_id=doc.source_id, title=doc.title, url=doc.url, status=status, chunks=chunks)
 
 
@@ -106,7 +105,7 @@ def search(
 ) -> SearchOut:
     if not q.strip():
         raise ApiError(422, "invalid_request", "q: the query is empty")
-    hits = services.retriever.search(q, k)
+    hits = services.knowledge.search(q, k)
     return SearchOut(
         items=[
             SearchItem(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CxDep, ServicesDep
+from api.deps import CxDep
 from api.errors import ApiError
 from assistant.models import SCORE_NAMES, Review, ReviewLabel, Scorecard, utcnow
 from evals.scorecard import QualityService
@@ -68,15 +68,11 @@ async def get_scorecard(
 
 
 @router.post("/{conversation_id}/review", response_model=ReviewOut, status_code=201)
-async def post_review(conversation_id: str, body: ReviewIn, services: ServicesDep, _: CxDep) -> Review:
+async def post_review(conversation_id: str, body: ReviewIn, request: Request, _: CxDep) -> Review:
     review = Review(conversation_id=conversation_id, created_at=utcnow(), **body.model_dump())
-    return await run_in_threadpool(services.store.add_review, review)
+    return await run_in_threadpool(quality_of(request).add_review, review)
 
 
 @router.get("/{conversation_id}/review", response_model=ReviewOut)
-async def get_review(conversation_id: str, services: ServicesDep, _: CxDep) -> Review:
-    review = await run_in_threadpool(services.store.latest_review, conversation_id)
-    if review is None:
-        await run_in_threadpool(services.store.get_conversation, conversation_id)  # 404 for an unknown conversation
-        raise ApiError(404, "not_found", f"conversation {conversation_id} has no review")
-    return review
+async def get_review(conversation_id: str, request: Request, _: CxDep) -> Review:
+    return await run_in_threadpool(quality_of(request).latest_review, conversation_id)

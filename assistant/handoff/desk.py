@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from assistant.models import Conversation, Handoff, HandoffPacket, Message
+from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff
 from assistant.store.repo import Store
 from assistant.telemetry.recorder import Telemetry
 
@@ -23,6 +23,12 @@ class AgentDesk:
         self.store = store
         self.max_events = max_events
         self.telemetry = telemetry
+
+    def queue(self, status: str | None = None) -> list[QueuedHandoff]:
+        """The handoffs (all, or those in `status`), each with its conversation."""
+        handoffs = self.store.list_handoffs(status)
+        convs = self.store.get_conversations(h.conversation_id for h in handoffs)
+        return [QueuedHandoff(handoff=h, conversation=convs.get(h.conversation_id)) for h in handoffs]
 
     def packet(self, handoff_id: str) -> HandoffPacket:
         """The handoff with its transcript and, only for a verified customer, their profile and events

@@ -3,10 +3,16 @@ and tell the customer a person is coming."""
 
 from __future__ import annotations
 
+import statistics
+from datetime import timedelta
+
 from assistant.handoff.summary import HANDOFF_TEXT, Summarizer
-from assistant.models import CustomerContext, Handoff
+from assistant.models import CustomerContext, Handoff, QueueInfo, utcnow
 from assistant.settings import HandoffSettings
 from assistant.store.repo import Store
+
+WAIT_WINDOW = timedelta(days=1)
+WAIT_SAMPLE = 200
 
 
 class HandoffService:
@@ -26,3 +32,12 @@ class HandoffService:
         handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source)
         self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
         return handoff, True
+
+    def queue_info(self, handoff: Handoff | None) -> QueueInfo:
+        """Position among the waiting handoffs (oldest first) and the recent typical wait: two small queries."""
+        if handoff is None or handoff.status != "waiting":
+            return QueueInfo()
+        position = self.store.queue_position(handoff)
+        recent = self.store.query_facts(since=utcnow() - WAIT_WINDOW, limit=WAIT_SAMPLE)
+        waits = [f.agent_wait_s for f in recent if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
+        return QueueInfo(queue_position=position, expected_wait_s=round(statistics.median(waits), 1) if waits else None)

@@ -9,17 +9,12 @@ It never breaks a customer's turn: every hook logs and swallows its own failures
 from __future__ import annotations
 
 import logging
-import statistics
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel, Field
-
 from assistant.errors import AssistantError
 from assistant.models import (
-    BOT_RESOLVED,
     RESOLVED,
     Conversation,
     ConversationFacts,
@@ -33,6 +28,17 @@ from assistant.models import (
 from assistant.safety.redact import Redactor
 from assistant.settings import TelemetrySettings
 from assistant.store.repo import Store
+from assistant.telemetry.figures import (
+    Bucket,
+    Metrics,
+    MetricsSeries,
+    ScoredConversation,
+    TopicBreakdown,
+    bucket_period,
+    by_topic,
+    metrics_of,
+    timeseries,
+)
 from assistant.telemetry.signals import TopicFn, derive, turn_signals, window_start
 
 logger = logging.getLogger(__name__)
@@ -51,105 +57,6 @@ def _never_raises(fn: Callable[P, R]) -> Callable[P, R | None]:
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
-
-
-class TopicFigures(BaseModel):
-    conversations: int
-    bot_resolution_rate: float
-    handoff_rate: float
-    predicted_effort_avg: float | None
-
-
-class Metrics(BaseModel):
-    """The CX team's headline figures over conversations started in [since, until). Rates are shares of
-    all those conversations (open ones included; `open` says how many are not over yet)."""
-
-    since: datetime | None
-    until: datetime | None
-    conversations: int
-    open: int
-    bot_resolution_rate: float = Field(description="resolved by the bot, confirmed or assumed")
-    bot_confirmed_rate: float
-    bot_assumed_rate: float
-    agent_resolution_rate: float
-    handoff_rate: float
-    abandonment_rate: float
-    unresolved_rate: float
-    durable_resolution_rate: float | None = Field(
-        description="resolved conversations with no re-contact on the topic within the window, of those whose "
-        "window has passed or that were re-contacted"
-    )
-    recontact_rate: float
-    csat_avg: float | None
-    ces_avg: float | None
-    predicted_effort_avg: float | None
-    feedback_count: int
-    agent_wait_s_p50: float | None
-    agent_wait_s_p95: float | None
-    outcomes: dict[str, int]
-    signals: dict[str, int] = Field(description="signal events by kind, summed over the conversations")
-    by_topic: dict[str, TopicFigures]
-
-
-def _avg(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 3) if values else None
-
-
-def _p(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0], 3)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
-
-
-def metrics_of(facts: list[ConversationFacts], since: datetime | None, until: datetime | None) -> Metrics:
-    n = len(facts)
-    outcomes = Counter(f.outcome for f in facts)
-
-    def rate(count: int, of: int = n) -> float:
-        return round(count / of, 4) if of else 0.0
-
-    settled = [f for f in facts if f.outcome in RESOLVED and f.durable is not None]
-    signals: Counter[str] = Counter()
-    for f in facts:
-        signals.update(f.counts)
-    topics: dict[str, list[ConversationFacts]] = defaultdict(list)
-    for f in facts:
-        topics[f.topic or "unknown"].append(f)
-    waits = [f.agent_wait_s for f in facts if f.agent_wait_s is not None and f.status != "waiting_for_agent"]
-    return Metrics(
-        since=since,
-        until=until,
-        conversations=n,
-        open=outcomes.get("open", 0),
-        bot_resolution_rate=rate(sum(outcomes.get(k, 0) for k in BOT_RESOLVED)),
-        bot_confirmed_rate=rate(outcomes.get("resolved_by_bot_confirmed", 0)),
-        bot_assumed_rate=rate(outcomes.get("resolved_by_bot_assumed", 0)),
-        agent_resolution_rate=rate(outcomes.get("resolved_by_agent", 0)),
-        handoff_rate=rate(sum(1 for f in facts if f.handed_off)),
-        abandonment_rate=rate(outcomes.get("abandoned", 0)),
-        unresolved_rate=rate(outcomes.get("unresolved", 0)),
-        durable_resolution_rate=rate(sum(1 for f in settled if f.durable), len(settled)) if settled else None,
-        recontact_rate=rate(sum(1 for f in facts if f.counts.get("recontact"))),
-        csat_avg=_avg([f.csat for f in facts if f.csat is not None]),
-        ces_avg=_avg([f.ces for f in facts if f.ces is not None]),
-        predicted_effort_avg=_avg([f.effort for f in facts]),
-        feedback_count=sum(1 for f in facts if f.counts.get("feedback")),
-        agent_wait_s_p50=_p(waits, 50),
-        agent_wait_s_p95=_p(waits, 95),
-        outcomes=dict(outcomes),
-        signals=dict(signals),
-        by_topic={
-            t: TopicFigures(
-                conversations=len(fs),
-                bot_resolution_rate=round(sum(1 for f in fs if f.outcome in BOT_RESOLVED) / len(fs), 4),
-                handoff_rate=round(sum(1 for f in fs if f.handed_off) / len(fs), 4),
-                predicted_effort_avg=_avg([f.effort for f in fs]),
-            )
-            for t, fs in sorted(topics.items())
-        },
-    )
 
 
 class Telemetry:
@@ -307,10 +214,35 @@ class Telemetry:
             return 0
         return 1
 
-    # -- reading ------------------------------------------------------------------------------------
+    # -- reading (the CX team's figures: assistant.telemetry.figures) ---------------------------------
+
+    def facts(self, **query: Any) -> list[ConversationFacts]:
+        """Conversation facts as `Store.query_facts` selects them, after the inactivity sweep, so that every figure
+        the CX team reads counts a customer who left as gone (not as open)."""
+        self.sweep()
+        return self.store.query_facts(**query)
 
     def metrics(self, since: datetime | None = None, until: datetime | None = None) -> Metrics:
-        return metrics_of(self.store.query_facts(since=since, until=until), since, until)
+        return metrics_of(self.facts(since=since, until=until), since, until)
+
+    def timeseries(self, since: datetime | None, until: datetime | None, bucket: Bucket) -> MetricsSeries:
+        """`metrics` per bucket (see `figures.timeseries`); raises `InvalidPeriodError` for an impossible period."""
+        since, until, n = bucket_period(since, until, bucket)
+        return timeseries(self.facts(since=since, until=until, order="oldest"), since, until, bucket, n)
+
+    def by_topic(self, since: datetime | None = None, until: datetime | None = None) -> TopicBreakdown:
+        return by_topic(self.facts(since=since, until=until), since, until)
+
+    def conversations(self, **query: Any) -> list[ScoredConversation]:
+        """The CX team's conversation list: facts with the latest quality score and review label of each."""
+        facts = self.facts(**query)
+        ids = [f.conversation_id for f in facts]
+        scores = self.store.latest_scores(ids)
+        reviews = {r.conversation_id: r.label for r in self.store.latest_reviews(ids)}
+        return [
+            ScoredConversation(facts=f, score=scores.get(f.conversation_id), review=reviews.get(f.conversation_id))
+            for f in facts
+        ]
 
 
-__all__ = ["Metrics", "Telemetry", "TopicFigures", "metrics_of"]
+__all__ = ["Telemetry"]

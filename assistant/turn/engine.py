@@ -23,11 +23,13 @@ from assistant.models import (
     CitationsEvent,
     Conversation,
     ConversationStatus,
+    ConversationView,
     Decision,
     DoneEvent,
     Feedback,
     Handoff,
     HandoffEvent,
+    HandoffReceipt,
     IntentEvidence,
     Message,
     Reply,
@@ -117,9 +119,30 @@ class ConversationEngine:
             self.telemetry.refresh(conv.id)
         return conv
 
+    def conversation(self, conversation_id: str) -> Conversation:
+        """Raises `ConversationNotFoundError` for an unknown id."""
+        return self.store.get_conversation(conversation_id)
+
     def transcript(self, conversation_id: str) -> tuple[Conversation, list[Message]]:
         conv = self.store.get_conversation(conversation_id)
         return conv, self.store.list_messages(conversation_id)
+
+    def view(self, conversation_id: str) -> ConversationView:
+        """The conversation as its customer's widget (or staff) reads it."""
+        conv, messages = self.transcript(conversation_id)
+        handoff = self.store.open_handoff(conversation_id)
+        return ConversationView(
+            conversation=conv,
+            messages=messages,
+            handoff=handoff,
+            queue=self.handoffs.queue_info(handoff),
+            facts=self.store.get_facts(conversation_id),
+            signals=self.store.list_signals(conversation_id),
+        )
+
+    def messages_since(self, conversation_id: str, after_seq: int) -> tuple[list[Message], Conversation]:
+        """New messages after `after_seq` and the conversation's state now (what a live stream sends)."""
+        return self.store.list_messages(conversation_id, after_seq), self.store.get_conversation(conversation_id)
 
     def request_handoff(self, conversation_id: str, reason: str = "customer_request") -> Handoff:
         """The customer asked for a person (or a rule decided so)."""
@@ -129,6 +152,12 @@ class ConversationEngine:
         if created and self.telemetry is not None:
             self.telemetry.on_handoff(conversation_id, reason)
         return handoff
+
+    def ask_for_person(self, conversation_id: str, reason: str = "customer_request") -> HandoffReceipt:
+        """The widget's "talk to a person": the handoff, where it left the conversation, and the queue."""
+        handoff = self.request_handoff(conversation_id, reason)
+        status = self.store.get_conversation(conversation_id).status
+        return HandoffReceipt(handoff=handoff, status=status, queue=self.handoffs.queue_info(handoff))
 
     def record_feedback(self, conversation_id: str, feedback: Feedback) -> None:
         self.store.add_feedback(conversation_id, feedback)

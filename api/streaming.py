@@ -1,0 +1,62 @@
+"""Server-sent events: the one formatter, and the bridge from a turn's synchronous event generator (it runs the
+model in its own thread) to an async SSE response."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from api.errors import error_body
+from assistant.models import DoneEvent, TurnEvent
+
+logger = logging.getLogger(__name__)
+
+
+def sse(event: str, data: Any, id_: int | None = None) -> str:
+    """One SSE event: `id:` (optional), `event:` and a one-line JSON `data:`."""
+    payload = data if isinstance(data, str) else json.dumps(data, default=str)
+    head = f"id: {id_}\n" if id_ is not None else ""
+    return f"{head}event: {event}\ndata: {payload}\n\n"
+
+
+def turn_event(ev: TurnEvent) -> str:
+    """A turn's event as API.md names them: `token`, `citations`, `handoff`, then `done` with the full Turn."""
+    if ev.type == "token":
+        return sse("token", {"text": ev.text})
+    if ev.type == "citations":
+        return sse("citations", {"citations": [c.model_dump() for c in ev.citations]})
+    if ev.type == "handoff":
+        return sse("handoff", ev.handoff.model_dump(mode="json"))
+    assert isinstance(ev, DoneEvent)
+    return sse("done", ev.turn.model_dump(mode="json"))
+
+
+async def turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
+    """Relay a turn's events. The turn runs in its own thread and finishes even if the customer's
+    connection drops, so the reply is stored and shows up when they reconnect (GET or /events)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[TurnEvent | BaseException | None] = asyncio.Queue()
+
+    def produce() -> None:
+        try:
+            for ev in events:
+                loop.call_soon_threadsafe(queue.put_nowait, ev)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which reports it
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=produce, name="turn", daemon=True).start()
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            logger.error("turn failed mid-stream: %s", item)
+            yield sse("error", error_body(getattr(item, "code", "internal_error"), str(item)))
+            return
+        yield turn_event(item)

@@ -1,0 +1,30 @@
+"""Customer records as the admin API writes and reads them: the profile and its events."""
+
+from __future__ import annotations
+
+from assistant.errors import CustomerNotFoundError
+from assistant.models import CustomerEvent, CustomerProfile
+from assistant.store.repo import Store
+
+
+class CustomerRecords:
+    def __init__(self, store: Store, max_events: int = 50) -> None:
+        self.store = store
+        self.max_events = max_events
+
+    def put_profile(self, profile: CustomerProfile) -> tuple[CustomerProfile, bool]:
+        """Create or replace the profile; returns (profile, created)."""
+        return self.store.upsert_customer(profile)
+
+    def get(self, customer_id: str) -> tuple[CustomerProfile, list[CustomerEvent]]:
+        """The profile and its newest events; `CustomerNotFoundError` for an unknown id."""
+        profile = self.store.get_customer(customer_id)
+        if profile is None:
+            raise CustomerNotFoundError(customer_id)
+        return profile, self.store.list_events(customer_id, limit=self.max_events)
+
+    def add_event(self, event: CustomerEvent) -> CustomerEvent:
+        """Append an event to a known customer's record; `CustomerNotFoundError` for an unknown id."""
+        if self.store.get_customer(event.customer_id) is None:
+            raise CustomerNotFoundError(event.customer_id)
+        return self.store.add_event(event)
