@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from assistant.safety import identity
 from assistant.samples import load_customers
 from assistant.services import build_index
 from assistant.settings import Settings
@@ -176,7 +177,5 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def customer_hash(customer_id: str) -> str:
-    import hashlib
-    import hmac
-
-    return hmac.new(IDENTITY_SECRET.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+    """What a host page sends for `customer_id` under the tests' identity secret."""
+    return identity.customer_hash(IDENTITY_SECRET, customer_id)
