@@ -8,7 +8,6 @@ HMAC-SHA256 of their id under the identity secret; anyone else is anonymous.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from assistant.safety import identity
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Keys:
         return bool(key) and hmac.compare_digest(key.encode(), self.widget_key.encode())  # type: ignore[union-attr]
 
     def customer_hash(self, customer_id: str) -> str:
-        return hmac.new(self.identity_secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+        return identity.customer_hash(self.identity_secret, customer_id)
 
     def verify_customer(self, customer_id: str | None, customer_hash: str | None) -> bool:
         if not customer_id or not customer_hash:

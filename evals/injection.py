@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.prompts import PROMPTS
+from assistant.safety.identity import customer_hash
 from evals.sse import parse_sse
 
 CASES_PATH = Path(__file__).parent / "attacks" / "injection.jsonl"  # not in cases/: those are regression cases
@@ -256,10 +257,7 @@ class InjectionRunner:
         return str(_ok(self.client.post("/v1/conversations", json=body, headers=self._widget), 201)["id"])
 
     def _hash(self, customer_id: str) -> str:
-        import hashlib
-        import hmac
-
-        return hmac.new(self.creds.identity_secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+        return customer_hash(self.creds.identity_secret, customer_id)
 
     # -- one case -------------------------------------------------------------------------------------
 

@@ -21,8 +21,6 @@ The server must run with a short inactivity timeout (`CXA_TELEMETRY__INACTIVITY_
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import statistics
 import time
@@ -33,6 +31,8 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel
+
+from assistant.safety import identity
 
 QUESTIONS: dict[str, list[str]] = {
     "account": [
@@ -71,7 +71,7 @@ class Credentials:
     identity_secret: str
 
     def customer_hash(self, customer_id: str) -> str:
-        return hmac.new(self.identity_secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+        return identity.customer_hash(self.identity_secret, customer_id)
 
 
 @dataclass

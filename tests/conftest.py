@@ -1,9 +1,9 @@
 """Shared fixtures: real SQLite, real Chroma on temp dirs, the real app through httpx (TestClient).
 
-Only what is outside our process is faked: the chat model (`FakeSupportChatModel`, or langchain's
-`GenericFakeChatModel` with scripted output). The sample help center is ingested once per session
-into a template data dir; tests that need the knowledge copy it, so each gets its own database
-and index without paying for embedding 200 chunks again.
+Only what is outside our process is faked: the chat model (the product's `FakeSupportChatModel`, or, where a test
+says what the model replies or how it fails, `tests.fakes.FakeChatModel`). The sample help center is ingested once
+per session into a template data dir; tests that need the knowledge copy it, so each gets its own database and index
+without paying for embedding 200 chunks again.
 
 With `CXA_TEST_BACKENDS=servers` the same tests run on a PostgreSQL server and a Chroma server
 (`tests/servers.py`): `make_settings` gives each data dir its own database and collection there, a copy
@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from assistant.safety import identity
 from assistant.samples import load_customers
 from assistant.services import build_index
 from assistant.settings import Settings
@@ -176,7 +177,5 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def customer_hash(customer_id: str) -> str:
-    import hashlib
-    import hmac
-
-    return hmac.new(IDENTITY_SECRET.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+    """What a host page sends for `customer_id` under the tests' identity secret."""
+    return identity.customer_hash(IDENTITY_SECRET, customer_id)

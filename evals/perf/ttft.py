@@ -43,6 +43,7 @@ from assistant.turn.grounding import clean_sentence
 from evals.load import local_server
 from evals.perf.stats import Machine, Ratio, Timing
 from evals.simulate import QUESTIONS
+from evals.sse import iter_sse
 
 Progress = Callable[[str, int, int], None]
 TARGET = 1.10
@@ -161,22 +162,18 @@ def _stream_turn(client: httpx.Client, question: str) -> E2ETurn:
     first: float | None = None
     first_text: str | None = None
     done: dict[str, Any] | None = None
-    event = ""
     with client.stream(
         "POST", f"/v1/conversations/{cid}/messages", json={"text": question}, headers={"Accept": "text/event-stream"}
     ) as r:
         r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                if event == "token" and first is None:
-                    first = time.perf_counter() - t0
-                    first_text = json.loads(line[5:])["text"]
-                elif event == "done":
-                    done = json.loads(line[5:])
-                elif event == "error":
-                    raise RuntimeError(f"the turn failed: {line[5:]}")
+        for event in iter_sse(r.iter_lines()):  # the server writes each event whole: its end is its arrival
+            if event.name == "token" and first is None:
+                first = time.perf_counter() - t0
+                first_text = event.data["text"]
+            elif event.name == "done":
+                done = event.data
+            elif event.name == "error":
+                raise RuntimeError(f"the turn failed: {json.dumps(event.data)}")
     total = time.perf_counter() - t0
     turn = E2ETurn(question=question, posted_at=wall0, first_event_s=first, done_s=total, first_text=first_text)
     if done is not None:

@@ -1,12 +1,10 @@
 """Helpers shared by the API tests (not fixtures: those live in tests/conftest.py).
 
-Only the chat model is ever replaced: `FailingChatModel` raises like a provider outage, and
-`scripted_model` replies with fixed text through langchain's `GenericFakeChatModel`.
+Only the chat model is ever replaced, by `tests.fakes.FakeChatModel` (`app_client(..., chat_model=...)`).
 """
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +13,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from api.app import create_app
 from evals.sse import parse_sse  # noqa: F401 - re-exported for tests
@@ -39,37 +33,6 @@ SUMMARY_FIELDS = {
     "effort",
     "suggested_next_step",
 }
-
-
-class FailingChatModel(BaseChatModel):
-    """A chat model whose every call fails, like a provider that is down."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "failing"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        raise RuntimeError("the model provider is down")
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        raise RuntimeError("the model provider is down")
-
-
-def scripted_model(text: str) -> GenericFakeChatModel:
-    """A model that answers every call with `text`."""
-    return GenericFakeChatModel(messages=itertools.repeat(AIMessage(content=text)))
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant.store.tables import LLMCallRow
+from evals.sse import Event, iter_sse
 from tests.api.support import (
     OFF_TOPIC_QUESTION,
     SUMMARY_FIELDS,
@@ -82,33 +83,24 @@ class EventReader:
     after `max_s`, so a missing event fails the test instead of hanging it)."""
 
     def __init__(self, response: Any, deadline_s: float = STREAM_LIMIT_S) -> None:
-        self.lines = response.iter_lines()
         self.deadline = time.monotonic() + deadline_s
-        self.seen: list[tuple[str, Any, str | None]] = []
+        self.events = iter_sse(self._lines(response))
+        self.seen: list[Event] = []
 
-    def next_event(self) -> tuple[str, Any, str | None] | None:
-        name, data, id_ = "message", [], None
-        for line in self.lines:
+    def _lines(self, response: Any) -> Iterator[str]:
+        for line in response.iter_lines():
             if time.monotonic() > self.deadline:
-                return None
-            if line == "":
-                if data:
-                    ev = (name, json.loads("\n".join(data)), id_)
-                    self.seen.append(ev)
-                    return ev
-                name, data, id_ = "message", [], None
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-            elif field == "id":
-                id_ = value
-        return None  # the server ended the stream
+                return
+            yield line
 
-    def until(self, predicate: Any) -> tuple[str, Any, str | None]:
+    def next_event(self) -> Event | None:
+        """The next event, or None when the server ended the stream or the deadline passed."""
+        ev = next(self.events, None)
+        if ev is not None:
+            self.seen.append(ev)
+        return ev
+
+    def until(self, predicate: Any) -> Event:
         while (ev := self.next_event()) is not None:
             if predicate(ev):
                 return ev

@@ -19,10 +19,10 @@ from tests.api.support import (
     parse_sse,
     private_app,
     say,
-    scripted_model,
     start,
 )
 from tests.conftest import AGENT_TOKEN, bearer, customer_hash, widget_headers
+from tests.fakes import FakeChatModel
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_only_a_verified_customer_gets_their_account_details(sample_data_dir: Pa
     that history is in the turn's evidence, i.e. only for the verified customer."""
     fact = "Your order LH-482913 was shipped by Larkspur Home Delivery with tracking number LHD7730412."
     question = "Where is my sofa order LH-482913?"
-    with app_client(sample_data_dir, chat_model=scripted_model(fact)) as c:
+    with app_client(sample_data_dir, chat_model=FakeChatModel(reply=fact)) as c:
         verified = start(c, customer_id="cus_1001", customer_hash=customer_hash("cus_1001"))
         claimed = start(c, customer_id="cus_1001", customer_hash="ab" * 32)
         anonymous = start(c)

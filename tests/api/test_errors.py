@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from tests.api.support import (
     SUMMARY_FIELDS,
     TWO_FA_QUESTION,
-    FailingChatModel,
     app_client,
     assert_error,
     assert_turn_shape,
@@ -24,6 +23,7 @@ from tests.api.support import (
     start,
 )
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
+from tests.fakes import FakeChatModel
 
 UNKNOWN = "conv_does_not_exist"
 
@@ -267,7 +267,9 @@ def test_unknown_routes_and_methods_use_the_error_shape(shared: TestClient) -> N
 
 @pytest.fixture
 def failing(sample_data_dir: Path) -> Iterator[TestClient]:
-    with app_client(sample_data_dir, chat_model=FailingChatModel()) as c:
+    """The app on a model whose every call fails, like a provider that is down."""
+    down = FakeChatModel(reply=RuntimeError("the model provider is down"))
+    with app_client(sample_data_dir, chat_model=down) as c:
         yield c
 
 

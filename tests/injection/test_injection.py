@@ -23,7 +23,7 @@ from assistant.turn.answer import format_sources
 from evals.injection import ATTACKER_DOMAIN, Canaries, Credentials, InjectionCase, InjectionRunner, load_cases
 from tests.api.support import private_app
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET, WIDGET_KEY
-from tests.injection.gullible import GullibleChatModel
+from tests.injection.gullible import gullible_model
 
 CASES = load_cases()
 CREDS = Credentials(WIDGET_KEY, AGENT_TOKEN, CX_TOKEN, ADMIN_TOKEN, IDENTITY_SECRET)
@@ -47,7 +47,7 @@ def test_the_case_set_is_broad() -> None:
 def runner(
     request: pytest.FixtureRequest, sample_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InjectionRunner]:
-    model = GullibleChatModel(always=request.param == "always")
+    model = gullible_model(always=request.param == "always")
     with private_app(sample_template, tmp_path_factory, f"inject-{request.param}", chat_model=model) as client:
         r = InjectionRunner(client, CREDS, COMPANY)
         r.prepare(CASES)
@@ -69,7 +69,7 @@ def _calls(client: TestClient, prompt: str) -> list[LLMCallRow]:
 def test_control_the_gullible_model_leaks_when_nothing_stands_in_its_way() -> None:
     """The model called directly with the answer prompt holding a raw injected article: the system prompt,
     the attacker's link and a claimed refund are in its raw output."""
-    model = GullibleChatModel()
+    model = gullible_model()
     canaries = Canaries(CREDS.secrets(), COMPANY)
     case = next(c for c in CASES if c.id == "doc-print-prompt")
     rendered = ANSWER.render(
@@ -96,7 +96,7 @@ def test_control_through_the_app_the_raw_output_leaks_and_the_reply_does_not(
     and the attacker's link; the reply, the stream and the summary do not."""
     case = next(c for c in CASES if c.id == "direct-leetspeak")  # a phrasing the input filter misses or not
     with private_app(
-        sample_template, tmp_path_factory, "inject-control", chat_model=GullibleChatModel(always=True)
+        sample_template, tmp_path_factory, "inject-control", chat_model=gullible_model(always=True)
     ) as client:
         runner = InjectionRunner(client, CREDS, COMPANY)
         runner.prepare([])
@@ -120,7 +120,7 @@ def test_generated_keys_never_reach_a_prompt(tmp_path: Path, sample_template: Pa
     shutil.copytree(sample_template, data)
     (data / "keys.json").unlink(missing_ok=True)
     settings = make_settings(data, widget_key=None, agent_token=None, cx_token=None, admin_token=None)
-    with TestClient(create_app(settings, chat_model=GullibleChatModel(always=True))) as client:
+    with TestClient(create_app(settings, chat_model=gullible_model(always=True))) as client:
         keys = client.app.state.keys  # type: ignore[attr-defined]
         r = client.post("/v1/conversations", json={}, headers={"X-Widget-Key": keys.widget_key})
         conv = r.json()["id"]

@@ -14,7 +14,6 @@ the other reads: transcript, handoff queue, metrics.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from evals.sse import iter_sse
 from tests.backends import free_port
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -144,21 +144,10 @@ class Stream:
         try:
             with self._client.stream("GET", url, params={"max_s": 900}, headers=headers) as r:
                 r.raise_for_status()
-                name, data = "message", []
-                for line in r.iter_lines():
-                    if line == "":
-                        if data:
-                            with self._cond:
-                                self.events.append((time.monotonic(), name, json.loads("\n".join(data))))
-                                self._cond.notify_all()
-                        name, data = "message", []
-                    elif not line.startswith(":"):
-                        field, _, value = line.partition(":")
-                        value = value[1:] if value.startswith(" ") else value
-                        if field == "event":
-                            name = value
-                        elif field == "data":
-                            data.append(value)
+                for ev in iter_sse(r.iter_lines()):
+                    with self._cond:
+                        self.events.append((time.monotonic(), ev.name, ev.data))
+                        self._cond.notify_all()
         except Exception as exc:  # closed by the test, or a failure the waiting test reports
             with self._cond:
                 self.events.append((time.monotonic(), "closed", repr(exc)))

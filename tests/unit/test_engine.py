@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from assistant.llm import FakeSupportChatModel
 from assistant.models import CitationsEvent, DoneEvent, TokenEvent
 from assistant.services import Services
+from assistant.store.repo import Store
 from tests.conftest import make_settings
+from tests.fakes import Call, FakeChatModel
 
 
-class FailingChat(BaseChatModel):
-    """A provider that is down. Before failing it records what the database held at call time."""
-
-    store_url: str = ""
-    seen_messages: list[str] = []
-
-    @property
-    def _llm_type(self) -> str:
-        return "failing"
-
-    def _peek(self) -> None:
-        from assistant.store.repo import Store
-
-        store = Store(self.store_url)
-        with store.engine.connect() as c:
-            self.seen_messages.extend(
-                r[0] for r in c.exec_driver_sql("SELECT text FROM messages WHERE role='customer'")
-            )
-        store.close()
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self._peek()
-        raise RuntimeError("upstream 503")
-
-    def _stream(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        self._peek()
-        raise RuntimeError("upstream 503")
-
-
-def scripted(*texts: str) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=iter([AIMessage(content=t) for t in texts]))
+def scripted(*texts: str) -> FakeChatModel:
+    """A model that replies `texts`, one a call, and then fails."""
+    return FakeChatModel().enqueue(*texts)
 
 
 def build(data_dir: Path, model: BaseChatModel | None = None, **overrides: Any) -> Services:
@@ -173,11 +139,20 @@ def test_a_frustrated_customer_is_handed_off(sample_data_dir: Path) -> None:
 
 def test_model_failure_hands_off_after_the_message_is_stored(sample_data_dir: Path) -> None:
     settings = make_settings(sample_data_dir)
-    failing = FailingChat(store_url=settings.sqlalchemy_url, seen_messages=[])
-    sv = Services.build(settings, chat_model=failing)
+    seen_messages: list[str] = []
+
+    def down(call: Call) -> str:
+        """A provider that is down. Before failing it records what the database held at call time."""
+        store = Store(settings.sqlalchemy_url)
+        with store.engine.connect() as c:
+            seen_messages.extend(r[0] for r in c.exec_driver_sql("SELECT text FROM messages WHERE role='customer'"))
+        store.close()
+        raise RuntimeError("upstream 503")
+
+    sv = Services.build(settings, chat_model=FakeChatModel(reply=down))
     conv = sv.engine.start_conversation(None, False)
     turn = sv.engine.run_turn(conv.id, "How do I reset my password?")
-    assert "How do I reset my password?" in failing.seen_messages, "persisted before the model ran"
+    assert "How do I reset my password?" in seen_messages, "persisted before the model ran"
     assert turn.reply is None
     assert turn.handoff is not None and turn.handoff.reason == "error"
     assert turn.status == "waiting_for_agent"

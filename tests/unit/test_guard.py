@@ -4,14 +4,9 @@ and the gateway's redaction of credentials from prompts."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from assistant.llm import ChatGateway
 from assistant.prompts import ANSWER, instruction_texts
@@ -24,6 +19,7 @@ from assistant.safety.guard import (
     strip_invisible,
 )
 from knowledge.loaders import document_from_json, load_html, load_markdown
+from tests.fakes import Call, FakeChatModel
 
 
 def _tags(s: str) -> str:
@@ -122,32 +118,19 @@ def test_loaders_drop_what_a_reader_does_not_see() -> None:
     assert "PWNED" not in doc.text and "\u200b" not in doc.text
 
 
-class _Echo(BaseChatModel):
-    """Replies with its whole input (what a model could repeat)."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "echo"
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        raise NotImplementedError
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        yield ChatGenerationChunk(message=AIMessageChunk(content=" ".join(str(m.content) for m in messages)))
+def _echo(call: Call) -> str:
+    """The model's whole input, as its reply (what a model could repeat)."""
+    return " ".join(str(m.content) for m in call.messages)
 
 
 def test_the_gateway_redacts_credentials_from_every_prompt() -> None:
     logged: list[dict[str, Any]] = []
     gateway = ChatGateway(
-        _Echo(), "custom", "echo", log=lambda **f: logged.append(f), secrets=["admin-token-0123456789"]
+        FakeChatModel(reply=_echo),
+        "custom",
+        "echo",
+        log=lambda **f: logged.append(f),
+        secrets=["admin-token-0123456789"],
     )
     gateway.add_secrets(["generated-identity-secret-xyz"])
     values = {

@@ -3,11 +3,8 @@ and one that scores low; the LLM judge with valid, partly invalid and garbage ou
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant.handoff.summary import HANDOFF_TEXT
 from assistant.llm import ChatGateway, FakeSupportChatModel
@@ -27,6 +24,7 @@ from evals.scorecard import (
     verdict,
 )
 from knowledge.embeddings import shared_embedder
+from tests.fakes import FakeChatModel
 
 REFUNDS = (
     "Card refunds take 5-10 business days to appear after we issue the refund. PayPal refunds take 3-5 business days."
@@ -203,12 +201,10 @@ def test_verdict_and_mean() -> None:
 # -- the judge ------------------------------------------------------------------------------------------
 
 
-def judge_with(model: object) -> ConversationJudge:
-    return ConversationJudge(ChatGateway(model, "custom", "test-model"), EvalSettings())  # type: ignore[arg-type]
-
-
-def scripted(text: str) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=itertools.repeat(AIMessage(content=text)))
+def judge_with(model: BaseChatModel | str) -> ConversationJudge:
+    """A judge on `model`; on a text, on a model that replies it to every call."""
+    chat = FakeChatModel(reply=model) if isinstance(model, str) else model
+    return ConversationJudge(ChatGateway(chat, "custom", "test-model"), EvalSettings())
 
 
 GIFT_CONV = conv(
@@ -227,7 +223,7 @@ def test_grades_map_to_zero_one_and_garbage_is_refused() -> None:
 
 def test_a_valid_judge_scores_tone_and_joins_relevance_and_policy(vectors: SentenceVectors) -> None:
     reply = '{"relevance": 3, "tone": 2, "policy": 2, "reason": "The answer skips the PIN step."}'
-    judge = judge_with(scripted(reply))
+    judge = judge_with(reply)
     card = ScorecardBuilder(vectors, EvalSettings(), PolicySettings(), judge).build(GIFT_CONV)
     assert card.scores["tone"] == 0.25 and card.evaluators["tone"] == "judge:test-model@conversation_judge.v1"
     assert card.scores["policy"] == 0.25  # the judge is stricter than the rule (1.0): the lower wins
@@ -238,12 +234,12 @@ def test_a_valid_judge_scores_tone_and_joins_relevance_and_policy(vectors: Sente
 def test_judge_garbage_falls_back_to_the_rules_per_score(vectors: SentenceVectors) -> None:
     rules = ScorecardBuilder(vectors, EvalSettings(), PolicySettings()).build(GIFT_CONV, use_judge=False)
     for reply in ("I think this conversation went well!", '{"relevance": "great", "tone": 9, "policy": null}', "{"):
-        card = ScorecardBuilder(vectors, EvalSettings(), PolicySettings(), judge_with(scripted(reply))).build(GIFT_CONV)
+        card = ScorecardBuilder(vectors, EvalSettings(), PolicySettings(), judge_with(reply)).build(GIFT_CONV)
         assert card.scores == rules.scores, reply
         assert card.evaluators["tone"] == "rule:tone@1"
         assert any(n.startswith("judge fell back") for n in card.notes), card.notes
     partial = '{"relevance": 7, "tone": 5, "policy": "ok", "reason": "Polite and correct."}'
-    card = ScorecardBuilder(vectors, EvalSettings(), PolicySettings(), judge_with(scripted(partial))).build(GIFT_CONV)
+    card = ScorecardBuilder(vectors, EvalSettings(), PolicySettings(), judge_with(partial)).build(GIFT_CONV)
     assert card.scores["tone"] == 1.0 and card.evaluators["tone"].startswith("judge:")
     assert card.scores["relevance"] == rules.scores["relevance"] and card.evaluators["relevance"] == "rule:relevance@1"
     assert any("rejected" in n for n in card.notes)

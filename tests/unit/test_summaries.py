@@ -6,14 +6,11 @@ broken model returns."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from assistant.errors import ModelUnavailableError
 from assistant.handoff.summary import (
@@ -31,29 +28,7 @@ from evals.bench.summaries import run_summaries, scored_text
 from evals.datasets import clean_tweet, tweetsumm_dialogues
 from evals.rouge import lcs_length, rouge_l, rouge_l_multi, rouge_tokens
 from tests.conftest import make_settings
-
-
-class CannedChatModel(BaseChatModel):
-    """Replies with a fixed text and records the call options it was given."""
-
-    reply: str
-    seen: list[dict[str, Any]] = []
-
-    @property
-    def _llm_type(self) -> str:
-        return "canned"
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self.seen.append(kw)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
-
-    def _stream(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> Iterator[ChatGenerationChunk]:
-        self.seen.append(kw)
-        yield ChatGenerationChunk(message=AIMessageChunk(content=self.reply))
+from tests.fakes import FakeChatModel
 
 
 def conversation(*turns: tuple[str, str]) -> list[Message]:
@@ -82,7 +57,7 @@ def test_the_model_writes_the_prose_and_the_code_keeps_the_facts() -> None:
         "attempted": "The assistant explained damaged items can be repaired or replaced within 14 days.",
         "suggested_next_step": "Send a replacement cushion cover for the sofa.",
     }
-    model = CannedChatModel(reply="Here you go: " + json.dumps(written), seen=[])
+    model = FakeChatModel(reply="Here you go: " + json.dumps(written))
     summary, source = summarizer(model).summarize(SOFA, CustomerContext(), "customer_request")
     assert source == "model"
     assert summary.issue == written["issue"] and summary.customer_goal == written["customer_goal"]
@@ -92,7 +67,7 @@ def test_the_model_writes_the_prose_and_the_code_keeps_the_facts() -> None:
     assert summary.attempted[1].startswith("You can report damaged items")
     assert summary.sentiment == "neutral" and summary.effort == 1.5
     # asked for structured output: the schema of the fields, and a token limit
-    options = model.seen[-1]
+    options = model.calls[-1].options
     assert options["json_schema"]["required"] == list(ModelSummary.model_fields)
     assert options["max_tokens"] == HandoffSettings().summary_max_tokens
 
@@ -122,9 +97,7 @@ def test_the_model_writes_the_prose_and_the_code_keeps_the_facts() -> None:
     ],
 )
 def test_a_weak_or_broken_model_falls_back_to_the_extractive_summary(reply: str) -> None:
-    summary, source = summarizer(CannedChatModel(reply=reply, seen=[])).summarize(
-        SOFA, CustomerContext(), "low_confidence"
-    )
+    summary, source = summarizer(FakeChatModel(reply=reply)).summarize(SOFA, CustomerContext(), "low_confidence")
     assert source == "extractive"
     assert summary == extractive_summary(SOFA, CustomerContext(), "low_confidence")
 
@@ -140,20 +113,17 @@ def test_fields_are_checked_one_by_one() -> None:
 
 
 def test_no_model_call_when_the_model_is_what_failed_or_it_is_switched_off() -> None:
-    model = CannedChatModel(reply="{}", seen=[])
+    model = FakeChatModel(reply="{}")
     assert summarizer(model).summarize(SOFA, CustomerContext(), "error")[1] == "extractive"
     assert summarizer(model, summary="extractive").summarize(SOFA, CustomerContext(), "low_confidence")[1] == (
         "extractive"
     )
-    assert model.seen == []
+    assert model.calls == []
 
 
 def test_a_provider_failure_falls_back() -> None:
-    class Failing(CannedChatModel):
-        def _stream(self, *a: Any, **kw: Any) -> Iterator[ChatGenerationChunk]:
-            raise TimeoutError("read timed out")
-
-    summary, source = summarizer(Failing(reply="", seen=[])).summarize(SOFA, CustomerContext(), "low_confidence")
+    failing = FakeChatModel(reply=TimeoutError("read timed out"))
+    summary, source = summarizer(failing).summarize(SOFA, CustomerContext(), "low_confidence")
     assert source == "extractive" and summary.issue == "My sofa arrived with a torn cushion cover."
 
 
@@ -262,15 +232,6 @@ def test_scored_text_is_what_the_agent_reads_first() -> None:
 
 
 def test_a_summary_slower_than_its_timeout_falls_back() -> None:
-    class Slow(CannedChatModel):
-        def _stream(self, *a: Any, **kw: Any) -> Iterator[ChatGenerationChunk]:
-            import time
-
-            for piece in ['{"issue": ', '"The sofa ', "cover is ", 'torn."', "}"] * 4:
-                time.sleep(0.05)
-                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
-
-    summary, source = summarizer(Slow(reply="", seen=[]), summary_timeout_s=0.12).summarize(
-        SOFA, CustomerContext(), "low_confidence"
-    )
+    slow = FakeChatModel(reply='{"issue": "The sofa cover is torn."}' * 4, token_delay_s=0.05)
+    summary, source = summarizer(slow, summary_timeout_s=0.12).summarize(SOFA, CustomerContext(), "low_confidence")
     assert source == "extractive" and summary.issue == "My sofa arrived with a torn cushion cover."
