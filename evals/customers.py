@@ -35,6 +35,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from evals.simulate import Credentials, Day
+from evals.suite import Metric
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 PersonaName = Literal["terse", "chatty", "frustrated", "non_native"]
@@ -140,6 +141,33 @@ class CustomersResult(BaseModel):
     per_scenario: list[ScenarioFigures]
     trial_results: list[Trial]
     seconds: float
+
+    def suite_metrics(self) -> list[Metric]:
+        """pass^1..k, resolution and turns always; the handoff figures and effort when the run has them."""
+        n = self.scenarios
+        metrics = [
+            *(Metric(f"pass_hat_{k}", v, n=n) for k, v in self.pass_hat_k.items()),
+            Metric("resolution_rate", self.resolution_rate, n=n),
+            Metric("mean_turns", self.mean_turns, higher_is_better=False, kind="info", n=n),
+        ]
+        if self.handoff_correct is not None:
+            metrics.append(Metric("handoff_correct", self.handoff_correct))
+        if self.false_handoff_rate is not None:
+            metrics.append(Metric("false_handoff_rate", self.false_handoff_rate, higher_is_better=False))
+        if self.mean_effort is not None:
+            metrics.append(Metric("mean_effort", self.mean_effort, higher_is_better=False, kind="value"))
+        return metrics
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [
+            ("scenarios / trials", f"{self.scenarios} / {self.trials}"),
+            *((f"pass^{i}", f"{v:.3f}") for i, v in self.pass_hat_k.items()),
+            ("resolution rate (answer scenarios, telemetry)", f"{self.resolution_rate:.3f}"),
+            ("handed off when it must (policy, explicit)", self.handoff_correct),
+            ("false handoffs (answer scenarios)", self.false_handoff_rate),
+            ("mean effort (CES 1..7) / mean turns", f"{self.mean_effort} / {self.mean_turns}"),
+            ("wall time (s)", f"{self.seconds:.0f}"),
+        ]
 
 
 def load_scenarios(paths: list[Path] | None = None) -> list[Scenario]:

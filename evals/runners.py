@@ -9,6 +9,9 @@
 | answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
 | customers | simulated customers through the HTTP API, pass^k (chat model) | all scenarios, k=2 |
+
+Which figures a benchmark puts up for comparison, with their direction, kind and sample, is its result
+model's `suite_metrics()`: a runner picks the sample, runs the benchmark and keeps the details.
 """
 
 from __future__ import annotations
@@ -24,14 +27,10 @@ from assistant.settings import Settings
 from evals.cases import CASES_DIR, load_cases
 from evals.customers import CustomersResult
 from evals.simulate import Credentials
-from evals.suite import BenchmarkResult, MetricKind, Progress, Runner
+from evals.suite import BenchmarkResult, Progress, Runner
 
 # An HTTP client on a server holding the sample help center, with its widget credentials.
 ClientFactory = Callable[[Settings], AbstractContextManager[tuple[httpx.Client, Credentials]]]
-
-
-def _info(*names: str) -> dict[str, MetricKind]:
-    return dict.fromkeys(names, "info")
 
 
 @dataclass
@@ -47,18 +46,7 @@ class RetrievalRunner:
         from evals.bench.retrieval import run_retrieval
 
         r = run_retrieval(settings, data, k=5, limit=limit, progress=progress)
-        return BenchmarkResult(
-            metrics={
-                "recall_at_5": r.recall_at_k,
-                "mrr": r.mrr,
-                "latency_ms_p50": r.latency_ms_p50,
-                "latency_ms_p95": r.latency_ms_p95,
-            },
-            n=r.turns,
-            higher_is_better={"recall_at_5": True, "mrr": True, "latency_ms_p50": False, "latency_ms_p95": False},
-            kinds=_info("latency_ms_p50", "latency_ms_p95"),
-            details=r.model_dump(),
-        )
+        return BenchmarkResult.of(r.suite_metrics(), n=r.turns, details=r.model_dump())
 
 
 @dataclass
@@ -75,30 +63,9 @@ class HandoffRunner:
 
         c = run_clinc(settings, data, limit=limit, seed=seed, progress=progress)
         d = run_doc2dial_handoff(settings, data, limit=limit, seed=seed, progress=progress)
-        metrics = {
-            "clinc_auroc": c.auroc,
-            "clinc_oos_recall_at_95_in_scope": c.oos_recall_at_95_in_scope,
-            "clinc_in_scope_answered_at_policy": c.in_scope_answered_at_policy,
-            "clinc_oos_recall_at_policy": c.oos_recall_at_policy,
-            "doc2dial_handoff_recall": d.handoff_recall,
-            "doc2dial_false_handoff_rate": d.false_handoff_rate,
-            "doc2dial_auroc": d.auroc,
-        }
-        better = dict.fromkeys(metrics, True) | {"doc2dial_false_handoff_rate": False}
-        oos = c.out_of_scope
-        return BenchmarkResult(
-            metrics=metrics,
+        return BenchmarkResult.of(
+            [*c.suite_metrics(), *d.suite_metrics()],
             n=c.in_scope + c.out_of_scope + d.turns,
-            higher_is_better=better,
-            n_per_metric={
-                "clinc_auroc": oos,
-                "clinc_oos_recall_at_95_in_scope": oos,
-                "clinc_oos_recall_at_policy": oos,
-                "clinc_in_scope_answered_at_policy": c.in_scope,
-                "doc2dial_handoff_recall": d.turns,
-                "doc2dial_false_handoff_rate": d.turns,
-                "doc2dial_auroc": d.turns,
-            },
             details={"clinc150": c.model_dump(), "doc2dial": d.model_dump()},
         )
 
@@ -117,13 +84,7 @@ class TopicsRunner:
 
         folds = 5 if limit is None or limit >= 77 * 5 else 2
         r = run_topics(settings, data, folds=folds, seed=seed, limit=limit, progress=progress, latency_queries=50)
-        return BenchmarkResult(
-            metrics={"accuracy": r.accuracy, "macro_f1": r.macro_f1, "latency_ms_p50": r.latency_ms_p50},
-            n=r.queries,
-            higher_is_better={"accuracy": True, "macro_f1": True, "latency_ms_p50": False},
-            kinds=_info("latency_ms_p50"),
-            details=r.model_dump(exclude={"per_fold"}),
-        )
+        return BenchmarkResult.of(r.suite_metrics(), n=r.queries, details=r.model_dump(exclude={"per_fold"}))
 
 
 @dataclass
@@ -139,20 +100,7 @@ class SummariesRunner:
         from evals.bench.summaries import run_summaries
 
         r = run_summaries(settings, data, limit, progress)
-        metrics = {
-            "rouge_l_f1": r.summary.rouge_l_f1,
-            "rouge_l_f1_extractive": r.extractive.rouge_l_f1,
-            "model_written": r.model_written,
-            "supported_words": r.supported_words,
-            "latency_ms_p50": r.latency_ms_p50,
-        }
-        return BenchmarkResult(
-            metrics={k: round(v, 4) for k, v in metrics.items()},
-            n=r.dialogues,
-            higher_is_better=dict.fromkeys(metrics, True) | {"latency_ms_p50": False},
-            kinds=_info("latency_ms_p50"),
-            details=r.model_dump(),
-        )
+        return BenchmarkResult.of(r.suite_metrics(), n=r.dialogues, details=r.model_dump())
 
 
 @dataclass
@@ -168,24 +116,7 @@ class AnswersRunner:
         from evals.bench.answers import run_answers
 
         r = run_answers(settings, data, limit=limit, seed=seed, progress=progress)
-        metrics = {
-            "token_f1": r.token_f1,
-            "token_f1_all": r.token_f1_all,
-            "groundedness": r.groundedness,
-            "handoff_rate": r.handoff_rate,
-            "abstain_rate": r.abstain_rate,
-            "generated_share": r.generated_share,
-            "latency_ms_p50": r.latency_ms_p50,
-            "latency_ms_p95": r.latency_ms_p95,
-        }
-        return BenchmarkResult(
-            metrics=metrics,
-            n=r.turns,
-            higher_is_better=dict.fromkeys(metrics, True)
-            | dict.fromkeys(("handoff_rate", "abstain_rate", "latency_ms_p50", "latency_ms_p95"), False),
-            kinds=_info("generated_share", "latency_ms_p50", "latency_ms_p95"),
-            details=r.model_dump(),
-        )
+        return BenchmarkResult.of(r.suite_metrics(), n=r.turns, details=r.model_dump())
 
 
 @dataclass
@@ -202,14 +133,7 @@ class RegressionRunner:
         from evals.bench.regression import run_regression
 
         r = run_regression(settings, load_cases(self.case_paths), limit=limit, progress=progress)
-        metrics = {"cases_passed": r.passed, **{f"{k}_pass_rate": v for k, v in r.per_check.items()}}
-        return BenchmarkResult(
-            metrics=metrics,
-            n=r.cases,
-            higher_is_better=dict.fromkeys(metrics, True),
-            n_per_metric={f"{k}_pass_rate": v for k, v in r.per_check_n.items()},
-            details=r.model_dump(),
-        )
+        return BenchmarkResult.of(r.suite_metrics(), n=r.cases, details=r.model_dump())
 
 
 @dataclass
@@ -235,25 +159,8 @@ class CustomersRunner:
 
 
 def customers_result(r: CustomersResult) -> BenchmarkResult:
-    metrics: dict[str, float] = {f"pass_hat_{k}": v for k, v in r.pass_hat_k.items()}
-    metrics |= {"resolution_rate": r.resolution_rate, "mean_turns": r.mean_turns}
-    n_per: dict[str, int] = dict.fromkeys(metrics, r.scenarios)
-    kinds: dict[str, MetricKind] = {"mean_turns": "info"}
-    if r.handoff_correct is not None:
-        metrics["handoff_correct"] = r.handoff_correct
-    if r.false_handoff_rate is not None:
-        metrics["false_handoff_rate"] = r.false_handoff_rate
-    if r.mean_effort is not None:
-        metrics["mean_effort"] = r.mean_effort
-        kinds["mean_effort"] = "value"
-    better = dict.fromkeys(metrics, True) | {"false_handoff_rate": False, "mean_effort": False, "mean_turns": False}
-    return BenchmarkResult(
-        metrics=metrics,
-        n=r.trials,
-        higher_is_better={k: v for k, v in better.items() if k in metrics},
-        kinds=kinds,
-        n_per_metric=n_per,
-        details=r.model_dump(exclude={"trial_results"}) | {"failed": _failed(r)},
+    return BenchmarkResult.of(
+        r.suite_metrics(), n=r.trials, details=r.model_dump(exclude={"trial_results"}) | {"failed": _failed(r)}
     )
 
 

@@ -9,6 +9,10 @@ Sampling uses `seed` (fixed default 0), so two runs of the same code on the same
 Metric kinds decide how a change is judged against a baseline (see `evals/report.py`):
 `rate` (a share or mean of per-item scores in 0..1), `value` (any other number, judged relatively) and
 `info` (shown, never a regression: latencies on a shared machine are too noisy to gate on).
+
+Each benchmark's result model describes its own metrics once, next to its fields: `suite_metrics()` gives
+the `Metric`s the suite compares (name, direction, kind, sample), `summary_rows()` the lines `cxa` prints.
+A runner only picks the sample and the details; the CLI only lays the rows out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -30,6 +35,17 @@ Progress = Callable[[str, int, int], None]
 MetricKind = Literal["rate", "value", "info"]
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One figure a benchmark result puts up for comparison with a baseline, as its result model describes it."""
+
+    name: str  # its key in results.json (and on the dashboard)
+    value: float
+    higher_is_better: bool = True
+    kind: MetricKind = "rate"
+    n: int | None = None  # the sample behind it, when it is not the benchmark's n (e.g. 100 OOS queries)
+
+
 class BenchmarkResult(BaseModel):
     metrics: dict[str, float]
     n: int = Field(description="items scored (turns, queries, dialogues, cases, conversations)")
@@ -40,6 +56,22 @@ class BenchmarkResult(BaseModel):
         default_factory=dict, description="the sample behind a metric when it is not n (e.g. 100 OOS queries)"
     )
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, metrics: Iterable[Metric], n: int, details: dict[str, Any] | None = None) -> BenchmarkResult:
+        """The result that carries `metrics` (a result model's `suite_metrics()`), in their order."""
+        ms = list(metrics)
+        names = [m.name for m in ms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a metric name repeats: {names}")
+        return cls(
+            metrics={m.name: m.value for m in ms},
+            n=n,
+            higher_is_better={m.name: m.higher_is_better for m in ms},
+            kinds={m.name: m.kind for m in ms if m.kind != "rate"},
+            n_per_metric={m.name: m.n for m in ms if m.n is not None},
+            details=details or {},
+        )
 
     def kind(self, metric: str) -> MetricKind:
         return self.kinds.get(metric, "rate")

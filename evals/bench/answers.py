@@ -36,6 +36,7 @@ from assistant.settings import Settings
 from assistant.turn.grounding import Passages, SentenceVectors
 from evals.bench.retrieval import BENCH_COLLECTION, bench_index
 from evals.datasets import doc2dial_turns
+from evals.suite import Metric
 from evals.workspace import scratch_settings
 from knowledge.chunking import split_sentences
 from knowledge.index import KnowledgeIndex
@@ -103,6 +104,18 @@ class AnswersResult(BaseModel):
     latency_ms_p50: float
     latency_ms_p95: float
     seconds: float
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric("token_f1", self.token_f1),
+            Metric("token_f1_all", self.token_f1_all),
+            Metric("groundedness", self.groundedness),
+            Metric("handoff_rate", self.handoff_rate, higher_is_better=False),
+            Metric("abstain_rate", self.abstain_rate, higher_is_better=False),
+            Metric("generated_share", self.generated_share, kind="info"),
+            Metric("latency_ms_p50", self.latency_ms_p50, higher_is_better=False, kind="info"),
+            Metric("latency_ms_p95", self.latency_ms_p95, higher_is_better=False, kind="info"),
+        ]
 
 
 def run_answers(

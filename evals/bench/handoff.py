@@ -19,6 +19,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -33,6 +34,7 @@ from assistant.turn.grounding import SentenceVectors
 from assistant.turn.intent import PolicyRules, frustration, wants_human
 from evals.bench.retrieval import bench_index, standalone_for
 from evals.datasets import DatasetMissingError, doc2dial_turns
+from evals.suite import Metric
 from knowledge.retriever import Retriever
 from knowledge.types import Document
 
@@ -68,6 +70,31 @@ class Doc2DialHandoffResult(BaseModel):
     sweep: list[SweepRow]
     best_threshold_youden: float
 
+    SWEEP_COLUMNS: ClassVar[tuple[str, str, str]] = (
+        "threshold",
+        "handoff recall (removed)",
+        "false handoffs (present)",
+    )
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric("doc2dial_handoff_recall", self.handoff_recall, n=self.turns),
+            Metric("doc2dial_false_handoff_rate", self.false_handoff_rate, higher_is_better=False, n=self.turns),
+            Metric("doc2dial_auroc", self.auroc, n=self.turns),
+        ]
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [
+            ("doc2dial turns (each with its document present and removed)", self.turns),
+            ("doc2dial handoff recall, document removed", f"{self.handoff_recall:.3f}"),
+            ("doc2dial false-handoff rate, document present", f"{self.false_handoff_rate:.3f}"),
+            ("doc2dial AUROC (confidence, present vs removed)", f"{self.auroc:.3f}"),
+        ]
+
+    def sweep_rows(self) -> list[tuple[str, str, str]]:
+        """The threshold sweep under `SWEEP_COLUMNS`."""
+        return [(f"{r.threshold:.2f}", f"{r.handoff_recall:.3f}", f"{r.false_handoff_rate:.3f}") for r in self.sweep]
+
 
 class ClincResult(BaseModel):
     benchmark: str = "handoff/clinc150-oos"
@@ -78,6 +105,28 @@ class ClincResult(BaseModel):
     oos_recall_at_95_in_scope: float
     in_scope_answered_at_policy: float  # with the configured handoff_below
     oos_recall_at_policy: float
+
+    def suite_metrics(self) -> list[Metric]:
+        oos = self.out_of_scope
+        return [
+            Metric("clinc_auroc", self.auroc, n=oos),
+            Metric("clinc_oos_recall_at_95_in_scope", self.oos_recall_at_95_in_scope, n=oos),
+            Metric("clinc_in_scope_answered_at_policy", self.in_scope_answered_at_policy, n=self.in_scope),
+            Metric("clinc_oos_recall_at_policy", self.oos_recall_at_policy, n=oos),
+        ]
+
+    def summary_rows(self, handoff_below: float) -> list[tuple[str, object]]:
+        """`handoff_below`: the policy threshold the run used (CXA_POLICY__HANDOFF_BELOW)."""
+        return [
+            ("CLINC150 in-scope / out-of-scope queries", f"{self.in_scope} / {self.out_of_scope}"),
+            ("CLINC150 AUROC (confidence, in-scope vs OOS)", f"{self.auroc:.3f}"),
+            ("CLINC150 OOS recall at 95% in-scope answered", f"{self.oos_recall_at_95_in_scope:.3f}"),
+            ("  (that threshold)", f"{self.threshold_at_95_in_scope:.3f}"),
+            (
+                f"CLINC150 at handoff_below={handoff_below}: in-scope answered / OOS handed off",
+                f"{self.in_scope_answered_at_policy:.3f} / {self.oos_recall_at_policy:.3f}",
+            ),
+        ]
 
 
 def _pipeline(settings: Settings, retriever: Retriever) -> Answerer:

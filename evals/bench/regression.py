@@ -29,6 +29,7 @@ from assistant.settings import Settings
 from assistant.turn.grounding import SentenceVectors
 from evals.bench.answers import cited_hits, groundedness
 from evals.cases import RegressionCase
+from evals.suite import Metric
 from evals.workspace import HELPCENTER_COLLECTION, helpcenter_workspace
 
 Progress = Callable[[str, int, int], None]
@@ -54,6 +55,12 @@ class RegressionResult(BaseModel):
     per_check_n: dict[str, int]
     results: list[CaseResult]
     seconds: float
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric("cases_passed", self.passed),
+            *(Metric(f"{k}_pass_rate", v, n=self.per_check_n.get(k)) for k, v in self.per_check.items()),
+        ]
 
 
 def replay_case(services: Services, case: RegressionCase, vectors: SentenceVectors) -> CaseResult:

@@ -19,6 +19,7 @@ from assistant.services import build_index
 from assistant.settings import Settings
 from assistant.turn.rewrite import heuristic_standalone
 from evals.datasets import Doc2DialTurn, doc2dial_documents, doc2dial_turns
+from evals.suite import Metric
 from knowledge.index import KnowledgeIndex
 from knowledge.retriever import Retriever
 from knowledge.types import SearchHit
@@ -47,6 +48,27 @@ class RetrievalResult(BaseModel):
     max_words: int
     overlap_words: int
     ingest: IngestFigures
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric(f"recall_at_{self.k}", self.recall_at_k),
+            Metric("mrr", self.mrr),
+            Metric("latency_ms_p50", self.latency_ms_p50, higher_is_better=False, kind="info"),
+            Metric("latency_ms_p95", self.latency_ms_p95, higher_is_better=False, kind="info"),
+        ]
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        g = self.ingest
+        return [
+            ("turns", self.turns),
+            (f"recall@{self.k}", f"{self.recall_at_k:.3f}"),
+            ("MRR", f"{self.mrr:.3f}"),
+            ("query latency p50 (ms)", self.latency_ms_p50),
+            ("query latency p95 (ms)", self.latency_ms_p95),
+            ("documents / chunks", f"{g.documents} / {g.chunks}"),
+            ("chunks embedded this run", g.chunks_embedded),
+            ("ingest throughput (chunks/s)", g.chunks_per_second or "- (nothing to embed; use --fresh)"),
+        ]
 
 
 def is_hit(hit: SearchHit, turn: Doc2DialTurn) -> bool:

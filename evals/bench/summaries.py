@@ -24,6 +24,7 @@ from assistant.models import CustomerContext, HandoffSummary, Message, utcnow
 from assistant.settings import Settings
 from evals.datasets import TweetSummDialogue, tweetsumm_dialogues
 from evals.rouge import rouge_l_multi
+from evals.suite import Metric
 
 Progress = Callable[[str, int, int], None]
 
@@ -46,6 +47,35 @@ class SummariesResult(BaseModel):
     latency_ms_p50: float
     latency_ms_p95: float
     seconds: float
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric("rouge_l_f1", round(self.summary.rouge_l_f1, 4)),
+            Metric("rouge_l_f1_extractive", round(self.extractive.rouge_l_f1, 4)),
+            Metric("model_written", round(self.model_written, 4)),
+            Metric("supported_words", round(self.supported_words, 4)),
+            Metric("latency_ms_p50", round(self.latency_ms_p50, 4), higher_is_better=False, kind="info"),
+        ]
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        s, e = self.summary, self.extractive
+        return [
+            ("dialogues", self.dialogues),
+            ("chat model", self.model),
+            (
+                "ROUGE-L F1 / P / R (as configured)",
+                f"{s.rouge_l_f1:.3f} / {s.rouge_l_precision:.3f} / {s.rouge_l_recall:.3f}",
+            ),
+            (
+                "ROUGE-L F1 / P / R (extractive, no model)",
+                f"{e.rouge_l_f1:.3f} / {e.rouge_l_precision:.3f} / {e.rouge_l_recall:.3f}",
+            ),
+            ("words scored (as configured / extractive)", f"{s.words:.0f} / {e.words:.0f}"),
+            ("summaries written by the model (not fallen back)", f"{self.model_written:.3f}"),
+            ("content words found in the dialogue", f"{self.supported_words:.3f}"),
+            ("summary latency p50 / p95 (ms)", f"{self.latency_ms_p50:.0f} / {self.latency_ms_p95:.0f}"),
+            ("wall time (s)", f"{self.seconds:.0f}"),
+        ]
 
 
 def scored_text(summary: HandoffSummary) -> str:

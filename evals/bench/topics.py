@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from assistant.settings import Settings
 from assistant.telemetry.topics import DEFAULT_C, TopicClassifier
 from evals.datasets import banking77_rows
+from evals.suite import Metric
 from knowledge.embeddings import shared_embedder
 
 Progress = Callable[[str, int, int], None]
@@ -64,6 +65,30 @@ class TopicsResult(BaseModel):
     latency_ms_p50: float  # one query, embedding + classification
     latency_ms_p95: float
     seconds: float
+
+    def suite_metrics(self) -> list[Metric]:
+        return [
+            Metric("accuracy", self.accuracy),
+            Metric("macro_f1", self.macro_f1),
+            Metric("latency_ms_p50", self.latency_ms_p50, higher_is_better=False, kind="info"),
+        ]
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [
+            ("queries / intents / folds", f"{self.queries} / {self.labels} / {self.folds}"),
+            ("accuracy (pooled over folds)", f"{self.accuracy:.3f}"),
+            ("macro-F1 (pooled over folds)", f"{self.macro_f1:.3f}"),
+            ("accuracy per fold, mean ± sd", f"{self.accuracy_fold_mean:.3f} ± {self.accuracy_fold_std:.3f}"),
+            ("macro-F1 per fold, mean ± sd", f"{self.macro_f1_fold_mean:.3f} ± {self.macro_f1_fold_std:.3f}"),
+            ("C chosen per fold (inner 80/20 check)", ", ".join(f"{f.C:g}" for f in self.per_fold)),
+            (
+                f'"other" at min_probability={self.min_probability} / accuracy of the rest',
+                f"{self.other_rate:.3f} / {self.accuracy_above_min_probability:.3f}",
+            ),
+            ("embedding throughput (queries/s)", f"{self.embedding_texts_per_second:.0f}"),
+            ("topic latency p50 / p95 (ms, one query)", f"{self.latency_ms_p50:.1f} / {self.latency_ms_p95:.1f}"),
+            ("wall time (s)", f"{self.seconds:.0f}"),
+        ]
 
 
 def stratified_sample(rows: list[tuple[str, str]], limit: int, seed: int) -> list[tuple[str, str]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from typer.testing import CliRunner
 
@@ -69,3 +71,23 @@ def test_a_bad_setting_is_named_with_its_value_not_a_traceback(tmp_path: Path) -
     assert "CXA_DATABASE_POOL_SIZE='0': Input should be greater than or equal to 1" in r.output
     assert "CXA_EMBEDDING__BATCH_TOKENS='abc'" in r.output
     assert "Traceback" not in r.output
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    import typer
+
+    def commands(group: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, group
+        for name, sub in getattr(group, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    silent = [
+        f"{path} {param.name}" if param is not None else path
+        for path, command in commands(typer.main.get_command(app), "cxa")
+        for param in [None, *(p for p in command.params if p.name != "help")]
+        if not (command.help if param is None else getattr(param, "help", None))
+    ]
+    assert not silent, silent
+    for path, _ in commands(typer.main.get_command(app), "cxa"):
+        r = runner.invoke(app, [*path.split()[1:], "--help"])
+        assert r.exit_code == 0, (path, r.output)

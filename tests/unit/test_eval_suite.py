@@ -18,7 +18,7 @@ from evals.cases import CASES_DIR, CaseFileError, load_cases
 from evals.customers import Success, load_scenarios, pass_hat_k
 from evals.report import compare, compare_entry, render_markdown, tolerance
 from evals.runners import registry, select
-from evals.suite import BenchmarkEntry, SuiteRun
+from evals.suite import BenchmarkEntry, BenchmarkResult, Metric, SuiteRun
 
 
 def test_pass_hat_k_matches_a_hand_computed_example() -> None:
@@ -141,6 +141,23 @@ def test_select_runners_by_name() -> None:
     assert [r.name for r in select(runners, "answers,retrieval")] == ["retrieval", "answers"]
     with pytest.raises(ValueError, match="unknown benchmark"):
         select(runners, "retrieval,nope")
+
+
+def test_a_result_carries_its_metrics_with_direction_kind_and_sample() -> None:
+    r = BenchmarkResult.of(
+        [
+            Metric("recall", 0.6),
+            Metric("false_rate", 0.1, higher_is_better=False, n=40),
+            Metric("latency_ms", 12.0, higher_is_better=False, kind="info"),
+        ],
+        n=500,
+    )
+    assert list(r.metrics) == ["recall", "false_rate", "latency_ms"]
+    assert r.higher_is_better == {"recall": True, "false_rate": False, "latency_ms": False}
+    assert r.kinds == {"latency_ms": "info"} and r.kind("recall") == "rate"
+    assert r.sample("false_rate") == 40 and r.sample("recall") == 500
+    with pytest.raises(ValueError, match="repeats"):
+        BenchmarkResult.of([Metric("a", 1.0), Metric("a", 2.0)], n=1)
 
 
 # -- the command, end to end on a tiny dataset ---------------------------------------------------------------

@@ -1,0 +1,359 @@
+"""`cxa bench ...`: one benchmark per command on the public dev datasets, and the performance benchmarks.
+
+Each command runs a benchmark module of `evals` (quality: `evals/bench/`, performance: `evals/perf/`,
+`evals/load.py`), prints the rows that the result describes itself with, and writes the result as JSON
+(default: <data-dir>/bench/<name>.json). The suite that compares them with a baseline is `cxa eval bench`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from api.cli.common import (
+    DataDir,
+    FiguresOut,
+    SharedData,
+    configure_logging,
+    console,
+    fail,
+    load_settings,
+    metrics_table,
+    progress_bars,
+    stage_progress,
+    write_figures,
+)
+from assistant.errors import ModelUnavailableError
+from assistant.settings import Settings
+from knowledge.errors import KnowledgeError
+
+app = typer.Typer(
+    help="Benchmarks on the public dev datasets (figures printed and written as JSON).", no_args_is_help=True
+)
+
+T = TypeVar("T")
+
+
+def run_bench(data_dir: Path | None, data: Path | None, run: Callable[[Settings, Path, Any], T]) -> tuple[Settings, T]:
+    """Settings, quiet logging, a progress bar, and one clear line (exit 1) for a missing dataset or model."""
+    from evals.datasets import DatasetMissingError
+
+    settings = load_settings(data_dir)
+    configure_logging(settings, "WARNING")
+    with progress_bars() as bar:
+        try:
+            return settings, run(settings, data or settings.shared_data_dir, stage_progress(bar))
+        except (DatasetMissingError, KnowledgeError, ModelUnavailableError) as exc:
+            fail(str(exc))
+
+
+def chunk_counts(value: str, name: str) -> list[int]:
+    """The index sizes of option `name` ("1000,100_000"); exit 2 unless each is between 1 and 1,000,000."""
+    try:
+        sizes = [int(v.replace("_", "").strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 or n > 1_000_000 for n in sizes):
+        fail(f"{name}: a comma-separated list of chunk counts between 1 and 1,000,000 (e.g. 1000,100000)", 2)
+    return sizes
+
+
+# -- quality ----------------------------------------------------------------------------------------------
+
+
+@app.command("retrieval")
+def bench_retrieval(
+    k: Annotated[int, typer.Option(min=1, max=50, help="recall@k")] = 5,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev turns")] = None,
+    data: SharedData = None,
+    fresh: Annotated[bool, typer.Option(help="re-embed all documents (measures ingest throughput)")] = False,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """doc2dial dev: recall@k and MRR over all 273 pages, query latency, ingest throughput."""
+    from evals.bench.retrieval import run_retrieval
+
+    settings, result = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_retrieval(st, path, k=k, limit=limit, fresh=fresh, progress=progress),
+    )
+    metrics_table(result.benchmark, result.summary_rows())
+    write_figures(settings, "retrieval", result.model_dump(), out)
+
+
+@app.command("handoff")
+def bench_handoff(
+    limit: Annotated[int | None, typer.Option(min=1, help="sample N doc2dial turns and N CLINC queries")] = None,
+    data: SharedData = None,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Knowing when not to answer: CLINC150 out-of-scope detection and doc2dial removed-document handoffs."""
+    from evals.bench.handoff import run_clinc, run_doc2dial_handoff
+
+    settings, (clinc, d2d) = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: (
+            run_clinc(st, path, limit=limit, seed=seed, progress=progress),
+            run_doc2dial_handoff(st, path, limit=limit, seed=seed, progress=progress),
+        ),
+    )
+    metrics_table(
+        "knowing when not to answer", [*clinc.summary_rows(settings.policy.handoff_below), *d2d.summary_rows()]
+    )
+    sweep = Table(title="doc2dial threshold sweep (CXA_POLICY__HANDOFF_BELOW)")
+    for col in d2d.SWEEP_COLUMNS:
+        sweep.add_column(col, justify="right")
+    for row in d2d.sweep_rows():
+        sweep.add_row(*row)
+    console.print(sweep)
+    write_figures(settings, "handoff", {"clinc150": clinc.model_dump(), "doc2dial": d2d.model_dump()}, out)
+
+
+@app.command("summaries")
+def bench_summaries(
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev dialogues")] = None,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Handoff summaries on TweetSumm dev: ROUGE-L vs the human summaries, with the configured chat model."""
+    from evals.bench.summaries import run_summaries
+
+    settings, result = run_bench(data_dir, data, lambda st, path, progress: run_summaries(st, path, limit, progress))
+    metrics_table(result.benchmark, result.summary_rows())
+    write_figures(settings, "summaries", result.model_dump(), out)
+
+
+@app.command("topics")
+def bench_topics(
+    folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds (stratified)")] = 5,
+    limit: Annotated[int | None, typer.Option(min=2, help="N queries, sampled evenly over the intents")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the folds, the splits and the sample")] = 0,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Conversation topics: k-fold cross-validation of the topic classifier on BANKING77 train (77 intents)."""
+    from evals.bench.topics import TopicsResult, run_topics
+
+    def run(st: Settings, path: Path, progress: Any) -> TopicsResult:
+        try:
+            return run_topics(st, path, folds=folds, seed=seed, limit=limit, progress=progress)
+        except ValueError as exc:  # e.g. too few queries per intent for the folds
+            fail(str(exc))
+
+    settings, result = run_bench(data_dir, data, run)
+    metrics_table(result.benchmark, result.summary_rows())
+    write_figures(settings, "topics", result.model_dump(), out)
+
+
+# -- performance ------------------------------------------------------------------------------------------
+
+
+@app.command("load")
+def bench_load(
+    concurrency: Annotated[int, typer.Option(min=1, max=2000, help="customers sending at once")] = 100,
+    duration: Annotated[float, typer.Option(min=1, help="seconds the customers keep sending")] = 120.0,
+    stream: Annotated[bool, typer.Option(help="turns as SSE streams instead of JSON")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="uvicorn workers of the server started here")] = 1,
+    base_url: Annotated[
+        str | None, typer.Option(help="a running server (start it with CXA_RATE_LIMITS=off); default: start one")
+    ] = None,
+    widget_key: Annotated[str | None, typer.Option(help="the widget key of --base-url")] = None,
+    seed: Annotated[int, typer.Option(help="question choice seed")] = 0,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Many customers at once for a fixed time, then every transcript audited: throughput, p50/p95/p99 per
+    request kind, 5xx, lost and duplicated messages (exit 1 if any). Without --base-url a server is started
+    in its own process with the fake chat model on a fresh data dir."""
+    from contextlib import nullcontext
+
+    from evals.load import local_server, run_load, summary_rows
+
+    if base_url and not widget_key:
+        fail("--base-url needs --widget-key", 2)
+    settings = load_settings(data_dir)
+    configure_logging(settings, "WARNING")
+    server = nullcontext((base_url, widget_key)) if base_url else local_server(workers=workers)
+    with server as (url, key), progress_bars() as bar:
+        result = run_load(
+            url,
+            key,
+            concurrency=concurrency,
+            duration_s=duration,
+            stream=stream,
+            seed=seed,
+            progress=stage_progress(bar),
+        )
+    result.server_workers = None if base_url else workers
+    metrics_table("Load", summary_rows(result))
+    write_figures(settings, "load" + ("-stream" if stream else ""), result.model_dump(), out)
+    if result.errors_5xx or result.transport_errors or result.lost_messages or result.duplicated_messages:
+        fail("load: 5xx, transport errors, lost or duplicated messages (see the table)")
+
+
+@app.command("search")
+def bench_search(
+    sizes: Annotated[str, typer.Option(help="index sizes in chunks, comma-separated")] = "1000,10000,100000",
+    questions: Annotated[int, typer.Option(min=10, max=5000, help="real questions asked per size")] = 300,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic index and the question sample")] = 0,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Retrieval latency against index size: query embedding, dense (Chroma) search, BM25 and the full hybrid
+    search, p50/p95 over real questions, plus the keyword index's build time and memory. The indexes are
+    synthetic beyond ~2,100 real chunks (see evals/perf/synthetic.py), built once under
+    <data-dir>/bench/index-N/ (the first 100k build takes ~10 minutes, reruns reuse it)."""
+    from evals.perf.search import run_search, summary_rows
+
+    wanted = chunk_counts(sizes, "--sizes")
+    settings, figures = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_search(
+            st.model_copy(update={"shared_data_dir": path}), wanted, questions, seed, progress
+        ),
+    )
+    metrics_table("retrieval latency vs index size (ms)", summary_rows(figures))
+    write_figures(settings, "search", figures.model_dump(), out)
+
+
+@app.command("overhead")
+def bench_overhead(
+    chunks: Annotated[str, typer.Option(help="index sizes in chunks, comma-separated")] = "1000,100000",
+    conversations: Annotated[
+        int, typer.Option(min=4, max=5000, help="scripts per size (3 turns each, run once per path)")
+    ] = 40,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic index and the scripts")] = 0,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Turn overhead with a chat model that answers at once: everything but generation (persistence, history,
+    retrieval, grounding, confidence, signals, topic), through the engine and through the HTTP route
+    in-process, interleaved; median/p95, a breakdown per step, SQL statements per turn, and the target
+    (p95 under 25 ms at 100k chunks). Each size gets a fresh database under <data-dir>/bench/overhead-N/."""
+    from api.app import create_app
+    from evals.perf.overhead import run_overhead, summary_rows
+
+    wanted = chunk_counts(chunks, "--chunks")
+    settings, figures = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_overhead(
+            lambda s, model: create_app(s, chat_model=model),
+            st.model_copy(update={"shared_data_dir": path}),
+            wanted,
+            conversations,
+            seed,
+            progress,
+        ),
+    )
+    table = Table(
+        title=f"turn overhead, instant model (load {figures.machine.load_1m:.1f} on {figures.machine.cores} cores)"
+    )
+    for col in ("figure", "engine", "HTTP"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for row in summary_rows(figures):
+        table.add_row(*row)
+    console.print(table)
+    write_figures(settings, "overhead", figures.model_dump(), out)
+
+
+@app.command("ingest")
+def bench_ingest(
+    docs: Annotated[int, typer.Option(min=1, help="doc2dial dev pages added to the sample help center")] = 60,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="slices, each ingested and embedded raw in turn")] = 6,
+    raw_batch: Annotated[
+        int | None, typer.Option(min=1, help="texts per run of the raw model (default: the calibration's fastest)")
+    ] = None,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest throughput (chunks/s, tokens/s) of the real ingest path against its limit, the bare ONNX
+    embedding model on the same chunk texts with its best batching, measured in turn in the same run
+    (target: the ingest at 80% of the raw model or better). Writes to a temporary Chroma directory, never
+    to your index."""
+    from evals.perf.ingest import run_ingest_bench, summary_rows
+
+    settings, result = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_ingest_bench(
+            st,
+            path,
+            docs=docs,
+            rounds=rounds,
+            raw_batching=(raw_batch, None) if raw_batch else None,
+            progress=progress,
+        ),
+    )
+    metrics_table("Ingest vs the raw embedding model", summary_rows(result))
+    write_figures(settings, "ingest", result.model_dump(), out)
+
+
+@app.command("ttft")
+def bench_ttft(
+    questions: Annotated[int, typer.Option(min=2, max=40, help="sample help-center questions asked")] = 12,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Time to first token with the embedded model against llama.cpp called directly on the same messages
+    (same model file, n_ctx, threads, options), alternating: at the gateway, and end to end through a server
+    started here (POST -> the model's first token, and -> the first `token` SSE event). Target: within 10%."""
+    from evals.perf.ttft import run_ttft, summary_rows
+
+    settings, result = run_bench(
+        data_dir, None, lambda st, _path, progress: run_ttft(st, n_questions=questions, progress=progress)
+    )
+    metrics_table("Time to first token vs llama.cpp", summary_rows(result))
+    write_figures(settings, "ttft", result.model_dump(), out)
+
+
+@app.command("stream")
+def bench_stream(
+    concurrency: Annotated[int, typer.Option(min=1, max=2000, help="conversations streaming at once")] = 50,
+    duration: Annotated[float, typer.Option(min=1, help="seconds each configuration keeps sending")] = 30.0,
+    workers: Annotated[str, typer.Option(help="uvicorn worker counts to run, comma-separated")] = "1,2",
+    token_delay_ms: Annotated[
+        str, typer.Option(help="the fake model's pause before each streamed piece (ms), comma-separated")
+    ] = "0,20",
+    seed: Annotated[int, typer.Option(help="question choice seed")] = 0,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """API throughput with many concurrent streaming conversations against a server in its own process (the
+    fake chat model), for each worker count and model pace: turns/s, first `token` event and whole turn
+    median / p95, CPU per turn, then every transcript audited (exit 1 on any 5xx, lost or duplicated message)."""
+    from evals.perf.stream import run_stream_bench, summary_columns, summary_row
+
+    try:
+        worker_counts = tuple(int(w) for w in workers.split(","))
+        delays = tuple(float(d) for d in token_delay_ms.split(","))
+    except ValueError:
+        fail("--workers and --token-delay-ms take comma-separated numbers, e.g. 1,2", 2)
+    settings = load_settings(data_dir)
+    configure_logging(settings, "WARNING")
+    with progress_bars() as bar:
+        result = run_stream_bench(concurrency, duration, worker_counts, delays, seed=seed, progress=stage_progress(bar))
+    table = Table(title=f"{concurrency} concurrent streaming conversations, {duration:g} s per configuration")
+    for col in summary_columns():
+        table.add_column(col, justify="right")
+    for run in result.runs:
+        table.add_row(*summary_row(run))
+    console.print(table)
+    console.print(f"load average {result.machine.load_1m:.2f} -> {result.load_after:.2f}, {result.wall_s:.0f} s")
+    write_figures(settings, "stream", result.model_dump(), out)
+    if not result.clean:
+        fail("stream: 5xx, transport errors, lost or duplicated messages (see the table and the JSON)")
