@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   set up .venv and run the product with the sample help center and customers loaded
-#   make test   set up .venv and run the whole test suite (CI runs this through .ci/run), then the servers-mode
-#               subset against PostgreSQL and a Chroma server (make test-servers runs the whole suite that way)
+#   make test   set up .venv, build the docs (mkdocs build --strict) and run the whole test suite (CI runs this
+#               through .ci/run), then the servers-mode subset against PostgreSQL and a Chroma server
+#               (make test-servers runs the whole suite that way)
 # llama-cpp-python has no binary wheel on PyPI: it compiles once (~7-9 min on 2 cores) and the wheel is
 # cached in $(WHEEL_CACHE), so later set-ups on the same machine install it in seconds.
 
@@ -19,12 +20,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Servers mode (CXA_TEST_BACKENDS=servers): the suite against a PostgreSQL cluster (initdb/pg_ctl from Debian's
 # postgresql package, installed when missing) and `chroma run`, both started by the tests on free loopback ports.
 # CXA_TEST_DATABASE_URL / CXA_TEST_CHROMA_URL use running servers instead. `make test` runs this subset of it
-# after the default run (about 4 minutes on 2 cores; the whole suite in servers mode: see README, Development):
+# after the default run (about 4 minutes on 2 cores; the whole suite in servers mode: docs/development.md):
 SERVERS_SUBSET ?= tests/api tests/faults tests/unit/test_store.py tests/unit/test_states.py \
   tests/unit/test_history.py tests/unit/test_index.py tests/unit/test_retriever.py tests/unit/test_engine.py \
   tests/unit/test_cli.py tests/unit/test_topics.py tests/browser/test_journey.py
 
-.PHONY: demo test test-fast test-servers install serve lint clean
+DOCS_PORT ?= 8001
+
+.PHONY: demo test test-fast test-servers install serve lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,8 +71,11 @@ demo: install
 serve: install
 	$(BIN)/cxa serve --host $(HOST) --port $(PORT)
 
+# The docs build comes before pytest: a broken link or anchor fails it (tests/test_docs.py checks that the generated
+# reference pages are current). No --quiet: it hides the warnings from --strict too, and the build then passes.
 test: install $(CHROMIUM)
 	$(BIN)/ruff check assistant knowledge evals api tests scripts
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-servers SERVERS_TESTS="$(SERVERS_SUBSET)"
 
@@ -88,6 +94,11 @@ test-servers: install $(CHROMIUM)
 
 test-fast: install
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The docs site (docs/, mkdocs.yml) with live reload on http://127.0.0.1:$(DOCS_PORT); a broken link is a warning
+# here, not the end of the server (make test builds with --strict).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --no-strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 lint: install
 	$(BIN)/ruff check assistant knowledge evals api tests scripts
