@@ -481,3 +481,113 @@ class QueuedHandoff(BaseModel):
 
     handoff: Handoff
     conversation: Conversation | None = None
+
+
+# -- the customer's own record, as the account tools read it (assistant.account) ---------------------------------
+
+DeliveryState = Literal["processing", "shipped", "delivered", "cancelled"]
+
+
+class RecordRef(BaseModel):
+    """One customer event an account answer rests on (cited as `account:<kind>:<key>`)."""
+
+    event_id: int | None = None
+    type: str
+    at: datetime
+
+
+class OrderItem(BaseModel):
+    name: str
+    sku: str | None = None
+    qty: int = 1
+    price: float | None = None
+
+
+class ReturnFacts(BaseModel):
+    order_id: str
+    rma: str | None = None
+    at: datetime
+    items: list[OrderItem] = Field(default_factory=list)
+    reason: str | None = None
+    method: str | None = None
+    kind: str = Field("return", description="return or exchange")
+
+
+class RefundFacts(BaseModel):
+    order_id: str | None = None
+    rma: str | None = None
+    at: datetime
+    amount: float | None = None
+    currency: str | None = None
+    method: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    deductions: list[dict[str, Any]] = Field(default_factory=list)
+    expected_by: datetime | None = Field(None, description="latest arrival under the refund policy for its method")
+    overdue: bool = Field(False, description="the policy window has passed")
+
+
+class OrderFacts(BaseModel):
+    """An order folded from its events: what was bought, where it is, what came back and what was refunded."""
+
+    order_id: str
+    placed_at: datetime | None = None
+    items: list[OrderItem] = Field(default_factory=list)
+    total: float | None = None
+    currency: str | None = None
+    payment_method: str | None = None
+    delivery: str | None = Field(None, description="standard, express, two_person, click_and_collect, email, ...")
+    delivery_fee: float | None = None
+    state: DeliveryState = "processing"
+    shipped_at: datetime | None = None
+    carrier: str | None = None
+    tracking: str | None = None
+    slot_start: datetime | None = None
+    slot_end: datetime | None = None
+    collect_point: str | None = None
+    delivered_at: datetime | None = None
+    delivered_note: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    returns: list[ReturnFacts] = Field(default_factory=list)
+    refunds: list[RefundFacts] = Field(default_factory=list)
+    late: bool = Field(False, description="past its delivery slot or the policy's wait, and not delivered")
+    late_since: datetime | None = None
+    notes: list[str] = Field(default_factory=list)
+    events: list[RecordRef] = Field(default_factory=list)
+
+
+class PaymentFailure(BaseModel):
+    at: datetime
+    kind: str | None = Field(None, description="subscription_renewal, checkout, ...")
+    amount: float | None = None
+    currency: str | None = None
+    reason: str | None = None
+    error_code: str | None = None
+    next_retry_at: datetime | None = None
+
+
+class MembershipFacts(BaseModel):
+    """The customer's membership (subscription), folded from its events."""
+
+    plan: str | None = None
+    status: Literal["active", "trial", "paused", "cancelled", "none"] = "none"
+    price: float | None = None
+    currency: str | None = None
+    started_at: datetime | None = None
+    renews_at: datetime | None = None
+    trial_ends_at: datetime | None = None
+    billing_day: int | None = None
+    paused_from: datetime | None = None
+    resumes_at: datetime | None = None
+    benefits_until: datetime | None = None
+    failed_payments: list[PaymentFailure] = Field(default_factory=list, description="since the last change")
+    events: list[RecordRef] = Field(default_factory=list)
+
+
+class TicketFacts(BaseModel):
+    subject: str
+    status: str | None = None
+    channel: str | None = None
+    at: datetime
+    event: RecordRef

@@ -15,7 +15,9 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant import doctor
+from assistant.account.answer import AccountAnswerer
 from assistant.account.records import CustomerRecords
+from assistant.account.router import AccountRouter
 from assistant.handoff.desk import AgentDesk
 from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
@@ -31,6 +33,7 @@ from assistant.telemetry.signals import TopicFn
 from assistant.telemetry.topics import topics_for
 from assistant.turn.answer import Answerer
 from assistant.turn.engine import ConversationEngine
+from assistant.turn.grounding import SentenceVectors
 from assistant.turn.history import HistoryBuilder
 from knowledge.base import KnowledgeBase
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
@@ -187,7 +190,16 @@ class Services:
         telemetry = Telemetry(store, settings.telemetry, topic_fn=_topic_fn(settings, index))
         observer = TurnObserver(settings.telemetry.otel_endpoint)
         engine = ConversationEngine(
-            store, retriever.search, answerer, history, handoffs, chat, settings, telemetry, observer
+            store,
+            retriever.search,
+            answerer,
+            history,
+            handoffs,
+            chat,
+            settings,
+            telemetry,
+            observer,
+            account=account_answerer(settings, store, answerer.vectors),
         )
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
 
@@ -224,3 +236,12 @@ def handoff_webhook(settings: Settings, store: Store) -> WebhookNotifier | None:
     )
     store.add_handoff_listener(notifier.notify)
     return notifier
+
+
+def account_answerer(settings: Settings, store: Store, vectors: SentenceVectors) -> AccountAnswerer | None:
+    """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`."""
+    if not settings.account.enabled:
+        return None
+    records = CustomerRecords(store)
+    router = AccountRouter(vectors, min_score=settings.account.min_score)
+    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, settings.account)

@@ -282,6 +282,37 @@ class WebSettings(BaseModel):
     )
 
 
+class AccountSettings(BaseModel):
+    """Answers from the customer's own record (see assistant/account): whether they run, and the waits the help
+    center promises, in business days, against which the record is judged (a late delivery, an overdue refund).
+    The defaults are the sample help center's (`returns-refunds/refund-timelines`, `shipping/delivery-delays`):
+    set them to your own policy."""
+
+    enabled: bool = Field(True, description="answer account questions from the record (orders, refunds, membership)")
+    min_score: float = Field(
+        0.55, ge=0, le=1, description="similarity to a tool's example questions for a message to count as one"
+    )
+
+    refund_days: dict[str, int] = Field(
+        default_factory=lambda: {
+            "card": 10,
+            "apple_pay": 10,
+            "google_pay": 10,
+            "paypal": 5,
+            "klarna": 5,
+            "ideal": 10,
+            "bancontact": 10,
+            "gift_card": 1,
+        },
+        description="business days a refund may take to arrive, by payment method (longest of the stated range)",
+    )
+    refund_days_default: int = 10
+    standard_wait_days: int = Field(7, description="business days after dispatch before a standard parcel is late")
+    express_wait_days: int = Field(2, description="business days after the expected next-day delivery")
+    international_wait_days: int = Field(15, description="business days after dispatch, for deliveries abroad")
+    home_country: str = Field("GB", description="deliveries to other countries wait `international_wait_days`")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CXA_",
@@ -330,6 +361,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     history: HistorySettings = HistorySettings()
+    account: AccountSettings = AccountSettings()
     policy: PolicySettings = PolicySettings()
     handoff: HandoffSettings = HandoffSettings()
     topics: TopicSettings = TopicSettings()

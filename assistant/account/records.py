@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.errors import CustomerNotFoundError
-from assistant.models import CustomerEvent, CustomerProfile
+from assistant.models import CustomerEvent, CustomerProfile, PastConversation
 from assistant.store.repo import Store
 
 
@@ -28,3 +28,14 @@ class CustomerRecords:
         if self.store.get_customer(event.customer_id) is None:
             raise CustomerNotFoundError(event.customer_id)
         return self.store.add_event(event)
+
+    def record(
+        self, customer_id: str, conversation_id: str | None = None, max_events: int = 500, max_past: int = 5
+    ) -> tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]:
+        """Everything the account tools read: the profile (None for an unknown customer), the events (newest
+        first) and the earlier conversations (this one left out)."""
+        profile = self.store.get_customer(customer_id)
+        if profile is None:
+            return None, [], []
+        events = self.store.list_events(customer_id, limit=max_events)
+        return profile, events, self.store.past_conversations(customer_id, conversation_id, max_past)

@@ -44,6 +44,10 @@ NEXT_STEP = {
     "customer_request": "Greet the customer, confirm the issue below and take it from there.",
     "low_confidence": "The help center did not cover this; answer the question directly or find the right policy.",
     "error": "The assistant failed to answer (technical error); answer the customer's last message.",
+    "late_delivery": "The order is past its promised delivery with no delivery scan (the facts are in the "
+    "assistant's last reply): check with the carrier, then rebook or replace as the delivery-delays policy says.",
+    "refund_overdue": "The refund is past its policy window and the customer says it has not arrived (facts in "
+    "the assistant's last reply): give them the refund reference or trace it with the payment provider.",
 }
 INJECTION_NOTE = (
     "Careful: the customer's messages contain instructions aimed at the assistant (possible prompt injection). "

@@ -240,6 +240,33 @@ class Answerer:
             ),
         )
 
+    def quote(self, question: str, hits: list[SearchHit]) -> AnswerResult | None:
+        """The best passage of `hits` for `question`, quoted with its citation (the help-center half of an answer
+        that also uses the customer's record), or None when retrieval is too weak to quote."""
+        if not hits or hits[0].score < self.settings.min_retrieval_score:
+            return None
+        guard = self.guard
+        allowed = "\n".join([*(h.chunk.text for h in hits), *(h.chunk.url or "" for h in hits)])
+        passages = Passages(
+            hits=hits,
+            history="",
+            embedder=self.vectors,
+            question=question,
+            exclude=lambda s: guard.check(s, allowed) is not None,
+        )
+        text, owners = passages.extractive(self.settings.extractive_sentences)
+        if not text:
+            return None
+        citations = [citation_for(hits[i], text) for i in owners]
+        evidence = AnswerEvidence(
+            mode="extractive",
+            retrieval_top=hits[0].score,
+            cited_scores=[c.score for c in citations],
+            sentence_support=[1.0],
+            answer_relevance=round(passages.extractive_relevance, 4),
+        )
+        return AnswerResult(text=text, citations=citations, evidence=evidence)
+
     def _extractive(
         self,
         passages: Passages,

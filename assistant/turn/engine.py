@@ -14,10 +14,12 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from assistant.account.answer import AccountAnswer, AccountAnswerer
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
 from assistant.handoff.service import HandoffService
 from assistant.llm import ChatGateway
 from assistant.models import (
+    Action,
     AnswerEvidence,
     AnswerResult,
     CitationsEvent,
@@ -92,7 +94,9 @@ class ConversationEngine:
         settings: Settings,
         telemetry: Telemetry | None = None,
         observer: TurnObserver | None = None,
+        account: AccountAnswerer | None = None,
     ) -> None:
+        self.account = account
         self.store = store
         self.telemetry = telemetry
         self.observer = observer
@@ -206,6 +210,10 @@ class ConversationEngine:
                 yield from self._close_politely(t)
                 return
             if decision is None:
+                account = self._consult_record(t)
+                if account is not None:
+                    yield from self._deliver_account(t, account)
+                    return
                 self._retrieve(t)
                 result = yield from self._compose(t)
         except (ModelUnavailableError, KnowledgeError) as exc:
@@ -238,6 +246,17 @@ class ConversationEngine:
 
     def _is_closing(self, t: TurnContext) -> bool:
         return is_thanks_only(t.text) and any(m.role != "customer" for m in t.previous)
+
+    def _consult_record(self, t: TurnContext) -> AccountAnswer | None:
+        """A question about the customer's own orders, refunds or membership is answered from their record
+        (`assistant.account`): None for any other question."""
+        if self.account is None:
+            return None
+        answer = self.account.answer(t.text, t.conversation, t.previous)
+        if answer is not None:
+            t.record.tool_calls = answer.tool_calls
+        t.timer.lap("account")
+        return answer
 
     def _retrieve(self, t: TurnContext) -> None:
         """The message as a standalone question, and the knowledge's best chunks for it."""
@@ -284,6 +303,42 @@ class ConversationEngine:
             return
         self._signals(t, "dead_end" if declined else "answered", confidence)
         yield self._finish(t, reply, confidence, t.conversation.status)
+
+    def _deliver_account(self, t: TurnContext, account: AccountAnswer) -> Iterator[TurnEvent]:
+        """The record's answer, completed by the help center's best passage when the message also asks
+        something general ("my sofa is late, can I still return it?"); handed to a person when the record itself
+        needs one (a late delivery, an overdue refund)."""
+        text, citations = account.text, list(account.citations)
+        if account.help_query:
+            t.record.query = account.help_query
+            t.hits = self.search(account.help_query, self.settings.retrieval.top_k)
+            t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
+            t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
+            t.timer.lap("retrieve")
+            quoted = self.answerer.quote(account.help_query, t.hits)
+            if quoted is not None:
+                text = f"{text}\n\n{quoted.text}"
+                citations += quoted.citations
+        action: Action = "handoff" if account.handoff_reason else "answer_and_offer" if account.offer else "answer"
+        t.record.evidence = AnswerEvidence(
+            mode="account",
+            retrieval_top=t.hits[0].score if t.hits else 0.0,
+            cited_scores=[c.score for c in citations],
+            sentence_support=[1.0],
+            used_history=True,
+            answer_relevance=account.intent.score if account.intent else 0.0,
+        )
+        t.record.action = action
+        t.record.cited_chunk_ids = [c.chunk_id for c in citations if c.chunk_id]
+        yield TokenEvent(text=text)
+        if citations:
+            yield CitationsEvent(citations=citations)
+        reply = self._store_reply(t, Reply(text=text, citations=citations, mode="account"))
+        if account.handoff_reason:
+            yield from self._hand_off(t, account.handoff_reason, account.confidence, reply)
+            return
+        self._signals(t, "answered", account.confidence)
+        yield self._finish(t, reply, account.confidence, t.conversation.status)
 
     # -- the ways a turn ends ---------------------------------------------------------------------
 

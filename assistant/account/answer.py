@@ -1,0 +1,409 @@
+"""Account answers without a chat model: route the message to a tool (`assistant.account.router`), read the
+verified customer's record through it (`assistant.account.tools`), and phrase the reply from templates
+(`assistant.prompts.replies`) filled with the facts. Each answer cites the records it read
+(`account:order:<id>`, `account:membership`, ...) and carries its tool calls for the turn record.
+
+Privacy is decided here, before any fact is read: an anonymous visitor gets no record details, only how to sign
+in (or a person); an order number that is not on this customer's account is "not found", never looked up
+elsewhere. What the record says about time is said plainly: a late delivery or an overdue refund is named as
+such, and the conversation goes to a person with a typed reason (`late_delivery`, `refund_overdue`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
+from assistant.account.router import AccountIntent, AccountRouter
+from assistant.account.tools import AccountTools, ToolResult
+from assistant.models import (
+    Citation,
+    Conversation,
+    CustomerEvent,
+    CustomerProfile,
+    Message,
+    OrderFacts,
+    PastConversation,
+    ToolCall,
+    utcnow,
+)
+from assistant.prompts import replies as R
+
+logger = logging.getLogger(__name__)
+
+# (customer_id, this conversation's id) -> profile (None: no record), events, earlier conversations
+RecordLoader = Callable[[str, str], tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]]
+
+_NOT_RECEIVED = re.compile(
+    r"\b(not|never|haven'?t|hasn'?t|didn'?t|still (no|not|waiting)|no sign|where is|where's)\b", re.I
+)
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b", re.I
+)
+_LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b", re.I)
+
+
+class AccountAnswer(BaseModel):
+    """What the record says in reply to one message."""
+
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    intent: AccountIntent | None = None
+    handoff_reason: str | None = Field(None, description="the record itself needs a person (late_delivery, ...)")
+    offer: bool = Field(False, description="answer, and offer a person")
+    confidence: float = 0.9
+    help_query: str | None = Field(None, description="a help-center question whose best passage completes the answer")
+    templates: list[str] = Field(default_factory=list)
+
+
+class AccountAnswerer:
+    def __init__(
+        self,
+        records: RecordLoader,
+        router: AccountRouter,
+        policy: AccountPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.records = records
+        self.router = router
+        self.policy = policy or AccountPolicy()
+        self.clock = clock
+
+    def answer(self, text: str, conversation: Conversation, previous: list[Message]) -> AccountAnswer | None:
+        """The account answer to `text`, or None when it is not about the customer's own record."""
+        current = _current_order(previous)
+        intent = self.router.route(text, follow_up=current is not None and bool(_FOLLOW_UP.search(text)))
+        if intent is None:
+            return None
+        if not conversation.verified or not conversation.customer_id:  # no record details, ever
+            return self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)
+        started = time.perf_counter()
+        try:
+            profile, events, past = self.records(conversation.customer_id, conversation.id)
+        except Exception:  # the store failing here is the engine's to handle; anything else is a bad record
+            logger.warning("account record of %s could not be read", conversation.customer_id, exc_info=True)
+            profile, events, past = None, [], []
+        if profile is None:  # deleted mid-conversation, or never loaded
+            return self._reply(intent, [(R.RECORD_UNAVAILABLE, {})], offer=True, confidence=0.5)
+        country = profile.attributes.get("country") if isinstance(profile.attributes.get("country"), str) else None
+        facts = fold(events, self.clock(), self.policy, country)
+        tools = AccountTools(facts, past, self.policy)
+        answer = self._dispatch(intent, tools, text, current)
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        for call in answer.tool_calls:
+            call.latency_ms = elapsed
+        if intent.mixed and intent.general_clause and answer.help_query is None:
+            answer.help_query = intent.general_clause
+        return answer
+
+    # -- by tool ---------------------------------------------------------------------------------------------
+
+    def _dispatch(self, intent: AccountIntent, tools: AccountTools, text: str, current: str | None) -> AccountAnswer:
+        if intent.order_ids:
+            missing = [o for o in intent.order_ids if tools.facts.order(o) is None]
+            if missing:
+                return self._not_found(intent, tools, "order " + " or ".join(missing))
+        if intent.tool in ("membership",):
+            return self._membership(intent, tools)
+        if intent.tool == "payments":
+            return self._payments(intent, tools)
+        if intent.tool == "tickets":
+            return self._tickets(intent, tools)
+        if intent.tool == "past_conversations":
+            return self._past(intent, tools)
+        if intent.tool == "return_status" and intent.rmas:
+            found = [r for o in tools.facts.orders for r in o.returns if r.rma and r.rma.upper() in intent.rmas]
+            if not found:
+                return self._not_found(intent, tools, "return " + " or ".join(intent.rmas))
+        if not tools.facts.orders:
+            return self._reply(intent, [(R.NO_ORDERS, {})], offer=True, confidence=0.8)
+        orders = self._pick_orders(intent, tools.facts, text, current)
+        if len(orders) > 1:
+            listing = ", ".join(tools.describe_order(o) for o in orders[:5])
+            result = tools.call("find_orders", {"candidates": [o.order_id for o in orders]}, orders)
+            return self._reply(
+                intent, [(R.WHICH_ORDER, {"n": str(len(orders)), "orders": listing})], [result], confidence=0.85
+            )
+        order = orders[0]
+        if intent.tool == "refund_status":
+            return self._refund(intent, tools, order, text)
+        if intent.tool == "return_status":
+            return self._return(intent, tools, order)
+        if intent.tool == "order_details":
+            if _LATEST.search(text) or intent.order_ids or current:
+                return self._details(intent, tools, order)
+            if re.search(r"\b(orders|list|history|bought)\b", text, re.I):
+                recent = tools.facts.orders[:5]
+                result = tools.call("list_orders", {}, recent)
+                listing = "; ".join(tools.describe_order(o) for o in recent)
+                return self._reply(intent, [(R.ORDERS_LIST, {"orders": listing})], [result])
+            return self._details(intent, tools, order)
+        return self._status(intent, tools, order)
+
+    def _pick_orders(
+        self, intent: AccountIntent, facts: AccountFacts, text: str, current: str | None
+    ) -> list[OrderFacts]:
+        """The order(s) the message means: a number it names, an item it names, the one this conversation is
+        about, else by what is asked (the one on its way; the one with a refund or a return; the latest)."""
+        if intent.order_ids:
+            return [o for oid in intent.order_ids if (o := facts.order(oid)) is not None]
+        named = _orders_by_item(facts.orders, text)
+        if named:
+            return named[:1] if _LATEST.search(text) else named
+        if current is not None and (o := facts.order(current)) is not None:
+            return [o]
+        if _LATEST.search(text):
+            return facts.orders[:1]
+        recent = facts.orders
+        if intent.tool == "refund_status":
+            pool = [o for o in recent if o.refunds or o.returns or o.state == "cancelled"]
+        elif intent.tool == "return_status":
+            pool = [o for o in recent if o.returns]
+        elif intent.tool == "order_status":
+            pool = [o for o in recent if o.state in ("processing", "shipped")]
+        else:
+            pool = []
+        if not pool:
+            return recent[:1]
+        if intent.tool in ("refund_status", "return_status"):
+            newest = max((r.at for o in pool for r in [*o.refunds, *o.returns]), default=None)
+            latest = [o for o in pool if any(r.at == newest for r in [*o.refunds, *o.returns])]
+            return latest[:1] or pool[:1]
+        return pool
+
+    def _status(self, intent: AccountIntent, tools: AccountTools, o: OrderFacts) -> AccountAnswer:
+        result = tools.call("order_status", {"order_id": o.order_id}, o)
+        v = tools.order_values(o)
+        parts: list[tuple[R.ReplyTemplate, dict[str, str]]] = []
+        reason: str | None = None
+        if o.state == "cancelled":
+            parts.append((R.ORDER_CANCELLED, v))
+            parts += tools.refund_parts(o)
+        elif o.state == "delivered":
+            parts.append((R.ORDER_DELIVERED, v))
+        elif o.state == "processing":
+            parts.append((R.ORDER_PROCESSING, v))
+        elif o.late and o.slot_end is not None:
+            parts.append((R.ORDER_LATE_SLOT, v))
+            reason = "late_delivery"
+        elif o.late:
+            parts.append((R.ORDER_LATE, v))
+            reason = "late_delivery"
+        elif o.slot_start is not None:
+            parts.append((R.ORDER_SHIPPED_SLOT, v))
+        else:
+            parts.append((R.ORDER_SHIPPED, v))
+        if o.collect_point and o.state == "shipped":
+            parts.append((R.ORDER_COLLECT_POINT, v))
+        return self._reply(intent, parts, [result], handoff_reason=reason)
+
+    def _details(self, intent: AccountIntent, tools: AccountTools, o: OrderFacts) -> AccountAnswer:
+        result = tools.call("order_details", {"order_id": o.order_id}, o)
+        return self._reply(intent, [(R.ORDER_DETAILS, tools.order_values(o))], [result])
+
+    def _refund(self, intent: AccountIntent, tools: AccountTools, o: OrderFacts, text: str) -> AccountAnswer:
+        result = tools.call("refund_status", {"order_id": o.order_id}, o)
+        if not o.refunds:
+            parts: list[tuple[R.ReplyTemplate, dict[str, str]]] = [
+                (R.REFUND_NONE, {"scope": f" for order {o.order_id}"})
+            ]
+            if o.returns:
+                parts.insert(0, (R.RETURN_STATUS, tools.return_values(o, o.returns[-1])))
+            return self._reply(
+                intent, parts, [result], offer=True, help_query="When will I get my refund after my return?"
+            )
+        missing = bool(_NOT_RECEIVED.search(text))
+        parts = tools.refund_parts(o, not_received=missing)
+        overdue = o.refunds[-1].overdue and missing
+        return self._reply(intent, parts, [result], handoff_reason="refund_overdue" if overdue else None)
+
+    def _return(self, intent: AccountIntent, tools: AccountTools, o: OrderFacts) -> AccountAnswer:
+        result = tools.call("return_status", {"order_id": o.order_id}, o)
+        if not o.returns:
+            return self._reply(intent, [(R.RETURN_NONE, {"scope": f" for order {o.order_id}"})], [result], offer=True)
+        ret = o.returns[-1]
+        parts = [(R.RETURN_STATUS, tools.return_values(o, ret))]
+        parts += tools.refund_parts(o)
+        if not o.refunds:
+            parts.append((R.REFUND_NONE, {"scope": " for it"}))
+        return self._reply(intent, parts, [result])
+
+    def _membership(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+        m = tools.facts.membership
+        result = tools.call("membership", {}, m)
+        parts, help_query = tools.membership_parts(m)
+        return self._reply(intent, parts, [result], help_query=help_query)
+
+    def _payments(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+        failures = tools.facts.payment_failures
+        result = tools.call("payment_problems", {}, failures)
+        if not failures:
+            return self._reply(intent, [(R.PAYMENTS_NONE, {})], [result], offer=True)
+        if tools.facts.membership.failed_payments and failures[0] in tools.facts.membership.failed_payments:
+            parts, help_query = tools.membership_parts(tools.facts.membership)
+            parts = parts[1:] + parts[:1]  # what failed first, then where the membership stands
+            return self._reply(intent, parts, [result], help_query=help_query)
+        return self._reply(
+            intent,
+            [(R.PAYMENT_FAILED, tools.payment_values(failures))],
+            [result],
+            help_query="Why was my payment declined at checkout?",
+        )
+
+    def _tickets(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+        tickets = tools.facts.tickets
+        open_ = [t for t in tickets if (t.status or "open") not in ("closed", "resolved")]
+        shown = open_ or tickets[:1]
+        result = tools.call("tickets", {"open_only": bool(open_)}, shown)
+        if not shown:
+            return self._reply(intent, [(R.TICKETS_NONE, {})], [result], offer=True)
+        lines = " ".join(R.TICKET_LINE.fill(**tools.ticket_values(t)) for t in shown[:3])
+        return self._reply(intent, [(R.TICKETS, {"tickets": lines})], [result], offer=bool(open_))
+
+    def _past(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+        result = tools.call("past_conversations", {}, tools.past[:1])
+        if not tools.past:
+            return self._reply(intent, [(R.PAST_NONE, {})], [result])
+        return self._reply(intent, [(R.PAST_CONVERSATION, tools.past_values(tools.past[0]))], [result])
+
+    def _not_found(self, intent: AccountIntent, tools: AccountTools, what: str) -> AccountAnswer:
+        recent = tools.facts.orders[:3]
+        hint = (
+            "Your recent orders are " + "; ".join(tools.describe_order(o) for o in recent) + ". Is it one of these?"
+            if recent
+            else "Could you check the number in your order confirmation email?"
+        )
+        result = tools.call("find_orders", {"asked": what}, recent)
+        return self._reply(intent, [(R.ORDER_NOT_FOUND, {"what": what, "hint": hint})], [result], confidence=0.85)
+
+    # -- assembling --------------------------------------------------------------------------------------------
+
+    def _reply(
+        self,
+        intent: AccountIntent,
+        parts: list[tuple[R.ReplyTemplate, dict[str, str]]],
+        results: list[ToolResult] | None = None,
+        *,
+        handoff_reason: str | None = None,
+        offer: bool = False,
+        confidence: float = 0.92,
+        help_query: str | None = None,
+    ) -> AccountAnswer:
+        text = " ".join(t.fill(**values) for t, values in parts if t is not None)
+        results = results or []
+        citations: list[Citation] = []
+        for r in results:
+            for c in r.citations:
+                if c.source_id not in {x.source_id for x in citations}:
+                    citations.append(c)
+        return AccountAnswer(
+            text=" ".join(text.split()),
+            citations=citations,
+            tool_calls=[r.call for r in results],
+            intent=intent,
+            handoff_reason=handoff_reason,
+            offer=offer,
+            confidence=confidence,
+            help_query=help_query,
+            templates=[t.ref for t, _ in parts],
+        )
+
+
+def _current_order(previous: list[Message]) -> str | None:
+    """The order this conversation is about: the last one an account answer cited."""
+    for m in reversed(previous):
+        for c in m.citations:
+            if c.source_id.startswith("account:order:"):
+                return c.source_id.removeprefix("account:order:")
+    return None
+
+
+def _orders_by_item(orders: list[OrderFacts], text: str) -> list[OrderFacts]:
+    """Orders with an item the message names ("my sofa", "the Halden lamp")."""
+    words = {w for w in re.findall(r"[a-z]{3,}", text.lower())} - _COMMON
+    if not words:
+        return []
+    scored = []
+    for o in orders:
+        names = " ".join(i.name for i in o.items).lower()
+        item_words = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", names)} - _COMMON
+        hit = len({w.rstrip("s") for w in words} & item_words)
+        if hit:
+            scored.append((hit, o))
+    if not scored:
+        return []
+    best = max(h for h, _ in scored)
+    return [o for h, o in scored if h == best]
+
+
+_COMMON = frozenset(
+    {
+        "the",
+        "and",
+        "for",
+        "with",
+        "set",
+        "you",
+        "your",
+        "are",
+        "was",
+        "has",
+        "have",
+        "not",
+        "yet",
+        "when",
+        "where",
+        "what",
+        "why",
+        "how",
+        "can",
+        "will",
+        "order",
+        "orders",
+        "item",
+        "items",
+        "delivery",
+        "deliver",
+        "delivered",
+        "refund",
+        "return",
+        "parcel",
+        "package",
+        "arrive",
+        "arrived",
+        "still",
+        "this",
+        "that",
+        "there",
+        "from",
+        "did",
+        "does",
+        "get",
+        "got",
+        "been",
+        "just",
+        "about",
+        "any",
+        "new",
+        "old",
+        "big",
+        "small",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+    }
+)
+
+
+def same_order(a: str, b: str) -> bool:
+    return normalise_order_id(a) == normalise_order_id(b)
