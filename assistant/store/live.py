@@ -6,8 +6,9 @@ what is new from the database (messages after the last number it sent, the statu
 latency, never a message: streams also read again on a slow timer (the safety net).
 
 Which writes wake streams is decided in one place, the store: it marks a conversation `touch`ed when it numbers
-a message or changes a status (the two statements every such write goes through), and `Store.session` hands
-the marks to the bus around the commit:
+a message or changes a status (`messages.next_seq` and `conversations.update_status`, the two statements every
+such write goes through), and `Database.session` (`assistant.store.db`) hands the marks to the bus around the
+commit:
 
 - `PostgresBus`: before the commit, `SELECT pg_notify('cxa_live', <conversation id>)` in the writer's own
   transaction, so PostgreSQL delivers it when, and only if, the write commits, to every process. Each process

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from assistant.models import HandoffSummary
 from assistant.store.live import LocalBus, PostgresBus, Subscription
+from assistant.store.messages import insert_message
 from assistant.store.repo import Store
 from tests.api.test_agent_flow import AGENT, EventReader, claim, handed_off, reply
 from tests.conftest import make_settings, widget_headers
@@ -114,7 +115,7 @@ async def test_a_rolled_back_write_wakes_nobody(stores: tuple[Store, Store]) -> 
 
         def write_then_fail() -> None:
             with writer.session() as s:
-                writer._add_message(s, conv.id, "customer", "never stored", None, None, None)
+                insert_message(s, conv.id, "customer", "never stored", None, None, None)
                 raise RuntimeError("the rest of the transaction failed")
 
         with pytest.raises(RuntimeError):
