@@ -1,8 +1,8 @@
 """FastAPI dependencies: the process's services, and who the caller is.
 
-`ServicesDep`, `WidgetDep`, `ReaderDep`, `AgentDep`, `CxDep`, `AdminDep` are `Annotated` aliases, so routes read as
-`def route(services: ServicesDep, _: AdminDep)`. Tests override `get_services` or build the app
-with their own settings; nothing here is a global created at import.
+`ServicesDep`, `WidgetDep`, `ReaderDep`, `AgentDep`, `CxDep`, `StaffDep` (agent or cx), `AdminDep` are
+`Annotated` aliases, so routes read as `def route(services: ServicesDep, _: AdminDep)`. Tests override
+`get_services` or build the app with their own settings; nothing here is a global created at import.
 """
 
 from __future__ import annotations
@@ -74,4 +74,5 @@ WidgetDep = Annotated[None, Depends(require_widget)]
 ReaderDep = Annotated[Role, Depends(require_reader)]
 AgentDep = Annotated[Role, Depends(require_role("agent"))]
 CxDep = Annotated[Role, Depends(require_role("cx"))]
+StaffDep = Annotated[Role, Depends(require_role("agent", "cx"))]
 AdminDep = Annotated[Role, Depends(require_role("admin"))]

@@ -73,3 +73,40 @@ class InvalidRequestError(AssistantError):
 
 class InvalidPeriodError(InvalidRequestError):
     """A period whose start is not before its end, or one cut into too many buckets: 422 `invalid_request`."""
+
+
+class ApprovedAnswerNotFoundError(NotFoundError):
+    """The approved answer id is unknown: 404 `approved_answer_not_found`."""
+
+    code = "approved_answer_not_found"
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(f"no approved answer with id {answer_id!r}")
+
+
+class DuplicateQuestionError(ConflictError):
+    """An active approved answer already has this question (or it as a variant): 409 `duplicate_question`; edit
+    that one (its id is in the message) or retire it first."""
+
+    code = "duplicate_question"
+
+    def __init__(self, question: str, existing_id: str) -> None:
+        self.existing_id = existing_id
+        super().__init__(f"the approved answer {existing_id} already answers {question!r}: edit it or retire it first")
+
+
+class InvalidApprovedAnswerError(InvalidRequestError):
+    """An approved answer that cannot be stored as given (blank after clean-up, a credential in it...):
+    422 `invalid_approved_answer` with the reason."""
+
+    code = "invalid_approved_answer"
+
+
+class GapNotFoundError(NotFoundError):
+    """No knowledge gap with that id in the period asked: 404 `gap_not_found` (gap ids follow their first
+    question: the same period, or a longer one, finds it)."""
+
+    code = "gap_not_found"
+
+    def __init__(self, gap_id: str) -> None:
+        super().__init__(f"no knowledge gap {gap_id!r} in this period")

@@ -438,6 +438,8 @@ class TurnRecord(BaseModel):
     intent: IntentEvidence | None = Field(None, description="None until the message was assessed")
     action: Action | None = Field(None, description="the handoff policy's decision")
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    approved_id: str | None = Field(None, description="the approved answer the message matched best (served or not)")
+    approved_score: float | None = Field(None, description="how well it matched (served at CXA_APPROVED__MIN_SCORE)")
     handoff_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
@@ -591,3 +593,185 @@ class TicketFacts(BaseModel):
     channel: str | None = None
     at: datetime
     event: RecordRef
+
+
+# -- the loop back: approved answers, knowledge gaps, the copilot, handoff quality (assistant.approved, .insights) --
+
+ApprovedStatus = Literal["active", "retired"]
+ApprovedFlagKind = Literal["contradicts_help_center", "similar_question", "source_conversation_missing", "markup"]
+
+
+class ApprovedSource(BaseModel):
+    """A help-center article an approved answer rests on, with the article's hash when the answer was approved:
+    a different hash now (or no article) makes the answer stale."""
+
+    source_id: str
+    title: str | None = None
+    doc_hash: str | None = None
+
+
+class ApprovedFlag(BaseModel):
+    """Something a person should look at before trusting an approved answer (it is still served)."""
+
+    kind: ApprovedFlagKind
+    detail: str
+    ref: str | None = Field(None, description="the help article, approved answer or conversation it is about")
+
+
+class ApprovedAnswer(BaseModel):
+    """A person's answer to a question, served word for word to customers who ask it (API.md "Approved answers").
+    The texts are plain text: shown to customers only as text, never as HTML."""
+
+    id: str
+    question: str
+    answer: str
+    variants: list[str] = Field(default_factory=list, description="other ways customers ask the same question")
+    status: ApprovedStatus = "active"
+    approved_by: str | None = Field(None, description="who approved it (an agent id, or the role)")
+    created_at: datetime
+    updated_at: datetime
+    review_at: datetime | None = Field(None, description="after this the answer is stale until edited")
+    source_conversation_id: str | None = Field(None, description="the conversation whose agent reply it came from")
+    sources: list[ApprovedSource] = Field(default_factory=list)
+    flags: list[ApprovedFlag] = Field(default_factory=list)
+    hits: int = Field(0, description="times it was served verbatim to a customer")
+    last_used_at: datetime | None = None
+    retired_at: datetime | None = None
+    stale: bool = False
+    stale_reasons: list[str] = Field(default_factory=list, description="past its review date, a cited article changed")
+
+    @property
+    def texts(self) -> list[str]:
+        """The question and its variants: what a customer's message is matched against."""
+        return [self.question, *self.variants]
+
+
+class ApprovedAnswerDraft(BaseModel):
+    """A new approved answer as a person submits it (validated by `assistant.approved.service`)."""
+
+    question: str
+    answer: str
+    variants: list[str] = Field(default_factory=list)
+    source_conversation_id: str | None = None
+    review_at: datetime | None = None
+    approved_by: str | None = None
+    sources: list[str] | None = Field(None, description="help articles it rests on; None = the best match found")
+
+
+class ApprovedAnswerEdit(BaseModel):
+    """A change to an approved answer: only the fields given change."""
+
+    question: str | None = None
+    answer: str | None = None
+    variants: list[str] | None = None
+    review_at: datetime | None = None
+    clear_review_at: bool = False
+    approved_by: str | None = None
+    sources: list[str] | None = None
+    clear_flags: bool = Field(False, description="a person reviewed the flags: remove them")
+
+
+class ApprovedMatch(BaseModel):
+    """The approved answer a message matched, how well, and through which of its texts."""
+
+    answer: ApprovedAnswer
+    score: float
+    matched: str
+
+    @property
+    def source_id(self) -> str:
+        return f"approved:{self.answer.id}"
+
+    def citation(self) -> Citation:
+        snippet = self.answer.answer if len(self.answer.answer) <= 240 else self.answer.answer[:239] + "…"
+        return Citation(
+            source_id=self.source_id,
+            title=self.answer.question,
+            url=None,
+            snippet=snippet,
+            score=round(max(0.0, min(1.0, self.score)), 4),
+            chunk_id=self.source_id,
+        )
+
+
+GapReason = Literal["declined", "low_confidence", "rephrased", "rated_badly", "error"]
+
+
+class GapQuestion(BaseModel):
+    """One question the assistant could not answer, as the gaps report groups them."""
+
+    conversation_id: str
+    message_id: str
+    customer_id: str | None = None
+    text: str
+    at: datetime
+    reason: GapReason
+    topic: str | None = None
+    agent_answers: list[str] = Field(default_factory=list, description="what agents replied in that conversation")
+    simulated: bool = False
+
+
+class KnowledgeGap(BaseModel):
+    """Questions customers asked that the assistant could not answer, grouped (worst first in the report)."""
+
+    id: str = Field(description="stable while its first question stays in the period: gap_<hash of that message>")
+    label: str
+    conversations: int
+    customers: int = Field(description="distinct verified customers, plus each anonymous conversation")
+    examples: list[str]
+    topic: str | None = None
+    reasons: dict[str, int] = Field(default_factory=dict)
+    agent_answers: list[str] = Field(default_factory=list)
+    first_seen: datetime
+    last_seen: datetime
+    trend: Literal["rising", "steady", "falling", "new"] = "steady"
+    daily: list[int] = Field(default_factory=list, description="conversations per day over the period, oldest first")
+    covered_by: str | None = Field(None, description="an approved answer that now matches it (approved:<id>)")
+    simulated: int = Field(0, description="of its conversations, how many were simulated (cxa demo)")
+    conversation_ids: list[str] = Field(default_factory=list)
+    score: float = Field(0.0, description="how bad the gap is: the order of the report")
+
+
+class GapDraft(BaseModel):
+    """A draft made from a gap, for a person to edit and approve."""
+
+    gap_id: str
+    kind: Literal["approved_answer", "article_outline"]
+    question: str
+    variants: list[str] = Field(default_factory=list)
+    answer: str = Field("", description="the approved answer's text (kind approved_answer)")
+    outline: str = Field("", description="a help-article outline in Markdown (kind article_outline)")
+    written_by: Literal["extractive", "model"] = "extractive"
+    source_conversation_id: str | None = None
+
+
+SuggestionOutcome = Literal["sent", "edited", "ignored"]
+
+
+class Suggestion(BaseModel):
+    """A reply drafted for the agent of a handoff (the copilot), from approved answers, the customer's record and
+    the help center, with what the agent did with it."""
+
+    id: str
+    handoff_id: str
+    conversation_id: str
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[Literal["approved", "account", "help_center"]] = Field(default_factory=list)
+    created_at: datetime
+    outcome: SuggestionOutcome | None = None
+    outcome_at: datetime | None = None
+
+
+class HandoffQuality(BaseModel):
+    """Was a handoff needed, and did the agent have to ask again what the customer or the packet already gave?"""
+
+    handoff_id: str
+    conversation_id: str
+    reason: str
+    created_at: datetime
+    avoidable: bool
+    avoidable_by: str | None = Field(None, description="approved:<id> or the help article that answered it")
+    avoidable_score: float | None = None
+    reasked: list[str] = Field(default_factory=list, description="order_number, email, issue, ... asked again")
+    simulated: bool = False

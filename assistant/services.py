@@ -18,6 +18,8 @@ from assistant import doctor
 from assistant.account.answer import AccountAnswerer
 from assistant.account.records import CustomerRecords
 from assistant.account.router import AccountRouter
+from assistant.approved.matcher import ApprovedMatcher, ApprovedSearch
+from assistant.approved.service import ApprovedAnswerService
 from assistant.handoff.desk import AgentDesk
 from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
@@ -116,6 +118,7 @@ class Services:
     startup_problems: list[str] = field(default_factory=list)
     webhook: WebhookNotifier | None = None
     guard: OutputGuard = field(default_factory=OutputGuard)
+    matcher: ApprovedMatcher | None = None
 
     def add_secrets(self, secrets: list[str]) -> None:
         """Credentials known only at start (generated keys): never in a prompt, never in a reply."""
@@ -147,6 +150,22 @@ class Services:
         ok, detail = self.chat.ready()
         checks["chat_model"] = {"ok": ok, "detail": detail}
         return checks
+
+    @cached_property
+    def approved(self) -> ApprovedAnswerService:
+        """Approved answers: create, edit, retire, list (served by the engine's approved-answer step)."""
+        vectors = self.engine.answerer.vectors
+        matcher = self.matcher or ApprovedMatcher(self.store.approved, vectors, self.settings.approved)
+        return ApprovedAnswerService(
+            self.store,
+            matcher,
+            self.retriever.search,
+            self.index.documents,
+            vectors,
+            self.settings.approved,
+            self.settings.answer.min_retrieval_score,
+            secrets=lambda: self.guard.secrets,
+        )
 
     @cached_property
     def agents(self) -> AgentDesk:
@@ -189,9 +208,12 @@ class Services:
         handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name, guard))
         telemetry = Telemetry(store, settings.telemetry, topic_fn=_topic_fn(settings, index))
         observer = TurnObserver(settings.telemetry.otel_endpoint)
+        matcher = ApprovedMatcher(store.approved, answerer.vectors, settings.approved)
+        serving = settings.approved.enabled
+        search = ApprovedSearch(retriever.search, matcher, settings.approved.source_min_score) if serving else None
         engine = ConversationEngine(
             store,
-            retriever.search,
+            search or retriever.search,
             answerer,
             history,
             handoffs,
@@ -200,8 +222,11 @@ class Services:
             telemetry,
             observer,
             account=account_answerer(settings, store, answerer.vectors),
+            approved=matcher if serving else None,
         )
-        return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
+        return cls(
+            settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard, matcher=matcher
+        )
 
     def check_consistency(self, fix: bool = True) -> list[doctor.Problem]:
         """`assistant.doctor.check` on this process's store: interrupted turns get an outcome, impossible

@@ -313,6 +313,68 @@ class AccountSettings(BaseModel):
     home_country: str = Field("GB", description="deliveries to other countries wait `international_wait_days`")
 
 
+class ApprovedSettings(BaseModel):
+    """Approved answers (see assistant/approved/): a customer question that matches one above `min_score` gets it
+    verbatim; below, one at least `source_min_score` similar is one more source for retrieval."""
+
+    enabled: bool = Field(True, description="serve approved answers and use them as a retrieval source")
+    min_score: float = Field(
+        0.88,
+        ge=0,
+        le=1,
+        description="similarity of the customer's message to an approved question or variant for the answer to be "
+        "served verbatim (calibrated with `cxa eval bench --only approved`: precision >= 0.97 on BANKING77 and "
+        "CLINC150 paraphrases)",
+    )
+    negation_penalty: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="taken off the similarity when one text says not/never/unable... and the other does not "
+        '("how do I verify my identity" is not "I cannot verify my identity")',
+    )
+    source_min_score: float = Field(
+        0.6, ge=0, le=1, description="below min_score, an approved answer this similar joins the retrieved passages"
+    )
+    copilot_min_score: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="the agent copilot drafts from an approved answer this similar (a person reads it before sending)",
+    )
+    max_variants: int = Field(20, ge=0, le=100, description="variants an approved answer may have")
+    max_answer_chars: int = Field(4000, ge=1, description="longest approved answer (what an agent may send)")
+
+
+class InsightsSettings(BaseModel):
+    """Knowledge gaps, handoff quality and the copilot's figures (see assistant/insights/)."""
+
+    gap_similarity: float = Field(
+        0.62,
+        ge=0,
+        le=1,
+        description="questions at least this similar to a gap's first question join that gap "
+        "(checked with `cxa eval bench --only loop`: injected gaps found)",
+    )
+    gap_min_conversations: int = Field(2, ge=1, description="a gap needs this many conversations to be listed")
+    gap_days: int = Field(14, ge=1, le=400, description="the period of the gaps report when no `since` is given")
+    bad_csat: int = Field(2, ge=1, le=5, description="a rating at or below this counts as the question not answered")
+    draft: Literal["auto", "model", "extractive"] = Field(
+        "auto",
+        description="who writes a gap's draft approved answer or article outline: extractive = the agents' own "
+        "sentences, picked with the embedding model; model = the configured chat model (extractive where it fails); "
+        "auto = model for the openai provider, extractive otherwise",
+    )
+    draft_max_tokens: int = Field(300, gt=0, description="longest model-written draft, in tokens")
+    avoidable_min_score: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="a handoff was avoidable when a help-center passage at least this similar to the question "
+        "existed (or an approved answer above CXA_APPROVED__MIN_SCORE)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CXA_",
@@ -369,6 +431,8 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     live: LiveSettings = LiveSettings()
     evals: EvalSettings = EvalSettings()
+    approved: ApprovedSettings = ApprovedSettings()
+    insights: InsightsSettings = InsightsSettings()
 
     max_message_chars: int = Field(4000, ge=1, description="longest customer message accepted")
     interrupted_turn_s: float = Field(

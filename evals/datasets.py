@@ -127,3 +127,13 @@ def banking77_rows(data_dir: Path) -> list[tuple[str, str]]:
             if text and label:
                 rows.append((text, label))
     return rows
+
+
+def clinc150_queries(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """CLINC150 dev: the in-scope (train + val) queries as (text, intent) rows over 150 intents, and the
+    out-of-scope queries (oos_train + oos_val)."""
+    with _require(data_dir / "clinc150" / "dev.json").open(encoding="utf-8") as fh:
+        d = json.load(fh)
+    in_scope = [(str(t).strip(), str(label)) for t, label in [*d.get("train", []), *d.get("val", [])] if str(t).strip()]
+    oos = [str(t).strip() for t, _ in [*d.get("oos_train", []), *d.get("oos_val", [])] if str(t).strip()]
+    return in_scope, oos

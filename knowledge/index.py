@@ -249,6 +249,14 @@ class KnowledgeIndex:
             out[str(meta["source_id"])] = (str(meta["doc_hash"]), str(meta.get("origin", "")))
         return out
 
+    def documents(self, source_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """source_id -> (document hash, title) for those of `source_ids` in the index (a changed hash: the
+        document was edited since; a missing id: it was removed)."""
+        if not source_ids:
+            return {}
+        where: dict[str, Any] = {"$and": [{"position": 0}, {"source_id": {"$in": sorted(set(source_ids))}}]}
+        return {str(m["source_id"]): (str(m["doc_hash"]), str(m.get("title", ""))) for m in self._get_metadatas(where)}
+
     def _get_metadatas(self, where: dict[str, Any]) -> Iterator[dict[str, Any]]:
         offset, page = 0, 5000
         while True:

@@ -155,6 +155,43 @@ def bench_topics(
     write_figures(settings, "topics", result.model_dump(), out)
 
 
+@app.command("approved")
+def bench_approved(
+    limit: Annotated[int | None, typer.Option(min=1, help="at most N queries asked per intent and round")] = None,
+    variants: Annotated[int, typer.Option(min=0, max=20, help="variants per approved answer")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="rounds, each with other intents answered")] = 3,
+    seed: Annotated[int, typer.Option(help="seed of the first round")] = 0,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Approved-answer matching on BANKING77 and CLINC150 paraphrase groups: precision and recall at
+    CXA_APPROVED__MIN_SCORE, and a threshold sweep."""
+    from evals.bench.approved import run_approved
+
+    settings, result = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_approved(
+            st, path, limit=limit, rounds=rounds, variants=variants, seed=seed, progress=progress
+        ),
+    )
+    metrics_table(result.benchmark, result.summary_rows())
+    sweep = Table(title="threshold sweep (CXA_APPROVED__MIN_SCORE), pooled")
+    for col in ("threshold", "precision", "recall", "BANKING77 precision", "CLINC150 precision"):
+        sweep.add_column(col, justify="right")
+    for p in result.sweep:
+        sweep.add_row(
+            f"{p.threshold:.2f}",
+            f"{p.precision:.3f}",
+            f"{p.recall:.3f}",
+            f"{p.banking77_precision:.3f}",
+            f"{p.clinc150_precision:.3f}",
+        )
+    console.print(sweep)
+    write_figures(settings, "approved", result.model_dump(), out)
+
+
 # -- performance ------------------------------------------------------------------------------------------
 
 

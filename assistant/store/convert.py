@@ -106,6 +106,7 @@ def turn(r: TurnRow) -> TurnRecord:
     with the intent, the action and the tool calls beside it."""
     ev = dict(r.evidence or {})
     intent, action, calls = ev.pop("intent", None), ev.pop("action", None), ev.pop("tool_calls", None) or []
+    approved = ev.pop("approved", None) or {}
     return TurnRecord(
         id=r.id,
         conversation_id=r.conversation_id,
@@ -124,6 +125,8 @@ def turn(r: TurnRow) -> TurnRecord:
         intent=IntentEvidence.model_validate(intent) if intent else None,
         action=action,
         tool_calls=[ToolCall.model_validate(c) for c in calls],
+        approved_id=approved.get("id"),
+        approved_score=approved.get("score"),
         handoff_id=r.handoff_id,
         timings_ms=dict(r.timings_ms or {}),
         error=r.error,
@@ -131,8 +134,8 @@ def turn(r: TurnRow) -> TurnRecord:
 
 
 def turn_evidence(record: TurnRecord) -> dict[str, Any]:
-    """The evidence column of a turn record, as `turn` reads it: the answer's evidence with the intent, the action
-    and the tool calls beside it."""
+    """The evidence column of a turn record, as `turn` reads it: the answer's evidence with the intent, the action,
+    the tool calls and the approved answer matched beside it."""
     evidence: dict[str, Any] = record.evidence.model_dump(mode="json") if record.evidence is not None else {}
     if record.intent is not None:
         evidence["intent"] = record.intent.model_dump(mode="json")
@@ -140,6 +143,8 @@ def turn_evidence(record: TurnRecord) -> dict[str, Any]:
         evidence["action"] = record.action
     if record.tool_calls:
         evidence["tool_calls"] = [c.model_dump(mode="json") for c in record.tool_calls]
+    if record.approved_id is not None:
+        evidence["approved"] = {"id": record.approved_id, "score": record.approved_score}
     return evidence
 
 

@@ -13,6 +13,7 @@ models (never rows).
 | `quality` | `quality.py` | scorecards and reviews |
 | `consistency` | `consistency.py` | structural problems and their safe repairs |
 | `llm_calls` | `llm_calls.py` | the chat-model call log |
+| `approved` | `approved.py` | approved answers: stored, edited, retired, hits counted |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import Literal
 
 from assistant.settings import Settings
+from assistant.store.approved import ApprovedAnswers
 from assistant.store.consistency import Consistency
 from assistant.store.conversations import Conversations
 from assistant.store.customers import Customers
@@ -77,6 +79,7 @@ class Store:
         self.quality = Quality(db)
         self.consistency = Consistency(db)
         self.llm_calls = LLMCallLog(db)
+        self.approved = ApprovedAnswers(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert

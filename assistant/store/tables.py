@@ -240,3 +240,26 @@ class ReviewRow(Base):
     reviewer: Mapped[str | None] = mapped_column(SafeString(200))
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+
+
+class ApprovedAnswerRow(Base):
+    """A person's answer served word for word to customers who ask its question (assistant.approved). Retired ones
+    stay (hits, history) with status `retired`; the source conversation may be deleted later (no foreign key)."""
+
+    __tablename__ = "approved_answers"
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    question: Mapped[str] = mapped_column(SafeText)
+    question_key: Mapped[str] = mapped_column(SafeString(500), index=True)
+    variants: Mapped[list[Any]] = mapped_column(default=list)
+    answer: Mapped[str] = mapped_column(SafeText)
+    status: Mapped[str] = mapped_column(SafeString(16), default="active", index=True)
+    approved_by: Mapped[str | None] = mapped_column(SafeString(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    review_at: Mapped[datetime | None]
+    source_conversation_id: Mapped[str | None] = mapped_column(SafeString(64))
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    last_used_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]

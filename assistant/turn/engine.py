@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from assistant.account.answer import AccountAnswer, AccountAnswerer
+from assistant.approved.matcher import ApprovedMatcher
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
 from assistant.handoff.service import HandoffService
 from assistant.llm import ChatGateway
@@ -22,6 +23,7 @@ from assistant.models import (
     Action,
     AnswerEvidence,
     AnswerResult,
+    ApprovedMatch,
     CitationsEvent,
     Conversation,
     ConversationStatus,
@@ -95,8 +97,10 @@ class ConversationEngine:
         telemetry: Telemetry | None = None,
         observer: TurnObserver | None = None,
         account: AccountAnswerer | None = None,
+        approved: ApprovedMatcher | None = None,
     ) -> None:
         self.account = account
+        self.approved = approved
         self.store = store
         self.telemetry = telemetry
         self.observer = observer
@@ -210,6 +214,10 @@ class ConversationEngine:
                 yield from self._close_politely(t)
                 return
             if decision is None:
+                approved = self._match_approved(t)
+                if approved is not None:
+                    yield from self._deliver_approved(t, approved)
+                    return
                 account = self._consult_record(t)
                 if account is not None:
                     yield from self._deliver_account(t, account)
@@ -246,6 +254,18 @@ class ConversationEngine:
 
     def _is_closing(self, t: TurnContext) -> bool:
         return is_thanks_only(t.text) and any(m.role != "customer" for m in t.previous)
+
+    def _match_approved(self, t: TurnContext) -> ApprovedMatch | None:
+        """An approved answer whose question matches the message (`assistant.approved`): served verbatim. One
+        already served in this conversation is not served again (the customer asking on means it did not help)."""
+        if self.approved is None:
+            return None
+        served = {c.source_id.removeprefix("approved:") for m in t.previous for c in m.citations}
+        best = self.approved.best(t.text, exclude=served)
+        if best is not None:
+            t.record.approved_id, t.record.approved_score = best.answer.id, best.score
+        t.timer.lap("approved")
+        return best if best is not None and best.score >= self.approved.settings.min_score else None
 
     def _consult_record(self, t: TurnContext) -> AccountAnswer | None:
         """A question about the customer's own orders, refunds or membership is answered from their record
@@ -339,6 +359,25 @@ class ConversationEngine:
             return
         self._signals(t, "answered", account.confidence)
         yield self._finish(t, reply, account.confidence, t.conversation.status)
+
+    def _deliver_approved(self, t: TurnContext, match: ApprovedMatch) -> Iterator[TurnEvent]:
+        """A person's answer to this question, word for word, cited as `approved:<id>`; its hit is counted."""
+        citation = match.citation()
+        t.record.evidence = AnswerEvidence(
+            mode="approved",
+            retrieval_top=match.score,
+            cited_scores=[citation.score],
+            sentence_support=[1.0],
+            answer_relevance=match.score,
+        )
+        t.record.action = "answer"
+        yield TokenEvent(text=match.answer.answer)
+        yield CitationsEvent(citations=[citation])
+        reply = self._store_reply(t, Reply(text=match.answer.answer, citations=[citation], mode="approved"))
+        assert self.approved is not None
+        self.approved.repo.record_hit(match.answer.id)
+        self._signals(t, "answered", citation.score)
+        yield self._finish(t, reply, citation.score, t.conversation.status)
 
     # -- the ways a turn ends ---------------------------------------------------------------------
 
