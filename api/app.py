@@ -19,7 +19,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
 from api.limits import AbuseLimits
-from api.routes import approved, conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
+from api.routes import (
+    approved,
+    conversations,
+    customers,
+    cx,
+    evals,
+    handoffs,
+    health,
+    insights,
+    knowledge,
+    quality,
+    web,
+)
 from api.schemas import ERROR_RESPONSES
 from api.security import load_keys
 from assistant.services import Services
@@ -110,7 +122,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
         )
     install_error_handlers(app)
-    for module in (health, cx, conversations, quality, handoffs, approved, knowledge, customers, evals):
+    for module in (health, cx, conversations, quality, handoffs, approved, insights, knowledge, customers, evals):
         app.include_router(module.router)
     web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 

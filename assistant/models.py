@@ -694,7 +694,7 @@ class ApprovedMatch(BaseModel):
         )
 
 
-GapReason = Literal["declined", "low_confidence", "rephrased", "rated_badly", "error"]
+GapReason = Literal["declined", "low_confidence", "rephrased", "escalated", "rated_badly"]
 
 
 class GapQuestion(BaseModel):
@@ -775,3 +775,18 @@ class HandoffQuality(BaseModel):
     avoidable_score: float | None = None
     reasked: list[str] = Field(default_factory=list, description="order_number, email, issue, ... asked again")
     simulated: bool = False
+
+
+class AskedTurn(BaseModel):
+    """A customer's turn with what came of it and where it happened: what the loop-back reports read
+    (`Store.insights.asked`)."""
+
+    record: TurnRecord
+    text: str = Field(description="the customer's message")
+    customer_id: str | None = None
+    simulated: bool = Field(False, description="the conversation was simulated (cxa demo, simulations)")
+    topic: str | None = None
+    handoff_reason: str | None = None
+    csat: int | None = None
+    resolved: bool | None = Field(None, description="the customer's own answer to 'was it resolved?'")
+    agent_replies: list[str] = Field(default_factory=list, description="agents' messages in the conversation")

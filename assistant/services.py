@@ -24,6 +24,8 @@ from assistant.handoff.desk import AgentDesk
 from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
 from assistant.handoff.webhooks import WebhookNotifier
+from assistant.insights.drafts import GapDrafter
+from assistant.insights.gaps import KnowledgeGaps
 from assistant.llm import ChatGateway
 from assistant.prompts import instruction_texts
 from assistant.safety.guard import OutputGuard
@@ -165,6 +167,23 @@ class Services:
             self.settings.approved,
             self.settings.answer.min_retrieval_score,
             secrets=lambda: self.guard.secrets,
+        )
+
+    @cached_property
+    def gaps(self) -> KnowledgeGaps:
+        """The knowledge-gaps report (the questions the assistant could not answer, grouped)."""
+        return KnowledgeGaps(self.store, self.engine.answerer.vectors, self.settings.insights, self.approved.matcher)
+
+    @cached_property
+    def drafter(self) -> GapDrafter:
+        """Drafts an approved answer or an article outline from a gap (extractive, or by the configured model)."""
+        return GapDrafter(
+            self.engine.answerer.vectors,
+            self.settings.insights,
+            self.chat,
+            self.settings.chat_provider,
+            self.guard,
+            self.settings.company_name,
         )
 
     @cached_property

@@ -87,6 +87,23 @@ export class Client {
   post(path, body) {
     return this.request(path, { method: "POST", body });
   }
+  put(path, body) {
+    return this.request(path, { method: "PUT", body });
+  }
+  /** DELETE; a 204 has no body. */
+  async del(path) {
+    const r = await fetch(path, { method: "DELETE", headers: { Authorization: `Bearer ${this.token || ""}` } });
+    if (!r.ok && r.status !== 204) {
+      let code = "http_error",
+        message = `HTTP ${r.status}`;
+      try {
+        ({ code, message } = (await r.json()).error);
+      } catch {
+        /* not our error shape */
+      }
+      throw new ApiError(r.status, code, message);
+    }
+  }
   /** GET that resolves to null on 404 (a route or a record that does not exist yet). */
   async maybe(path) {
     try {

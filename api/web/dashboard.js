@@ -1,6 +1,7 @@
 // The CX dashboard: headline figures (/v1/metrics), the same over time (/v1/metrics/timeseries, drawn with
 // the vendored Chart.js), figures by topic, the worst conversations with a drill-down (transcript,
-// scorecard, review), and the latest eval report. Routes that do not exist yet or have no data (scorecard,
+// scorecard, review), the knowledge gaps (each with a draft to approve), the approved answers with their hits,
+// and the latest eval report. Routes that do not exist yet or have no data (scorecard,
 // review, eval report) show "not yet" instead of failing.
 import { Client, el, fmt, gate, messageNode } from "./common.js";
 
@@ -30,7 +31,7 @@ function since() {
 async function refresh() {
   $("live").textContent = "loading…";
   try {
-    await Promise.all([loadFigures(), loadSeries(), loadTopics(), loadConversations()]);
+    await Promise.all([loadFigures(), loadSeries(), loadTopics(), loadConversations(), loadGaps(), loadApproved()]);
     $("live").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("live").textContent = `not updated: ${e.message}`;
@@ -267,4 +268,130 @@ async function loadEvals() {
     el("p", { class: "source", text: `run ${report.run_id} · ${fmt.when(report.started_at)} · ${fmt.num(report.wall_s, 1)} s · baseline ${cmp.baseline || "none"} · ${cmp.regressions} regression${cmp.regressions === 1 ? "" : "s"}` }),
     el("table", { class: "table" }, el("thead", {}, el("tr", {}, ["benchmark", "metric", "current", "baseline", "delta", "", "size"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, rows)),
   );
+}
+
+// -- knowledge gaps and approved answers ---------------------------------------------------------------
+
+const REASONS = { declined: "declined", low_confidence: "handed off", rephrased: "rephrased", escalated: "asked for a person", rated_badly: "rated badly" };
+
+async function loadGaps() {
+  const list = await client.get(`/v1/insights/knowledge-gaps?since=${encodeURIComponent(since())}`);
+  const rows = list.items.map((g) =>
+    el(
+      "tr",
+      { "data-gap": g.id },
+      el(
+        "td",
+        {},
+        el(
+          "details",
+          { class: "gap-details" },
+          el("summary", { text: g.label }),
+          el("h3", { text: "Customers asked" }),
+          el("ul", {}, g.examples.map((e) => el("li", { text: e }))),
+          el("h3", { text: "Agents answered" }),
+          g.agent_answers.length ? el("ul", {}, g.agent_answers.map((a) => el("li", { text: a }))) : el("p", { class: "empty", text: "No agent reply yet." }),
+        ),
+        g.covered_by ? el("span", { class: "pill covered", text: `covered by ${g.covered_by}` }) : null,
+        g.simulated ? el("span", { class: "pill simulated", text: `${g.simulated} simulated` }) : null,
+      ),
+      el("td", { text: String(g.conversations) }),
+      el("td", { text: String(g.customers) }),
+      el("td", { class: `trend ${g.trend}`, text: g.trend }),
+      el("td", { text: g.topic || "—" }),
+      el("td", { text: Object.entries(g.reasons).map(([k, n]) => `${REASONS[k] || k} ${n}`).join(", ") }),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", "data-action": "draft-answer", onclick: () => draftFrom(g, "approved_answer"), text: "Draft approved answer" }),
+        " ",
+        el("button", { type: "button", class: "link", "data-action": "draft-outline", onclick: () => draftFrom(g, "article_outline"), text: "article outline" }),
+      ),
+    ),
+  );
+  $("gaps-table").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "empty", text: "No knowledge gaps in this period." }))]));
+}
+
+async function draftFrom(gap, kind) {
+  const box = $("gap-draft");
+  box.hidden = false;
+  box.replaceChildren(el("p", { class: "empty", text: "Drafting…" }));
+  let d;
+  try {
+    d = await client.post(`/v1/insights/knowledge-gaps/${encodeURIComponent(gap.id)}/draft?since=${encodeURIComponent(since())}`, { kind });
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "error", text: `No draft: ${e.message}` }));
+    return;
+  }
+  const who = d.written_by === "model" ? "written by the model" : "taken from the agents' replies";
+  if (kind === "article_outline") {
+    box.replaceChildren(
+      el("h3", { text: `Article outline for “${gap.label}” (${who})` }),
+      el("textarea", { rows: "12", "aria-label": "Article outline", id: "outline-text" }),
+      el("p", { class: "hint", text: "Copy it into your help center, complete it and publish it; the next ingest makes it searchable." }),
+    );
+    $("outline-text").value = d.outline;
+    return;
+  }
+  const question = el("input", { name: "question", maxlength: "500", required: true, "aria-label": "Question" });
+  const variants = el("textarea", { name: "variants", rows: "4", "aria-label": "Variants, one per line" });
+  const answer = el("textarea", { name: "answer", rows: "4", maxlength: "4000", required: true, "aria-label": "Answer" });
+  const msg = el("span", { class: "msg", role: "status" });
+  question.value = d.question;
+  variants.value = d.variants.join("\n");
+  answer.value = d.answer;
+  const form = el(
+    "form",
+    { "aria-label": "Approve an answer" },
+    el("h3", { text: `Approved answer for “${gap.label}” (${who}): edit, then approve` }),
+    el("label", {}, "Question", question),
+    el("label", {}, "Variants (one per line)", variants),
+    el("label", {}, "Answer (plain text, served word for word)", answer),
+    el("div", { class: "row" }, el("button", { class: "primary", type: "submit", text: "Approve" }), el("button", { type: "button", class: "link", onclick: () => (box.hidden = true), text: "Cancel" }), msg),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = {
+      question: question.value,
+      answer: answer.value,
+      variants: variants.value.split("\n").map((v) => v.trim()).filter(Boolean),
+      approved_by: "cx dashboard",
+      ...(d.source_conversation_id ? { source_conversation_id: d.source_conversation_id } : {}),
+    };
+    try {
+      const made = await client.post("/v1/approved-answers", body);
+      msg.textContent = `approved (${made.id})${made.flags.length ? ` with ${made.flags.length} flag(s) to check` : ""}`;
+      await Promise.all([loadGaps(), loadApproved()]);
+    } catch (err) {
+      msg.textContent = `not approved: ${err.message}`;
+    }
+  });
+  box.replaceChildren(form);
+  question.focus();
+}
+
+async function loadApproved() {
+  const list = await client.get("/v1/approved-answers");
+  const rows = list.items.map((a) => {
+    const state = [];
+    if (a.stale) state.push(el("span", { class: "pill stale", title: a.stale_reasons.join("; "), text: "stale" }));
+    for (const f of a.flags) state.push(el("span", { class: "pill flag", title: f.detail, text: f.kind.replace(/_/g, " ") }));
+    if (!state.length) state.push(el("span", { class: "pill approved", text: "ok" }));
+    return el(
+      "tr",
+      { "data-approved": a.id },
+      el("td", {}, el("strong", { text: a.question }), a.variants.length ? el("div", { class: "muted", text: `+ ${a.variants.length} variant${a.variants.length === 1 ? "" : "s"}` }) : null),
+      el("td", { class: "answer-text", text: a.answer }),
+      el("td", { class: "hits", text: String(a.hits) }),
+      el("td", { text: a.last_used_at ? fmt.ago(a.last_used_at) : "never" }),
+      el("td", {}, state, el("div", { class: "muted", text: `by ${a.approved_by || "?"} · ${fmt.when(a.created_at)}` })),
+      el(
+        "td",
+        {},
+        a.flags.length ? el("button", { type: "button", class: "link", onclick: () => client.put(`/v1/approved-answers/${encodeURIComponent(a.id)}`, { clear_flags: true }).then(loadApproved), text: "flags checked" }) : null,
+        el("button", { type: "button", class: "link", onclick: () => client.del(`/v1/approved-answers/${encodeURIComponent(a.id)}`).then(() => Promise.all([loadApproved(), loadGaps()])), text: "retire" }),
+      ),
+    );
+  });
+  $("approved-table").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "empty", text: "No approved answers yet: approve one from a knowledge gap, or save an agent's reply in the console." }))]));
 }

@@ -14,6 +14,7 @@ models (never rows).
 | `consistency` | `consistency.py` | structural problems and their safe repairs |
 | `llm_calls` | `llm_calls.py` | the chat-model call log |
 | `approved` | `approved.py` | approved answers: stored, edited, retired, hits counted |
+| `insights` | `insights.py` | what the loop-back reports read: turns with what came of them |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -35,6 +36,7 @@ from assistant.store.customers import Customers
 from assistant.store.db import Database, make_engine, new_id
 from assistant.store.feedback import FeedbackLog
 from assistant.store.handoffs import HandoffListener, Handoffs
+from assistant.store.insights import Insights
 from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
 from assistant.store.quality import Quality
@@ -80,6 +82,7 @@ class Store:
         self.consistency = Consistency(db)
         self.llm_calls = LLMCallLog(db)
         self.approved = ApprovedAnswers(db)
+        self.insights = Insights(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert
