@@ -790,3 +790,35 @@ class AskedTurn(BaseModel):
     csat: int | None = None
     resolved: bool | None = Field(None, description="the customer's own answer to 'was it resolved?'")
     agent_replies: list[str] = Field(default_factory=list, description="agents' messages in the conversation")
+
+
+class ClaimTiming(BaseModel):
+    """A claimed handoff: when it was claimed, the agent's first reply after that, and whether a copilot
+    suggestion had been shown before that reply."""
+
+    handoff_id: str
+    conversation_id: str
+    claimed_at: datetime
+    first_reply_at: datetime | None = None
+    suggested: bool = False
+
+
+class ClaimFigures(BaseModel):
+    handoffs: int
+    median_s: float | None = None
+    mean_s: float | None = None
+
+
+class CopilotFigures(BaseModel):
+    """What agents did with the copilot's drafts over a period, and how fast they answered with and without one."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    shown: int = 0
+    sent_as_is: int = 0
+    edited: int = 0
+    ignored: int = 0
+    undecided: int = 0
+    empty: int = Field(0, description="handoffs for which nothing could be drafted")
+    claim_to_first_reply_with: ClaimFigures = Field(default_factory=lambda: ClaimFigures(handoffs=0))
+    claim_to_first_reply_without: ClaimFigures = Field(default_factory=lambda: ClaimFigures(handoffs=0))

@@ -24,6 +24,7 @@ from assistant.handoff.desk import AgentDesk
 from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
 from assistant.handoff.webhooks import WebhookNotifier
+from assistant.insights.copilot import Copilot
 from assistant.insights.drafts import GapDrafter
 from assistant.insights.gaps import KnowledgeGaps
 from assistant.llm import ChatGateway
@@ -187,9 +188,28 @@ class Services:
         )
 
     @cached_property
+    def copilot(self) -> Copilot:
+        """Replies drafted for the agent of a handoff, and what agents did with them."""
+        return Copilot(
+            self.store,
+            self.approved.matcher,
+            self.retriever.search,
+            self.engine.answerer,
+            self.settings,
+            account=self.engine.account,
+        )
+
+    @cached_property
     def agents(self) -> AgentDesk:
-        """The agent side of handoffs (claim, reply, resolve, the packet)."""
-        return AgentDesk(self.store, self.settings.history.max_events, self.engine.telemetry)
+        """The agent side of handoffs (claim, reply, resolve, the packet); each reply decides the copilot's draft."""
+        return AgentDesk(
+            self.store,
+            self.settings.history.max_events,
+            self.engine.telemetry,
+            on_reply=lambda cid, message, suggestion: self.copilot.on_agent_reply(
+                cid, message.text, message.id, suggestion
+            ),
+        )
 
     @classmethod
     def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:

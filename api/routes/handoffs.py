@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AgentDep, ServicesDep
 from api.schemas import TextIn
-from assistant.models import ConversationStatus, Handoff, HandoffPacket, Message
+from assistant.models import ConversationStatus, Handoff, HandoffPacket, Message, Suggestion
 
 router = APIRouter(tags=["agent"])
 
@@ -36,7 +36,10 @@ class ClaimIn(BaseModel):
     agent_id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$", description="who takes it")
 
 
-AgentMessageIn = TextIn
+class AgentMessageIn(TextIn):
+    suggestion_id: str | None = Field(
+        None, max_length=64, description="the copilot suggestion this reply was sent from (as is or edited)"
+    )
 
 
 class ResolveIn(BaseModel):
@@ -89,7 +92,7 @@ def claim_handoff(handoff_id: str, body: ClaimIn, services: ServicesDep, _: Agen
 def agent_message(conversation_id: str, body: AgentMessageIn, services: ServicesDep, _: AgentDep) -> Message:
     """Reply to the customer (role `agent`, authored by the claiming agent); it reaches the widget through
     `/v1/conversations/{id}/events`. 409 unless the conversation is `with_agent`."""
-    return services.agents.reply(conversation_id, body.text)
+    return services.agents.reply(conversation_id, body.text, body.suggestion_id)
 
 
 @router.post("/v1/handoffs/{handoff_id}/resolve", response_model=HandoffStateOut)
@@ -100,3 +103,17 @@ def resolve_handoff(handoff_id: str, body: ResolveIn, services: ServicesDep, _: 
     return HandoffStateOut(
         **handoff.model_dump(), conversation_status=conv.status, outcome=conv.outcome, updated_at=conv.updated_at
     )
+
+
+@router.get("/v1/handoffs/{handoff_id}/suggestion", response_model=Suggestion)
+def suggestion(handoff_id: str, services: ServicesDep, _: AgentDep) -> Suggestion:
+    """A reply drafted for the agent (the copilot): from an approved answer, the customer's record and the help
+    center, with its citations (`text` is empty when nothing was found). Send it with `suggestion_id` on
+    `/agent-messages` (as is or edited), or ignore it."""
+    return services.copilot.suggest(handoff_id)
+
+
+@router.post("/v1/handoffs/{handoff_id}/suggestion/ignore", response_model=Suggestion | None)
+def ignore_suggestion(handoff_id: str, services: ServicesDep, _: AgentDep) -> Suggestion | None:
+    """The agent dismissed the drafted reply (null when there was none undecided)."""
+    return services.copilot.ignore(handoff_id)

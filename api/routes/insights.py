@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import CxDep, ServicesDep
-from assistant.models import GapDraft, KnowledgeGap
+from assistant.models import CopilotFigures, GapDraft, KnowledgeGap
 from assistant.telemetry.figures import period
 
 router = APIRouter(tags=["insights"])
@@ -55,3 +55,10 @@ def draft_from_gap(
     since, until = services.gaps.period(*period(since, until))
     gap, grouped = services.gaps.find(gap_id, since, until)
     return services.drafter.draft(gap, grouped, body.kind)
+
+
+@router.get("/v1/insights/copilot", response_model=CopilotFigures)
+def copilot_figures(services: ServicesDep, _: CxDep, since: Since = None, until: Until = None) -> CopilotFigures:
+    """The copilot's drafts shown in [since, until) and what agents did with them (sent as is, edited, ignored);
+    the time from claim to the agent's first reply for handoffs claimed then, with a draft shown and without."""
+    return services.copilot.figures(*period(since, until))

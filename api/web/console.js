@@ -1,10 +1,12 @@
 // The agent console: the handoff queue (polled every 2 s), the packet (summary first, then transcript,
 // signals, the customer's profile and events), claim -> reply -> resolve, and the customer's messages live.
+// The copilot drafts a reply for a claimed handoff (send as is, edit, ignore); any agent reply can be saved as an
+// approved answer in one click.
 import { Client, el, fmt, gate, messageNode, richText } from "./common.js";
 
 const client = new Client("agent");
 const POLL_MS = 2000;
-const state = { tab: "waiting", selected: null, packet: null, follow: null, lists: {} };
+const state = { tab: "waiting", selected: null, packet: null, follow: null, lists: {}, messages: [], suggestionId: null };
 const $ = (id) => document.getElementById(id);
 
 gate(client, (c) => c.get("/v1/handoffs?status=waiting"), start);
@@ -123,7 +125,11 @@ function renderPacket(p, conv) {
       field("Suggested next step", s.suggested_next_step, "next"),
     ),
   );
-  const transcript = el("ol", { class: "transcript", id: "transcript", "aria-label": "Transcript" }, p.transcript.map(messageNode));
+  state.messages = p.transcript.slice();
+  state.suggestionId = null;
+  const transcript = el("ol", { class: "transcript", id: "transcript", "aria-label": "Transcript" }, p.transcript.map((m) => transcriptNode(m, p)));
+  const live = p.status === "claimed" && status === "with_agent";
+  const copilot = live ? el("section", { class: "card copilot", id: "copilot", "aria-live": "polite" }, el("h3", { text: "Suggested reply" }), el("p", { class: "empty", text: "Drafting…" })) : null;
   const signals = conv && conv.signals.length
     ? el("details", { class: "card" }, el("summary", { text: `Signals (${conv.signals.length})` }), el("ul", { class: "signals" }, conv.signals.map((sg) => el("li", { text: `${fmt.when(sg.at)} · ${sg.kind}${sg.value !== null && sg.value !== undefined ? ` = ${sg.value}` : ""}` }))))
     : null;
@@ -144,7 +150,88 @@ function renderPacket(p, conv) {
     el("div", { class: "head" }, el("h2", { text: s.issue || "Handoff" }), el("span", { class: `status ${p.status}`, id: "handoff-status", text: `${p.status}${p.claimed_by ? ` by ${p.claimed_by}` : ""} · conversation ${status}` })),
     actions(p, status),
     summary,
-    el("div", { class: "columns" }, el("section", { class: "card" }, el("h2", { text: "Transcript" }), transcript, replyBox(p, status)), el("div", {}, customer, signals)),
+    el("div", { class: "columns" }, el("section", { class: "card" }, el("h2", { text: "Transcript" }), transcript, copilot, replyBox(p, status)), el("div", {}, customer, signals)),
+  );
+  if (copilot) loadSuggestion(p);
+}
+
+/** A transcript message; an agent's reply gets a one-click "save as approved answer". */
+function transcriptNode(m, p) {
+  const node = messageNode(m);
+  if (m.role === "agent") {
+    const button = el("button", { type: "button", class: "save-approved", "data-save-approved": m.id, text: "Save as approved answer" });
+    button.addEventListener("click", () => saveApproved(m, p, button));
+    node.append(button);
+  }
+  return node;
+}
+
+const PERSON = /\b(agent|human|person|someone|representative|operator)\b/i;
+
+/** The question an agent's reply answers: the closest customer message before it that asks something. */
+function questionFor(m, p) {
+  const before = state.messages.filter((x) => x.seq < m.seq && x.role === "customer").reverse();
+  const asked = before.find((x) => x.text.trim().split(/\s+/).length >= 3 && !PERSON.test(x.text));
+  return (asked || before[0] || { text: p.summary.issue || "" }).text.trim().slice(0, 500);
+}
+
+async function saveApproved(m, p, button) {
+  button.disabled = true;
+  const body = { question: questionFor(m, p), answer: m.text, source_conversation_id: p.conversation_id };
+  const agent = $("agent-id").value.trim();
+  if (agent) body.approved_by = agent;
+  try {
+    const made = await client.post("/v1/approved-answers", body);
+    button.textContent = `Saved as approved answer${made.flags.length ? ` (${made.flags.map((f) => f.kind.replace(/_/g, " ")).join(", ")}: the CX team will check)` : ""}`;
+  } catch (e) {
+    button.disabled = false;
+    button.textContent = e.status === 409 ? `Already approved: ${e.message}` : `Not saved: ${e.message}`;
+  }
+}
+
+async function loadSuggestion(p) {
+  const box = $("copilot");
+  let s;
+  try {
+    s = await client.get(`/v1/handoffs/${encodeURIComponent(p.id)}/suggestion`);
+  } catch (e) {
+    box?.replaceChildren(el("h3", { text: "Suggested reply" }), el("p", { class: "error", text: `No suggestion: ${e.message}` }));
+    return;
+  }
+  if (!box || state.packet !== p) return;
+  if (!s.text) {
+    box.replaceChildren(el("h3", { text: "Suggested reply" }), el("p", { class: "empty", text: "Nothing to suggest: no approved answer, account record or help-center passage answers it." }));
+    return;
+  }
+  const done = (text) => box.replaceChildren(el("h3", { text: "Suggested reply" }), el("p", { class: "muted", text }));
+  const send = el("button", { type: "button", class: "primary", id: "suggestion-send", text: "Send as is" });
+  const edit = el("button", { type: "button", id: "suggestion-edit", text: "Edit" });
+  const ignore = el("button", { type: "button", class: "link", id: "suggestion-ignore", text: "Ignore" });
+  send.addEventListener("click", async () => {
+    try {
+      await client.post(`/v1/conversations/${encodeURIComponent(p.conversation_id)}/agent-messages`, { text: s.text, suggestion_id: s.id });
+      done("Sent as is.");
+    } catch (e) {
+      $("action-msg").textContent = `Reply not sent: ${e.message}`;
+    }
+  });
+  edit.addEventListener("click", () => {
+    const reply = $("reply");
+    reply.value = s.text;
+    state.suggestionId = s.id;
+    reply.focus();
+    done("In the reply box: edit it, then send.");
+  });
+  ignore.addEventListener("click", async () => {
+    await client.post(`/v1/handoffs/${encodeURIComponent(p.id)}/suggestion/ignore`).catch(() => null);
+    done("Ignored.");
+  });
+  box.replaceChildren(
+    el("h3", { text: "Suggested reply" }),
+    el("p", { class: "source", text: `drafted from ${s.sources.map((x) => x.replace(/_/g, " ")).join(" + ")}` }),
+    el("p", { class: "text", id: "suggestion-text", text: s.text }),
+    s.citations.length ? el("ul", { class: "cites" }, s.citations.map((c) => el("li", { title: c.snippet, text: c.title || c.source_id }))) : null,
+    el("div", { class: "row" }, send, edit, ignore),
   );
 }
 
@@ -174,8 +261,10 @@ function replyBox(p, status) {
   const send = async () => {
     if (!text.value.trim()) return;
     try {
-      await client.post(`/v1/conversations/${encodeURIComponent(p.conversation_id)}/agent-messages`, { text: text.value });
+      const body = { text: text.value, ...(state.suggestionId ? { suggestion_id: state.suggestionId } : {}) };
+      await client.post(`/v1/conversations/${encodeURIComponent(p.conversation_id)}/agent-messages`, body);
       text.value = "";
+      state.suggestionId = null;
     } catch (e) {
       $("action-msg").textContent = `Reply not sent: ${e.message}`;
     }
@@ -230,7 +319,8 @@ function followConversation(p) {
     if (state.packet !== p) return;
     const list = $("transcript");
     if (ev.event === "message" && list && !list.querySelector(`[data-seq="${ev.data.seq}"]`)) {
-      list.append(messageNode(ev.data));
+      state.messages.push(ev.data);
+      list.append(transcriptNode(ev.data, p));
       list.lastElementChild.scrollIntoView({ block: "nearest" });
     } else if (ev.event === "status") {
       const st = $("handoff-status");

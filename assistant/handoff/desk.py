@@ -10,6 +10,7 @@ if the conversation comes back to it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff
 from assistant.store.repo import Store
@@ -17,12 +18,22 @@ from assistant.telemetry.recorder import Telemetry
 
 logger = logging.getLogger(__name__)
 
+# (conversation id, the agent's message, the copilot suggestion it came from): what the copilot counts
+ReplyHook = Callable[[str, Message, str | None], None]
+
 
 class AgentDesk:
-    def __init__(self, store: Store, max_events: int = 20, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_events: int = 20,
+        telemetry: Telemetry | None = None,
+        on_reply: ReplyHook | None = None,
+    ) -> None:
         self.store = store
         self.max_events = max_events
         self.telemetry = telemetry
+        self.on_reply = on_reply
 
     def queue(self, status: str | None = None) -> list[QueuedHandoff]:
         """The handoffs (all, or those in `status`), each with its conversation."""
@@ -53,10 +64,17 @@ class AgentDesk:
         logger.info("handoff %s claimed by %s", handoff_id, agent_id)
         return handoff, conversation
 
-    def reply(self, conversation_id: str, text: str) -> Message:
+    def reply(self, conversation_id: str, text: str, suggestion_id: str | None = None) -> Message:
+        """The agent's message to the customer; `suggestion_id`: the copilot draft it was sent from (as is or
+        edited)."""
         message = self.store.add_agent_message(conversation_id, text)
         if self.telemetry is not None:
             self.telemetry.on_agent_message(conversation_id, message)
+        if self.on_reply is not None:
+            try:
+                self.on_reply(conversation_id, message, suggestion_id)
+            except Exception:  # the message is sent; only the copilot's count is lost
+                logger.exception("copilot outcome not recorded for %s", message.id)
         return message
 
     def resolve(self, handoff_id: str, resolved: bool, note: str | None = None) -> tuple[Handoff, Conversation]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from assistant.models import AskedTurn
+from assistant.models import AskedTurn, ClaimTiming
 from assistant.store import convert
 from assistant.store.db import Repository
 from assistant.store.tables import (
@@ -17,6 +17,7 @@ from assistant.store.tables import (
     FeedbackRow,
     HandoffRow,
     MessageRow,
+    SuggestionRow,
     TurnRow,
 )
 
@@ -75,6 +76,38 @@ class Insights(Repository):
                         csat=csat,
                         resolved=resolved.get(turn.conversation_id),
                         agent_replies=replies.get(turn.conversation_id, []),
+                    )
+                )
+            return out
+
+    def claims(self, since: datetime | None, until: datetime | None) -> list[ClaimTiming]:
+        """Handoffs claimed in [since, until), each with the first agent reply after the claim and whether a
+        copilot suggestion was shown before it."""
+        with self.db.session() as s:
+            q = select(HandoffRow.id, HandoffRow.conversation_id, HandoffRow.claimed_at).where(
+                HandoffRow.claimed_at.is_not(None)
+            )
+            if since is not None:
+                q = q.where(HandoffRow.claimed_at >= since)
+            if until is not None:
+                q = q.where(HandoffRow.claimed_at < until)
+            out = []
+            for hid, cid, claimed in s.execute(q.order_by(HandoffRow.claimed_at)).all():
+                first = s.scalar(
+                    select(func.min(MessageRow.created_at)).where(
+                        MessageRow.conversation_id == cid, MessageRow.role == "agent", MessageRow.created_at >= claimed
+                    )
+                )
+                shown = s.scalar(select(func.min(SuggestionRow.created_at)).where(SuggestionRow.handoff_id == hid))
+                first, shown, claimed = convert.aware(first), convert.aware(shown), convert.aware(claimed)
+                suggested = shown is not None and (first is None or shown <= first)
+                out.append(
+                    ClaimTiming(
+                        handoff_id=hid,
+                        conversation_id=cid,
+                        claimed_at=claimed,
+                        first_reply_at=first,
+                        suggested=suggested,
                     )
                 )
             return out

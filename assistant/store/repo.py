@@ -14,7 +14,8 @@ models (never rows).
 | `consistency` | `consistency.py` | structural problems and their safe repairs |
 | `llm_calls` | `llm_calls.py` | the chat-model call log |
 | `approved` | `approved.py` | approved answers: stored, edited, retired, hits counted |
-| `insights` | `insights.py` | what the loop-back reports read: turns with what came of them |
+| `insights` | `insights.py` | what the loop-back reports read: turns with what came of them, handoffs |
+| `suggestions` | `suggestions.py` | the copilot's drafted replies and what agents did with them |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -41,6 +42,7 @@ from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
 from assistant.store.quality import Quality
 from assistant.store.signals import Signals
+from assistant.store.suggestions import Suggestions
 from assistant.store.turns import Turns
 
 __all__ = ["HandoffListener", "Store", "make_engine", "new_id"]
@@ -83,6 +85,7 @@ class Store:
         self.llm_calls = LLMCallLog(db)
         self.approved = ApprovedAnswers(db)
         self.insights = Insights(db)
+        self.suggestions = Suggestions(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert

@@ -263,3 +263,20 @@ class ApprovedAnswerRow(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
     last_used_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]
+
+
+class SuggestionRow(Base):
+    """A reply drafted for the agent of a handoff (the copilot) and what the agent did with it: sent as is,
+    edited, or ignored (null while undecided)."""
+
+    __tablename__ = "suggestions"
+    id: Mapped[str] = mapped_column(SafeString(64), primary_key=True)
+    handoff_id: Mapped[str] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(SafeText)
+    citations: Mapped[list[Any]] = mapped_column(default=list)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    outcome: Mapped[str | None] = mapped_column(SafeString(16))
+    outcome_at: Mapped[datetime | None]
+    reply_message_id: Mapped[str | None] = mapped_column(SafeString(64))
