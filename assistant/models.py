@@ -822,3 +822,21 @@ class CopilotFigures(BaseModel):
     empty: int = Field(0, description="handoffs for which nothing could be drafted")
     claim_to_first_reply_with: ClaimFigures = Field(default_factory=lambda: ClaimFigures(handoffs=0))
     claim_to_first_reply_without: ClaimFigures = Field(default_factory=lambda: ClaimFigures(handoffs=0))
+
+
+class HandoffQualityReport(BaseModel):
+    """Handoff quality over a period: how many handoffs were avoidable, and how many made the customer repeat."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    handoffs: int = 0
+    avoidable: int = 0
+    avoidable_rate: float | None = None
+    avoidable_by_approved: int = 0
+    avoidable_by_help_center: int = 0
+    reasked: int = Field(0, description="handoffs where the agent asked again for something the packet had")
+    reask_rate: float | None = Field(None, description="of handoffs an agent replied to")
+    replied: int = Field(0, description="handoffs an agent replied to")
+    reasked_kinds: dict[str, int] = Field(default_factory=dict)
+    by_reason: dict[str, dict[str, int]] = Field(default_factory=dict, description="reason -> handoffs, avoidable")
+    items: list[HandoffQuality] = Field(default_factory=list, description="avoidable or re-asked first, newest first")

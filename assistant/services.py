@@ -27,6 +27,7 @@ from assistant.handoff.webhooks import WebhookNotifier
 from assistant.insights.copilot import Copilot
 from assistant.insights.drafts import GapDrafter
 from assistant.insights.gaps import KnowledgeGaps
+from assistant.insights.quality import HandoffReview
 from assistant.llm import ChatGateway
 from assistant.prompts import instruction_texts
 from assistant.safety.guard import OutputGuard
@@ -186,6 +187,11 @@ class Services:
             self.guard,
             self.settings.company_name,
         )
+
+    @cached_property
+    def handoff_quality(self) -> HandoffReview:
+        """Per handoff: avoidable (an approved answer or a help passage answered it), and re-asked information."""
+        return HandoffReview(self.store, self.engine.answerer.vectors, self.retriever.search, self.settings)
 
     @cached_property
     def copilot(self) -> Copilot:

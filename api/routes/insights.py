@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import CxDep, ServicesDep
-from assistant.models import CopilotFigures, GapDraft, KnowledgeGap
+from assistant.models import CopilotFigures, GapDraft, HandoffQualityReport, KnowledgeGap
 from assistant.telemetry.figures import period
 
 router = APIRouter(tags=["insights"])
@@ -62,3 +62,11 @@ def copilot_figures(services: ServicesDep, _: CxDep, since: Since = None, until:
     """The copilot's drafts shown in [since, until) and what agents did with them (sent as is, edited, ignored);
     the time from claim to the agent's first reply for handoffs claimed then, with a draft shown and without."""
     return services.copilot.figures(*period(since, until))
+
+
+@router.get("/v1/insights/handoff-quality", response_model=HandoffQualityReport)
+def handoff_quality(services: ServicesDep, _: CxDep, since: Since = None, until: Until = None) -> HandoffQualityReport:
+    """Handoffs created in [since, until): how many were avoidable (an approved answer or a help-center passage
+    answered the question then) and how many made the customer repeat what the packet had (order number, email,
+    the issue...), with the handoffs themselves, avoidable or re-asked first."""
+    return services.handoff_quality.report(*period(since, until))

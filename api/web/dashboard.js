@@ -31,7 +31,7 @@ function since() {
 async function refresh() {
   $("live").textContent = "loading…";
   try {
-    await Promise.all([loadFigures(), loadSeries(), loadTopics(), loadConversations(), loadGaps(), loadApproved()]);
+    await Promise.all([loadFigures(), loadSeries(), loadTopics(), loadConversations(), loadGaps(), loadApproved(), loadLoop()]);
     $("live").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("live").textContent = `not updated: ${e.message}`;
@@ -361,7 +361,7 @@ async function draftFrom(gap, kind) {
     try {
       const made = await client.post("/v1/approved-answers", body);
       msg.textContent = `approved (${made.id})${made.flags.length ? ` with ${made.flags.length} flag(s) to check` : ""}`;
-      await Promise.all([loadGaps(), loadApproved()]);
+      await Promise.all([loadGaps(), loadApproved(), loadLoop()]);
     } catch (err) {
       msg.textContent = `not approved: ${err.message}`;
     }
@@ -394,4 +394,17 @@ async function loadApproved() {
     );
   });
   $("approved-table").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "empty", text: "No approved answers yet: approve one from a knowledge gap, or save an agent's reply in the console." }))]));
+}
+
+async function loadLoop() {
+  const q = `since=${encodeURIComponent(since())}`;
+  const [h, c] = await Promise.all([client.get(`/v1/insights/handoff-quality?${q}`), client.get(`/v1/insights/copilot?${q}`)]);
+  const secs = (f) => (f.median_s === null || f.median_s === undefined ? "—" : `${Math.round(f.median_s)} s`);
+  const decided = c.sent_as_is + c.edited + c.ignored;
+  $("loop-figures").replaceChildren(
+    figure("avoidable handoffs", fmt.pct(h.avoidable_rate), `${h.avoidable} of ${h.handoffs} · ${h.avoidable_by_approved} by an approved answer`),
+    figure("customers asked again", fmt.pct(h.reask_rate), `${h.reasked} of ${h.replied} answered handoffs${Object.keys(h.reasked_kinds).length ? ` · ${Object.entries(h.reasked_kinds).map(([k, n]) => `${k.replace(/_/g, " ")} ${n}`).join(", ")}` : ""}`),
+    figure("copilot drafts shown", String(c.shown), `${c.sent_as_is} sent as is · ${c.edited} edited · ${c.ignored} ignored${decided ? ` (${fmt.pct(c.sent_as_is / decided)} as is)` : ""}`),
+    figure("claim to first reply", secs(c.claim_to_first_reply_with), `with a draft (${c.claim_to_first_reply_with.handoffs}) · without: ${secs(c.claim_to_first_reply_without)} (${c.claim_to_first_reply_without.handoffs})`),
+  );
 }

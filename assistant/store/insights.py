@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from assistant.models import AskedTurn, ClaimTiming
+from assistant.models import AskedTurn, ClaimTiming, Handoff
 from assistant.store import convert
 from assistant.store.db import Repository
 from assistant.store.tables import (
@@ -111,3 +111,14 @@ class Insights(Repository):
                     )
                 )
             return out
+
+    def handoffs(self, since: datetime | None, until: datetime | None, limit: int = 2000) -> list[Handoff]:
+        """Handoffs created in [since, until), the newest `limit`, oldest first."""
+        with self.db.session() as s:
+            q = select(HandoffRow)
+            if since is not None:
+                q = q.where(HandoffRow.created_at >= since)
+            if until is not None:
+                q = q.where(HandoffRow.created_at < until)
+            rows = list(s.scalars(q.order_by(HandoffRow.created_at.desc()).limit(limit)))
+            return [convert.handoff(r) for r in rows[::-1]]
