@@ -694,7 +694,7 @@ class ApprovedMatch(BaseModel):
         )
 
 
-GapReason = Literal["declined", "low_confidence", "rephrased", "escalated", "rated_badly"]
+GapReason = Literal["declined", "low_confidence", "escalated", "contradicted", "rephrased", "rated_badly"]
 
 
 class GapQuestion(BaseModel):

@@ -10,6 +10,7 @@
 | answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
 | customers | simulated customers through the HTTP API, pass^k (chat model) | all scenarios, k=2 |
+| loop | injected knowledge gaps found, drafts approved, handoffs on them a day later (fake model) | 8 per gap and day |
 
 Which figures a benchmark puts up for comparison, with their direction, kind and sample, is its result
 model's `suite_metrics()`: a runner picks the sample, runs the benchmark and keeps the details.
@@ -175,6 +176,28 @@ class CustomersRunner:
         return customers_result(r)
 
 
+@dataclass
+class LoopRunner:
+    name: str = "loop"
+    description: str = "the loop: injected knowledge gaps found, their drafts approved, their handoffs a day later"
+    default_limit: int | None = 8
+    model_bound: bool = False
+    client: ClientFactory | None = None  # a fresh in-process server (the loop writes approved answers)
+
+    def run(
+        self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
+    ) -> BenchmarkResult:
+        from evals.loop import run_loop
+
+        if self.client is None:
+            raise RuntimeError("the loop benchmark needs an in-process server")
+        with self.client(settings) as (client, creds):
+            r = run_loop(client, creds, per_gap=limit or 8, seed=seed, progress=progress)
+        return BenchmarkResult.of(
+            r.suite_metrics(), n=r.day1_gap_conversations + r.day2_gap_conversations, details=r.model_dump()
+        )
+
+
 def customers_result(r: CustomersResult) -> BenchmarkResult:
     return BenchmarkResult.of(
         r.suite_metrics(), n=r.trials, details=r.model_dump(exclude={"trial_results"}) | {"failed": _failed(r)}
@@ -188,11 +211,14 @@ def _failed(r: CustomersResult) -> list[dict[str, object]]:
     ][:20]
 
 
-ORDER = ("retrieval", "handoff", "topics", "approved", "summaries", "answers", "regression", "customers")
+ORDER = ("retrieval", "handoff", "topics", "approved", "loop", "summaries", "answers", "regression", "customers")
 
 
 def registry(
-    client: ClientFactory | None = None, case_paths: list[Path] | None = None, k: int = 2
+    client: ClientFactory | None = None,
+    case_paths: list[Path] | None = None,
+    k: int = 2,
+    loop_client: ClientFactory | None = None,
 ) -> dict[str, Runner]:
     """Every runner by name, in the order a full run takes them (fast ones first)."""
     runners: list[Runner] = [
@@ -200,6 +226,7 @@ def registry(
         HandoffRunner(),
         TopicsRunner(),
         ApprovedRunner(),
+        LoopRunner(client=loop_client),
         SummariesRunner(),
         AnswersRunner(),
         RegressionRunner(case_paths=case_paths or [CASES_DIR]),

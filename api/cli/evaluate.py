@@ -285,7 +285,9 @@ def comparison_table(run: SuiteRun) -> None:
 def eval_bench(
     only: Annotated[
         str | None,
-        typer.Option(help="comma-separated: retrieval,handoff,topics,summaries,answers,regression,customers"),
+        typer.Option(
+            help="comma-separated: retrieval,handoff,topics,approved,loop,summaries,answers,regression,customers"
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="items per benchmark (default: each one's own)")] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
@@ -313,7 +315,9 @@ def eval_bench(
 
     settings = load_settings(data_dir)
     configure_logging(settings, "WARNING")
-    runners = registry(client_factory(base_url, widget_key), [CASES_DIR, *(cases or [])], k)
+    from api.cli.simulate import loop_factory
+
+    runners = registry(client_factory(base_url, widget_key), [CASES_DIR, *(cases or [])], k, loop_factory())
     try:
         chosen = select(runners, only)
     except ValueError as exc:

@@ -64,13 +64,55 @@ def serve(
     run_server(settings, host, port, workers)
 
 
+def seed_demo_history(settings: Settings) -> str:
+    """Two weeks of simulated conversations on the demo's data dir (once: not again when some are there), run with
+    the fake chat model in-process before the server starts. Returns what was done, for the console."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.security import load_keys
+    from evals.history import seed_history
+    from evals.simulate import Credentials
+
+    s = settings.model_copy(
+        update={
+            "chat_provider": "fake",
+            "rate_limits": "off",
+            "handoff_webhook_url": None,
+            "evals": settings.evals.model_copy(update={"background": False}),
+        }
+    )
+    keys = load_keys(s)
+    creds = Credentials(keys.widget_key, keys.agent_token, keys.cx_token, keys.identity_secret)
+    with TestClient(create_app(s)) as client:
+        services = client.app.state.services
+        already, _, _ = services.store.simulated.count()
+        if already:
+            return f"history: {already} simulated conversations already there"
+        report = seed_history(
+            client, creds, services.store, services.engine.telemetry, customers=[f"cus_{n}" for n in range(1001, 1023)]
+        )
+    return (
+        f"history: {report.conversations} simulated conversations over the last {report.days} days "
+        f"({report.gap_conversations} on knowledge gaps), marked simulated, in {report.seconds:.0f} s"
+    )
+
+
 def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="start the server after loading")] = True,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history/--no-history",
+            help="seed two weeks of simulated conversations (marked simulated; once per data dir)",
+        ),
+    ] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Load the sample help center (Larkspur Home) and 22 sample customers, then serve."""
+    """Load the sample help center (Larkspur Home) and 22 sample customers, seed two weeks of simulated
+    conversations (with a few knowledge gaps) so the dashboard and console have a past, then serve."""
     from api.security import load_keys
 
     settings = load_settings(data_dir)
@@ -86,6 +128,8 @@ def demo(
         f"customers: {report.customers_added} added, {report.customers_existing} already there "
         f"({report.events} events, {report.conversations} earlier conversations)"
     )
+    if history:
+        console.print(seed_demo_history(settings))
     keys = load_keys(settings)
     console.print(f"try a verified customer, e.g. cus_1001: customer_hash={keys.customer_hash('cus_1001')}")
     base = f"http://{host}:{port}"

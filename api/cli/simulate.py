@@ -4,8 +4,9 @@ each script intended."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +25,7 @@ from api.cli.common import (
     write_figures,
 )
 from api.cli.ingest import load_samples
+from assistant.settings import Settings
 
 app = typer.Typer(help="Scripted customers through the API, checked against the CX figures.", no_args_is_help=True)
 
@@ -104,3 +106,80 @@ def simulate_day(
     write_figures(settings, "simulated-day", result.model_dump(), out)
     if result.mismatches or not all(c.ok for c in result.checks):
         raise typer.Exit(1)
+
+
+def loop_settings(settings: Settings, folder: Path, idle_s: float = 2.0) -> Settings:
+    """The measured loop's server: the sample help center on `folder`, the fake chat model, a short inactivity
+    timeout (customers who stop writing have left), no background scoring."""
+    from evals.workspace import helpcenter_workspace
+
+    s = helpcenter_workspace(settings, folder, customers=True)
+    return s.model_copy(
+        update={
+            "chat_provider": "fake",
+            "telemetry": s.telemetry.model_copy(
+                update={"inactivity_s": idle_s, "sweep_interval_s": max(0.5, idle_s / 2)}
+            ),
+            "evals": s.evals.model_copy(update={"background": False}),
+        }
+    )
+
+
+def loop_factory() -> Any:
+    """The loop benchmark's server (`evals.runners.LoopRunner`): `loop_settings` on a temporary data dir."""
+    from contextlib import contextmanager
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.security import load_keys
+    from evals.simulate import Credentials
+
+    @contextmanager
+    def in_process(settings: Settings) -> Iterator[tuple[Any, Credentials]]:
+        with tempfile.TemporaryDirectory(prefix="cxa-loop-") as tmp:
+            s = loop_settings(settings, Path(tmp))
+            keys = load_keys(s)
+            with TestClient(create_app(s)) as client:
+                yield client, Credentials(keys.widget_key, keys.agent_token, keys.cx_token, keys.identity_secret)
+
+    return in_process
+
+
+@app.command("loop")
+def simulate_loop(
+    per_gap: Annotated[int, typer.Option(min=2, max=50, help="conversations per injected gap and day")] = 8,
+    ordinary: Annotated[int, typer.Option(min=0, max=2000, help="ordinary simulated-day conversations mixed in")] = 60,
+    reask: Annotated[
+        float, typer.Option(min=0, max=1, help="share of agents who ask 'what is the problem?' first")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="draws of the questions and the mix")] = 0,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The loop, measured: injected knowledge gaps (evals/gaps/) asked on a simulated day and answered by scripted
+    agents; the gaps report must find them; their drafts are approved; a second day must hand those questions
+    off far less. Runs in-process on a temporary data dir with the fake chat model."""
+    from evals.loop import run_loop
+
+    settings = load_settings(data_dir)
+    configure_logging(settings, "WARNING")
+    with loop_factory()(settings) as (client, creds), progress_bars() as bar:
+        result = run_loop(
+            client, creds, per_gap=per_gap, ordinary=ordinary, reask_rate=reask, seed=seed, progress=stage_progress(bar)
+        )
+    metrics_table(result.benchmark, result.summary_rows())
+    per = Table(title="per injected gap")
+    for col in ("gap", "day one handed off", "found", "purity", "coverage", "day two handed off"):
+        per.add_column(col, justify="left" if col == "gap" else "right")
+    for g in result.per_gap:
+        per.add_row(
+            g.gap,
+            str(g.conversations),
+            "yes" if g.found else "[red]no[/]",
+            f"{g.purity:.2f}",
+            f"{g.coverage:.2f}",
+            f"{g.day2_handed_off}/{g.day2_conversations}",
+        )
+    console.print(per)
+    write_figures(settings, "loop", result.model_dump(), out)

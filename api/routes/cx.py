@@ -53,6 +53,7 @@ class ConversationItem(BaseModel):
     signals: dict[str, int]
     score: float | None = Field(None, description="mean of the latest scorecard's scores (0..1); null = not scored")
     review: str | None = Field(None, description="the latest review's label (good/bad); null = not reviewed")
+    simulated: bool = Field(False, description="a simulated conversation (cxa demo's history), not a customer's")
 
     @classmethod
     def of(cls, c: ScoredConversation) -> ConversationItem:
@@ -62,6 +63,7 @@ class ConversationItem(BaseModel):
             signals=f.counts,
             score=c.score,
             review=c.review,
+            simulated=c.simulated,
             **f.model_dump(exclude={"conversation_id", "counts"}),
         )
 

@@ -70,3 +70,16 @@ def handoff_quality(services: ServicesDep, _: CxDep, since: Since = None, until:
     answered the question then) and how many made the customer repeat what the packet had (order number, email,
     the issue...), with the handoffs themselves, avoidable or re-asked first."""
     return services.handoff_quality.report(*period(since, until))
+
+
+class SimulatedOut(BaseModel):
+    conversations: int = Field(description="simulated conversations in the data (cxa demo's history), not customers'")
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+@router.get("/v1/insights/simulated", response_model=SimulatedOut)
+def simulated(services: ServicesDep, _: CxDep) -> SimulatedOut:
+    """How much of the data is simulated (`cxa demo` seeds two weeks of it): the dashboard says so."""
+    n, first, last = services.store.simulated.count()
+    return SimulatedOut(conversations=n, first=first, last=last)

@@ -19,6 +19,7 @@ function start() {
   $("sort").addEventListener("change", loadConversations);
   refresh();
   loadEvals();
+  loadSimulated();
   const fromHash = location.hash.slice(1);
   if (fromHash) drill(fromHash);
 }
@@ -133,7 +134,7 @@ async function loadConversations() {
       el("td", { text: fmt.num(c.effort, 1) }),
       el("td", { text: c.csat === null ? "—" : String(c.csat) }),
       el("td", { text: String(c.customer_turns) }),
-      el("td", { text: c.customer_id || "anonymous" }),
+      el("td", {}, c.customer_id || "anonymous", c.simulated ? el("span", { class: "pill simulated", text: "simulated" }) : null),
     );
     tr.addEventListener("click", () => drill(c.id));
     tr.addEventListener("keydown", (e) => {
@@ -272,7 +273,7 @@ async function loadEvals() {
 
 // -- knowledge gaps and approved answers ---------------------------------------------------------------
 
-const REASONS = { declined: "declined", low_confidence: "handed off", rephrased: "rephrased", escalated: "asked for a person", rated_badly: "rated badly" };
+const REASONS = { declined: "declined", low_confidence: "handed off", rephrased: "rephrased", escalated: "asked for a person", contradicted: "did not work", rated_badly: "rated badly" };
 
 async function loadGaps() {
   const list = await client.get(`/v1/insights/knowledge-gaps?since=${encodeURIComponent(since())}`);
@@ -407,4 +408,12 @@ async function loadLoop() {
     figure("copilot drafts shown", String(c.shown), `${c.sent_as_is} sent as is · ${c.edited} edited · ${c.ignored} ignored${decided ? ` (${fmt.pct(c.sent_as_is / decided)} as is)` : ""}`),
     figure("claim to first reply", secs(c.claim_to_first_reply_with), `with a draft (${c.claim_to_first_reply_with.handoffs}) · without: ${secs(c.claim_to_first_reply_without)} (${c.claim_to_first_reply_without.handoffs})`),
   );
+}
+
+async function loadSimulated() {
+  const s = await client.get("/v1/insights/simulated").catch(() => null);
+  const box = $("simulated");
+  if (!s || !s.conversations) return;
+  box.textContent = `${s.conversations} of these conversations are simulated (cxa demo's two weeks of history, ${fmt.when(s.first)} to ${fmt.when(s.last)}): marked "simulated" below. Start with cxa demo --no-history for none.`;
+  box.hidden = false;
 }

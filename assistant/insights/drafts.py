@@ -18,6 +18,7 @@ import numpy as np
 
 from assistant.errors import ModelUnavailableError
 from assistant.insights.gaps import Grouped
+from assistant.insights.replies import content
 from assistant.llm import ChatGateway
 from assistant.models import GapDraft, KnowledgeGap
 from assistant.prompts import GAP_ANSWER, GAP_OUTLINE
@@ -29,22 +30,15 @@ from knowledge.chunking import split_sentences
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = 5
+VARIANTS = 10  # an approved answer's variants from the gap's questions: each one more phrasing served
+# A variant is served word for word at CXA_APPROVED__MIN_SCORE, so a gap's question joins the draft only when an
+# agent answered it as the draft answers (AGREED), or when it is this similar to the gap's central question itself,
+# not only to the gap on average (which a loosely related question can be: "How do I use a gift card?" in a
+# gift-wrapping gap, at 0.46).
+VARIANT_FLOOR = 0.5
+AGREED = 0.7
 OUTLINE_POINTS = 8
-_PLEASANTRY = re.compile(
-    r"^(?:hi|hello|hey|dear|thanks|thank you|many thanks|sorry|apologies|no problem|you're welcome|happy to help|"
-    r"glad to help|let me|one moment|bear with|please hold|i'm (?:sorting|looking|checking|on it)|"
-    r"i(?:'ve| have) (?:sorted|checked)|is there anything else|anything else|have a (?:great|nice|good)|"
-    r"kind regards|best regards|cheers)\b",
-    re.I,
-)
 _FIGURE = re.compile(r"\d+(?:[.,:]\d+)*")
-
-
-def content(reply: str) -> str:
-    """An agent's reply without its pleasantries: the sentences that say something."""
-    kept = [s for s in split_sentences(reply) if len(s.split()) >= 3 and not _PLEASANTRY.match(s.strip())]
-    return " ".join(kept)
 
 
 class GapDrafter:
@@ -73,8 +67,9 @@ class GapDrafter:
 
     def draft(self, gap: KnowledgeGap, grouped: Grouped, kind: str) -> GapDraft:
         question = grouped.central().text
-        variants = self._variants(question, grouped)
         replies = self._replies(grouped)
+        best = self._ranked(grouped, replies)[0] if replies else None
+        variants = self._variants(question, grouped, replies[best][1] if best is not None else None)
         if kind == "article_outline":
             outline, by = self._outline(gap, question, grouped, replies)
             return GapDraft(
@@ -98,14 +93,20 @@ class GapDrafter:
 
     # -- pieces -----------------------------------------------------------------------------------
 
-    def _variants(self, question: str, grouped: Grouped) -> list[str]:
+    def _variants(self, question: str, grouped: Grouped, answer: str | None) -> list[str]:
         seen = {question_key(question)}
         out = []
+        central = grouped.vectors[grouped.questions.index(grouped.central())]
+        answer_vec = self.vectors.embed_one(answer) if answer else None
         order = np.argsort(-(grouped.vectors @ grouped.centroid))
         for i in order.tolist():
             q = grouped.questions[i]
             key = question_key(q.text)
-            if key and key not in seen and float(grouped.vectors[i] @ grouped.centroid) >= self.settings.gap_similarity:
+            said = content(" ".join(q.agent_answers))
+            agreed = (
+                answer_vec is not None and bool(said) and float(self.vectors.embed_one(said) @ answer_vec) >= AGREED
+            )
+            if key and key not in seen and (agreed or float(grouped.vectors[i] @ central) >= VARIANT_FLOOR):
                 seen.add(key)
                 out.append(q.text)
             if len(out) == VARIANTS:

@@ -3,15 +3,17 @@
 A customer's question counts as not answered when
 - the assistant declined it (`reply.mode` `declined`: the help center does not cover it),
 - it was handed off for low confidence (a weak answer, or none),
-- the customer asked for a person right after the assistant's answer to it,
+- the customer asked for a person right after the assistant's answer to it, or said it did not work,
 - the customer said it again in other words (a rephrase or a repeat later in the conversation: the
-  conversation's first question is the one that was not answered), or
+  conversation's first question is the one that was not answered, whatever answered it), or
 - the conversation was rated badly (CSAT at or below `CXA_INSIGHTS__BAD_CSAT`, or "not resolved"): its first
   question, unless an approved answer or the customer's record answered it.
 
 Requests for a person, policy topics, thank-yous and one- or two-word messages are not questions. The questions
 of the period are grouped by meaning (average-linkage clustering of their MiniLM vectors, cosine distance below
-`1 - CXA_INSIGHTS__GAP_SIMILARITY`); a group with at least `CXA_INSIGHTS__GAP_MIN_CONVERSATIONS` conversations is
+`1 - CXA_INSIGHTS__GAP_SIMILARITY`; a question an agent answered is moved half-way towards the vector of that
+answer, without its pleasantries: questions agents answer alike are one gap more often than their words say); a
+group with at least `CXA_INSIGHTS__GAP_MIN_CONVERSATIONS` conversations is
 a gap, labelled by its most central question, with the distinct customers, the trend (the second half of the
 period against the first), example questions, the topic, the agents' replies in those conversations, and the
 approved answer that now covers it, if one does (covered gaps sink to the end). Worst first: conversations, plus
@@ -33,9 +35,11 @@ import numpy as np
 
 from assistant.approved.matcher import ApprovedMatcher
 from assistant.errors import GapNotFoundError
+from assistant.insights.replies import content
 from assistant.models import AskedTurn, GapQuestion, GapReason, KnowledgeGap
 from assistant.settings import InsightsSettings
 from assistant.store.repo import Store
+from assistant.telemetry.signals import is_contradiction
 from assistant.turn.engine import is_thanks_only
 from assistant.turn.grounding import SentenceVectors
 from assistant.turn.intent import wants_human
@@ -45,11 +49,14 @@ logger = logging.getLogger(__name__)
 MAX_QUESTIONS = 5000  # the newest questions of a long period (clustering is quadratic)
 EXAMPLES = 5
 ANSWERED_MODES = ("approved", "account", "closing")
+ANSWERING_MODES = ("generated", "extractive", "account", "approved")  # the bot answered something
+ANSWER_WEIGHT = 0.5  # of the agent's answer in a question's grouping vector
 
 
 def is_question(text: str) -> bool:
-    """A message that asks something: three words or more, not a request for a person, not a thank-you."""
-    return len(text.split()) >= 3 and not wants_human(text) and not is_thanks_only(text)
+    """A message that asks something: three words or more, not a request for a person, not a thank-you, not
+    "that didn't work"."""
+    return len(text.split()) >= 3 and not wants_human(text) and not is_thanks_only(text) and not is_contradiction(text)
 
 
 def unanswered(turns: list[AskedTurn], bad_csat: int) -> list[GapQuestion]:
@@ -66,17 +73,20 @@ def unanswered(turns: list[AskedTurn], bad_csat: int) -> list[GapQuestion]:
                 found[t.record.message_id] = "declined"
             elif t.record.handoff_id and t.handoff_reason == "low_confidence":
                 found[t.record.message_id] = "low_confidence"
-        for before, after in zip(conv, conv[1:], strict=False):  # answered, then "a person, please"
-            asked_for_person = after.record.intent is not None and after.record.intent.wants_human
-            if asked_for_person and _asks(before) and before.record.reply_mode in ("generated", "extractive"):
+        for before, after in zip(conv, conv[1:], strict=False):  # answered, then "a person, please" / "no"
+            if not _asks(before) or before.record.reply_mode not in ANSWERING_MODES:
+                continue
+            if after.record.intent is not None and after.record.intent.wants_human:
                 found.setdefault(before.record.message_id, "escalated")
+            elif is_contradiction(after.text):
+                found.setdefault(before.record.message_id, "contradicted")
+        f = [t.record.intent.frustration for t in conv if t.record.intent is not None]
+        if questions and any(x.rephrased or x.repeated for x in f):  # whatever answered it first did not help
+            found.setdefault(questions[0].record.message_id, "rephrased")
         first = next((t for t in questions if t.record.reply_mode not in ANSWERED_MODES), None)
-        if first is not None and first.record.message_id not in found:
-            f = [t.record.intent.frustration for t in conv if t.record.intent is not None]
-            if any(x.rephrased or x.repeated for x in f):
-                found[first.record.message_id] = "rephrased"
-            elif (conv[0].csat is not None and conv[0].csat <= bad_csat) or conv[0].resolved is False:
-                found[first.record.message_id] = "rated_badly"
+        rated_badly = (conv[0].csat is not None and conv[0].csat <= bad_csat) or conv[0].resolved is False
+        if first is not None and rated_badly and not found:
+            found[first.record.message_id] = "rated_badly"
         for t in questions:
             reason = found.get(t.record.message_id)
             if reason is None:
@@ -170,12 +180,23 @@ class KnowledgeGaps:
             return []
         vecs = self.vectors.embed([q.text for q in questions])
         found = []
-        for members in group(vecs, self.settings.gap_similarity):
+        for members in group(self._grouping_vectors(questions, vecs), self.settings.gap_similarity):
             g = Grouped([questions[i] for i in members], vecs[members])
             if len({q.conversation_id for q in g.questions}) >= self.settings.gap_min_conversations:
                 found.append((self._gap(g, since, until), g))
         found.sort(key=lambda pair: (-pair[0].score, -pair[0].last_seen.timestamp()))
         return found
+
+    def _grouping_vectors(self, questions: list[GapQuestion], vecs: np.ndarray) -> np.ndarray:
+        """Each question's vector, moved towards what the agent answered in its conversation (half weight): two
+        questions that agents answered alike are the same gap more often than their wording says."""
+        answers = [content(" ".join(q.agent_answers)) for q in questions]
+        have = [i for i, a in enumerate(answers) if a]
+        if not have:
+            return vecs
+        out = vecs.copy()
+        out[have] += ANSWER_WEIGHT * self.vectors.embed([answers[i] for i in have])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
     def report(self, since: datetime | None = None, until: datetime | None = None) -> list[KnowledgeGap]:
         return [gap for gap, _ in self.groups(since, until)]

@@ -16,6 +16,7 @@ models (never rows).
 | `approved` | `approved.py` | approved answers: stored, edited, retired, hits counted |
 | `insights` | `insights.py` | what the loop-back reports read: turns with what came of them, handoffs |
 | `suggestions` | `suggestions.py` | the copilot's drafted replies and what agents did with them |
+| `simulated` | `simulated.py` | simulated conversations (the demo's history): counted, moved back in time |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -42,6 +43,7 @@ from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
 from assistant.store.quality import Quality
 from assistant.store.signals import Signals
+from assistant.store.simulated import SimulatedHistory
 from assistant.store.suggestions import Suggestions
 from assistant.store.turns import Turns
 
@@ -86,6 +88,7 @@ class Store:
         self.approved = ApprovedAnswers(db)
         self.insights = Insights(db)
         self.suggestions = Suggestions(db)
+        self.simulated = SimulatedHistory(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert

@@ -140,6 +140,7 @@ class ScoredConversation(BaseModel):
     facts: ConversationFacts
     score: float | None = Field(None, description="mean of the latest scorecard's scores (0..1); None = not scored")
     review: str | None = Field(None, description="the latest review's label (good/bad); None = not reviewed")
+    simulated: bool = Field(False, description="a simulated conversation (cxa demo's history)")
 
 
 def utc(t: datetime | None) -> datetime | None:

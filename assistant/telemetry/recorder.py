@@ -239,8 +239,16 @@ class Telemetry:
         ids = [f.conversation_id for f in facts]
         scores = self.store.latest_scores(ids)
         reviews = {r.conversation_id: r.label for r in self.store.latest_reviews(ids)}
+        convs = self.store.get_conversations(ids)
         return [
-            ScoredConversation(facts=f, score=scores.get(f.conversation_id), review=reviews.get(f.conversation_id))
+            ScoredConversation(
+                facts=f,
+                score=scores.get(f.conversation_id),
+                review=reviews.get(f.conversation_id),
+                simulated=bool(convs[f.conversation_id].metadata.get("simulated"))
+                if f.conversation_id in convs
+                else False,
+            )
             for f in facts
         ]
 

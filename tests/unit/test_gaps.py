@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.insights.drafts import content
 from assistant.insights.gaps import group, is_question
+from assistant.insights.replies import content
+from assistant.settings import InsightsSettings
 from assistant.turn.grounding import SentenceVectors
 from knowledge.embeddings import shared_embedder
 
@@ -17,7 +18,7 @@ def test_questions_are_grouped_by_meaning() -> None:
         "Do you have a showroom where I can see the sofas?",
     ]
     vectors = SentenceVectors(shared_embedder()).embed(texts)
-    assert group(vectors, 0.62) == [[0, 2], [1, 3], [4]]
+    assert group(vectors, InsightsSettings().gap_similarity) == [[0, 2], [1, 3], [4]]
     assert group(vectors[:1], 0.62) == [[0]] and group(vectors[:0], 0.62) == []
 
 
