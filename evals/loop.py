@@ -36,6 +36,7 @@ import httpx
 from pydantic import BaseModel
 
 from evals.simulate import Credentials, Day, run_day
+from evals.suite import Metric
 
 GAPS_DIR = Path(__file__).parent / "gaps"
 Progress = Callable[[str, int, int], None]
@@ -158,9 +159,7 @@ class LoopResult(BaseModel):
     day2_misses: list[dict[str, str | None]]  # day-two gap questions still handed off: gap, question, first reply
     seconds: float
 
-    def suite_metrics(self) -> list[Any]:
-        from evals.suite import Metric
-
+    def suite_metrics(self) -> list[Metric]:
         return [
             Metric("gap_recall", self.gap_recall, n=self.gaps),
             Metric("grouping_precision", self.grouping_precision, n=self.day1_handed_off),
@@ -168,6 +167,7 @@ class LoopResult(BaseModel):
             Metric("handoff_reduction", self.handoff_reduction, n=self.day2_gap_conversations),
             Metric("reask_detection_recall", self.reask_detection_recall or 0.0),
             Metric("avoidable_rate_day1", self.avoidable_rate_day1 or 0.0, kind="info"),
+            Metric("reask_rate_day1", self.reask_rate_day1 or 0.0, kind="info"),
         ]
 
     def summary_rows(self) -> list[tuple[str, object]]:
