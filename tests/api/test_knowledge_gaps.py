@@ -117,3 +117,33 @@ def test_errors_and_roles(client: TestClient) -> None:
         client.get("/v1/insights/knowledge-gaps", params={"since": "2030-01-02", "until": "2030-01-01"}, headers=CX),
         422,
     )
+
+
+def test_the_configured_model_writes_the_draft_when_its_figures_hold(sample_data_dir) -> None:  # noqa: ANN001
+    from tests.api.support import app_client
+    from tests.fakes import Call, FakeChatModel
+
+    written = ["Gift wrapping costs £4 per item: choose it at checkout.", "Gift wrapping is £6 per item."]
+
+    def model(call: Call) -> str:
+        system = str(call.messages[0].content)
+        if "standard answer" in system:
+            return written.pop(0)
+        if "outline help-center articles" in system:
+            return "# Gift wrapping\n\n## How to get it\n- Tick gift wrap at checkout: £4 per item."
+        return "I don't know."
+
+    with app_client(sample_data_dir, chat_model=FakeChatModel(reply=model), insights={"draft": "model"}) as client:
+        for q in GIFT:
+            handed_off_and_answered(client, q, GIFT_REPLY)
+        gap = gaps(client)["items"][0]
+        url = f"/v1/insights/knowledge-gaps/{gap['id']}/draft"
+        first = client.post(url, json={"kind": "approved_answer"}, headers=CX).json()
+        assert (
+            first["written_by"] == "model"
+            and first["answer"] == "Gift wrapping costs £4 per item: choose it at checkout."
+        )
+        invented = client.post(url, json={"kind": "approved_answer"}, headers=CX).json()  # £6: not what agents said
+        assert invented["written_by"] == "extractive" and "£4 per item" in invented["answer"]
+        outline = client.post(url, json={"kind": "article_outline"}, headers=CX).json()
+        assert outline["written_by"] == "model" and outline["outline"].startswith("# Gift wrapping")
