@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
 from assistant.account.router import AccountIntent, AccountRouter
 from assistant.account.tools import AccountTools, ToolResult
+from assistant.errors import StoreUnavailableError
 from assistant.models import (
     Citation,
     Conversation,
@@ -79,21 +80,29 @@ class AccountAnswerer:
     def answer(self, text: str, conversation: Conversation, previous: list[Message]) -> AccountAnswer | None:
         """The account answer to `text`, or None when it is not about the customer's own record."""
         current = _current_order(previous)
-        intent = self.router.route(text, follow_up=current is not None and bool(_FOLLOW_UP.search(text)))
-        if intent is None:
-            return None
+        follow_up = current is not None and bool(_FOLLOW_UP.search(text))
         if not conversation.verified or not conversation.customer_id:  # no record details, ever
+            intent = self.router.route(text, follow_up=follow_up)
+            if intent is None:
+                return None
             return self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)
         started = time.perf_counter()
         try:
             profile, events, past = self.records(conversation.customer_id, conversation.id)
-        except Exception:  # the store failing here is the engine's to handle; anything else is a bad record
+        except StoreUnavailableError:
+            raise
+        except Exception:  # anything but the store failing (the engine's to handle) is a bad record
             logger.warning("account record of %s could not be read", conversation.customer_id, exc_info=True)
             profile, events, past = None, [], []
-        if profile is None:  # deleted mid-conversation, or never loaded
+        facts = None
+        if profile is not None:
+            country = profile.attributes.get("country")
+            facts = fold(events, self.clock(), self.policy, country if isinstance(country, str) else None)
+        intent = self.router.route(text, follow_up=follow_up, items=_item_words(facts.orders) if facts else frozenset())
+        if intent is None:
+            return None
+        if profile is None or facts is None:  # deleted mid-conversation, or never loaded
             return self._reply(intent, [(R.RECORD_UNAVAILABLE, {})], offer=True, confidence=0.5)
-        country = profile.attributes.get("country") if isinstance(profile.attributes.get("country"), str) else None
-        facts = fold(events, self.clock(), self.policy, country)
         tools = AccountTools(facts, past, self.policy)
         answer = self._dispatch(intent, tools, text, current)
         elapsed = round((time.perf_counter() - started) * 1000, 3)
@@ -323,6 +332,12 @@ def _current_order(previous: list[Message]) -> str | None:
             if c.source_id.startswith("account:order:"):
                 return c.source_id.removeprefix("account:order:")
     return None
+
+
+def _item_words(orders: list[OrderFacts]) -> frozenset[str]:
+    """Distinctive words of the names of things the customer bought ("sofa", "halden", "lamp")."""
+    names = " ".join(i.name for o in orders for i in o.items).lower()
+    return frozenset(re.findall(r"[a-z]{3,}", names)) - _COMMON
 
 
 def _orders_by_item(orders: list[OrderFacts], text: str) -> list[OrderFacts]:

@@ -213,9 +213,10 @@ class AccountRouter:
         best = int(np.argmax(sims))
         return self._tools[best], float(sims[best]), float(np.max(general @ q))
 
-    def route(self, text: str, follow_up: bool = False) -> AccountIntent | None:
+    def route(self, text: str, follow_up: bool = False, items: frozenset[str] = frozenset()) -> AccountIntent | None:
         """`follow_up`: the conversation is already about one of the customer's orders, and the message refers
-        back to it ("when will it arrive?"): it need not say "my" to be about the record."""
+        back to it ("when will it arrive?"): it need not say "my" to be about the record. `items`: words of the
+        names of things the customer bought; naming one ("where is my lamp?") is as good as an order number."""
         order_ids = list(dict.fromkeys(m.upper() for m in ORDER_ID.findall(text) if not RMA_ID.fullmatch(m)))
         rmas = list(dict.fromkeys(m.upper() for m in RMA_ID.findall(text)))
         if not (order_ids or rmas or follow_up or _MINE.search(text)):
@@ -235,6 +236,11 @@ class AccountRouter:
             mixed_clause = text  # "can I return my sofa?": the record says where the sofa is, the help center the rest
         margin = self.margin + (0.15 if _GENERIC.search(text) else 0.0)
         is_account = score >= self.min_score and score > general + margin
+        # a short message far closer to a tool than to any general question ("where is my lamp?")
+        is_account = is_account or (score >= self.min_score - 0.15 and score > general + margin + 0.1)
+        named = bool(items & set(re.findall(r"[a-z]{3,}", text.lower())))
+        if not is_account and named and score > general:
+            is_account = True
         if not is_account and (order_ids or rmas):
             is_account = True  # a number of theirs: the record answers, whichever tool reads closest
             if rmas and tool not in ("return_status", "refund_status"):
