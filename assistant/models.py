@@ -538,6 +538,8 @@ class OrderFacts(BaseModel):
     payment_method: str | None = None
     delivery: str | None = Field(None, description="standard, express, two_person, click_and_collect, email, ...")
     delivery_fee: float | None = None
+    promo_code: str | None = None
+    discount: float | None = None
     state: DeliveryState = "processing"
     shipped_at: datetime | None = None
     carrier: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,7 @@ from assistant.handoff.service import HandoffService
 from assistant.handoff.summary import Summarizer
 from assistant.handoff.webhooks import WebhookNotifier
 from assistant.llm import ChatGateway
+from assistant.models import utcnow
 from assistant.prompts import instruction_texts
 from assistant.safety.guard import OutputGuard
 from assistant.settings import Settings
@@ -154,7 +156,15 @@ class Services:
         return AgentDesk(self.store, self.settings.history.max_events, self.engine.telemetry)
 
     @classmethod
-    def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
+        warm: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Services:
+        """`clock`: "now" for answers that compare the customer's record with the time (benchmarks replaying a
+        fixed day set it; everything else keeps the real time)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store.from_settings(settings)
         webhook = handoff_webhook(settings, store)
@@ -199,7 +209,7 @@ class Services:
             settings,
             telemetry,
             observer,
-            account=account_answerer(settings, store, answerer.vectors),
+            account=account_answerer(settings, store, answerer.vectors, clock),
         )
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
 
@@ -238,10 +248,12 @@ def handoff_webhook(settings: Settings, store: Store) -> WebhookNotifier | None:
     return notifier
 
 
-def account_answerer(settings: Settings, store: Store, vectors: SentenceVectors) -> AccountAnswerer | None:
+def account_answerer(
+    settings: Settings, store: Store, vectors: SentenceVectors, clock: Callable[[], datetime] = utcnow
+) -> AccountAnswerer | None:
     """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`."""
     if not settings.account.enabled:
         return None
     records = CustomerRecords(store)
     router = AccountRouter(vectors, min_score=settings.account.min_score)
-    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, settings.account)
+    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, settings.account, clock)

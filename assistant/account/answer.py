@@ -47,7 +47,8 @@ _NOT_RECEIVED = re.compile(
 _FOLLOW_UP = re.compile(
     r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b", re.I
 )
-_LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b", re.I)
+_LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b(?!\s+(week|month|year|time|night))", re.I)
+_AMOUNT = re.compile(r"[£€$]\s?(\d+(?:[.,]\d{1,2})?)|(\d+(?:[.,]\d{1,2})?)\s?(?:pounds|euros?|dollars)", re.I)
 
 
 class AccountAnswer(BaseModel):
@@ -166,6 +167,13 @@ class AccountAnswerer:
         named = _orders_by_item(facts.orders, text)
         if named:
             return named[:1] if _LATEST.search(text) else named
+        amounts = {float(a or b) for a, b in _AMOUNT.findall(text.replace(",", ""))}
+        if amounts:
+            refunded = [o for o in facts.orders if amounts & {r.amount for r in o.refunds if r.amount is not None}]
+            paid = [o for o in facts.orders if o.total is not None and o.total in amounts]
+            by_amount = (refunded or paid) if intent.tool == "refund_status" else (paid or refunded)
+            if by_amount:
+                return by_amount[:1]
         if current is not None and (o := facts.order(current)) is not None:
             return [o]
         if _LATEST.search(text):
@@ -225,9 +233,8 @@ class AccountAnswerer:
             ]
             if o.returns:
                 parts.insert(0, (R.RETURN_STATUS, tools.return_values(o, o.returns[-1])))
-            return self._reply(
-                intent, parts, [result], offer=True, help_query="When will I get my refund after my return?"
-            )
+            help_query = "When will I get my refund after my return?" if o.returns else None
+            return self._reply(intent, parts, [result], offer=True, help_query=help_query)
         missing = bool(_NOT_RECEIVED.search(text))
         parts = tools.refund_parts(o, not_received=missing)
         overdue = o.refunds[-1].overdue and missing

@@ -236,6 +236,8 @@ def _fold_order_event(
         o.payment_method = _str(data, "payment_method")
         o.delivery = _str(data, "delivery")
         o.delivery_fee = _num(data, "delivery_fee")
+        o.promo_code = _str(data, "promo_code")
+        o.discount = _num(data, "discount")
     elif e.type == "order_shipped":
         if o.state != "cancelled":
             o.state = "shipped"
@@ -347,10 +349,10 @@ def _judge_lateness(o: OrderFacts, now: datetime, policy: AccountPolicy, country
         return
     if o.slot_end is not None:
         due = o.slot_end
-    elif (o.delivery or "") in ("express", "next_day"):
-        due = add_business_days(add_business_days(o.shipped_at, 1), policy.express_wait_days)
     elif country and policy.home_country and country.upper() != policy.home_country.upper():
         due = add_business_days(o.shipped_at, policy.international_wait_days)
+    elif (o.delivery or "") in ("express", "next_day"):
+        due = add_business_days(add_business_days(o.shipped_at, 1), policy.express_wait_days)
     elif (o.delivery or "") in ("email", "digital"):
         return
     else:

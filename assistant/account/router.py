@@ -37,6 +37,8 @@ EXAMPLES: dict[str, list[str]] = {
         "what time are you delivering tomorrow",
         "I was supposed to get my delivery this morning and nobody came",
         "has my stuff been dispatched",
+        "was my order cancelled?",
+        "did my cancellation go through",
         "status of my order please",
         "where's my parcel",
         "did my order get delivered",
@@ -103,6 +105,8 @@ EXAMPLES: dict[str, list[str]] = {
         "I reported a problem last week, what's the status",
         "you were investigating my missing parcel, any news",
         "has anyone looked at my complaint",
+        "is my request sorted yet",
+        "did you deal with the request I sent",
     ],
     "past_conversations": [
         "What did we talk about last time?",
@@ -167,7 +171,7 @@ _GENERAL_CLAUSE = re.compile(
 )
 # "a refund", "an order", "how long does ... take": about how things work, not about one of the customer's own
 _GENERIC = re.compile(
-    r"\b(a|an|any|every)\s+(\w+\s+)?(refund|order|return|parcel|package|item|delivery|exchange|payment|membership)s?\b"
+    r"\b(a|an|any|every)\s+(\w+\s+)?(refund|order|return|parcel|package|item|product|delivery|exchange|payment|membership|card|code|voucher)s?\b"
     r"|\bhow long (does|do|will) (it|a|an|refunds?|returns?|deliver(y|ies))\b",
     re.I,
 )
@@ -219,7 +223,9 @@ class AccountRouter:
         names of things the customer bought; naming one ("where is my lamp?") is as good as an order number."""
         order_ids = list(dict.fromkeys(m.upper() for m in ORDER_ID.findall(text) if not RMA_ID.fullmatch(m)))
         rmas = list(dict.fromkeys(m.upper() for m in RMA_ID.findall(text)))
-        if not (order_ids or rmas or follow_up or _MINE.search(text)):
+        specific = re.sub(r"\b(a|an|any|every)\s+[\w-]+(\s+[\w-]+)?", " ", text.lower())  # not "a gift card"
+        named = bool(items & set(re.findall(r"[a-z]{3,}", specific)))  # "my lamp", "the sofa"
+        if not (order_ids or rmas or follow_up or named or _MINE.search(text)):
             return None  # not about the customer's own things
         tool, score, general = self._scores(text)
         clauses = [c.strip() for c in _CLAUSE_SPLIT.split(text) if c and len(c.split()) >= 2]
@@ -238,8 +244,7 @@ class AccountRouter:
         is_account = score >= self.min_score and score > general + margin
         # a short message far closer to a tool than to any general question ("where is my lamp?")
         is_account = is_account or (score >= self.min_score - 0.15 and score > general + margin + 0.1)
-        named = bool(items & set(re.findall(r"[a-z]{3,}", text.lower())))
-        if not is_account and named and score > general:
+        if not is_account and named and score > general - 0.05:
             is_account = True
         if not is_account and (order_ids or rmas):
             is_account = True  # a number of theirs: the record answers, whichever tool reads closest

@@ -225,6 +225,12 @@ class AccountTools:
             else "it should arrive soon.",
             "total": (total + ". ") if total else "",
             "payment": f"You paid by {words(o.payment_method)}. " if o.payment_method else "",
+            "promo": (
+                f"Promo code {o.promo_code} was applied"
+                + (f" ({money(o.discount, o.currency)} off). " if o.discount else ". ")
+                if o.promo_code
+                else ""
+            ),
             "delivery": f"Delivery: {words(o.delivery)}." if o.delivery else "",
         } | ({"carrier": f" by {o.carrier}"} if o.state == "delivered" and o.carrier else {})
 

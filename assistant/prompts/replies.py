@@ -67,7 +67,7 @@ ORDER_PROCESSING = _t(
 ORDER_CANCELLED = _t("order_cancelled", "Your order {order} ({items}) was cancelled on {cancelled}{reason}.")
 ORDER_DETAILS = _t(
     "order_details",
-    "Your order {order}, placed on {placed}: {items_priced}. {total}{payment}{delivery}",
+    "Your order {order}, placed on {placed}: {items_priced}. {total}{promo}{payment}{delivery}",
 )
 ORDERS_LIST = _t("orders_list", "Your most recent orders: {orders}.")
 WHICH_ORDER = _t("which_order", "I can see {n} orders that could be the one you mean: {orders}. Which one is it?")
