@@ -5,6 +5,7 @@
 | retrieval | doc2dial dev recall@5 and MRR (first N turns with --limit) | all 1,687 turns |
 | handoff | CLINC150 OOS detection + doc2dial removed-document handoffs | 500 in-scope + all 100 OOS; 500 turns |
 | topics | BANKING77 5-fold accuracy and macro-F1 | all 10,003 queries |
+| account | sample customers' account questions: fact accuracy, leaks, routing | all 69 cases |
 | summaries | TweetSumm ROUGE-L of handoff summaries (chat model) | first 30 dialogues |
 | answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
@@ -85,6 +86,22 @@ class TopicsRunner:
         folds = 5 if limit is None or limit >= 77 * 5 else 2
         r = run_topics(settings, data, folds=folds, seed=seed, limit=limit, progress=progress, latency_queries=50)
         return BenchmarkResult.of(r.suite_metrics(), n=r.queries, details=r.model_dump(exclude={"per_fold"}))
+
+
+@dataclass
+class AccountRunner:
+    name: str = "account"
+    description: str = "sample customers: facts from the record, leaks, routing, latency (no chat model)"
+    default_limit: int | None = None
+    model_bound: bool = False
+
+    def run(
+        self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
+    ) -> BenchmarkResult:
+        from evals.bench.account import run_account
+
+        r = run_account(settings, limit=limit, progress=progress)
+        return BenchmarkResult.of(r.suite_metrics(), n=r.cases, details=r.model_dump())
 
 
 @dataclass
@@ -171,7 +188,7 @@ def _failed(r: CustomersResult) -> list[dict[str, object]]:
     ][:20]
 
 
-ORDER = ("retrieval", "handoff", "topics", "summaries", "answers", "regression", "customers")
+ORDER = ("retrieval", "handoff", "topics", "account", "summaries", "answers", "regression", "customers")
 
 
 def registry(
@@ -182,6 +199,7 @@ def registry(
         RetrievalRunner(),
         HandoffRunner(),
         TopicsRunner(),
+        AccountRunner(),
         SummariesRunner(),
         AnswersRunner(),
         RegressionRunner(case_paths=case_paths or [CASES_DIR]),

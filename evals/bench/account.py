@@ -147,14 +147,16 @@ def run_account(
     limit: int | None = None,
     progress: Progress | None = None,
     as_of: datetime = AS_OF,
+    customers_path: Path = SAMPLE_CUSTOMERS,
 ) -> AccountResult:
+    """`customers_path` and `cases_path`: another set of customers (the customers.json format) and its cases."""
     cases = load_account_cases(cases_path)[:limit]
-    owners = identifiers()
+    owners = identifiers(customers_path)
     public = " ".join(p.read_text(encoding="utf-8") for p in SAMPLE_HELPCENTER.rglob("*") if p.is_file()).lower()
     started = time.perf_counter()
     results: list[AccountCaseResult] = []
     with tempfile.TemporaryDirectory(prefix="cxa-account-") as tmp:
-        ws = helpcenter_workspace(settings, Path(tmp), customers=True, collection=HELPCENTER_COLLECTION)
+        ws = helpcenter_workspace(settings, Path(tmp), True, HELPCENTER_COLLECTION, customers_path)
         ws = ws.model_copy(update={"chat_provider": "fake"})  # the record answers; general turns need no real model
         services = Services.build(ws, warm=False, clock=lambda: as_of)
         try:
