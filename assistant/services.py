@@ -17,6 +17,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant import doctor
 from assistant.account.answer import AccountAnswerer
+from assistant.account.calling import ToolCallingPhraser
 from assistant.account.records import CustomerRecords
 from assistant.account.router import AccountRouter
 from assistant.handoff.desk import AgentDesk
@@ -209,7 +210,7 @@ class Services:
             settings,
             telemetry,
             observer,
-            account=account_answerer(settings, store, answerer.vectors, clock),
+            account=account_answerer(settings, store, answerer.vectors, clock, chat, guard),
         )
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
 
@@ -249,11 +250,24 @@ def handoff_webhook(settings: Settings, store: Store) -> WebhookNotifier | None:
 
 
 def account_answerer(
-    settings: Settings, store: Store, vectors: SentenceVectors, clock: Callable[[], datetime] = utcnow
+    settings: Settings,
+    store: Store,
+    vectors: SentenceVectors,
+    clock: Callable[[], datetime] = utcnow,
+    chat: ChatGateway | None = None,
+    guard: OutputGuard | None = None,
 ) -> AccountAnswerer | None:
-    """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`."""
-    if not settings.account.enabled:
+    """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`; worded by the
+    configured model through function calling when `CXA_ACCOUNT__TOOL_CALLING` says so."""
+    a = settings.account
+    if not a.enabled:
         return None
     records = CustomerRecords(store)
-    router = AccountRouter(vectors, min_score=settings.account.min_score)
-    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, settings.account, clock)
+    router = AccountRouter(vectors, min_score=a.min_score)
+    calling = a.tool_calling == "on" or (a.tool_calling == "auto" and settings.chat_provider == "openai")
+    phraser = None
+    if calling and chat is not None:
+        phraser = ToolCallingPhraser(
+            chat, vectors, guard or OutputGuard(), settings.company_name, settings.answer.min_sentence_support
+        )
+    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, a, clock, phraser)

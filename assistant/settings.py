@@ -292,6 +292,11 @@ class AccountSettings(BaseModel):
     min_score: float = Field(
         0.55, ge=0, le=1, description="similarity to a tool's example questions for a message to count as one"
     )
+    tool_calling: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="a configured model calls the account tools and words the answer (auto = with "
+        "CXA_CHAT_PROVIDER=openai; the embedded model's answers come from templates)",
+    )
 
     refund_days: dict[str, int] = Field(
         default_factory=lambda: {

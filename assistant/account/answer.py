@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from assistant.account.calling import ToolCallingPhraser, ToolOutcome
 from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
 from assistant.account.router import AccountIntent, AccountRouter
 from assistant.account.tools import AccountTools, ToolResult
@@ -52,7 +54,8 @@ _AMOUNT = re.compile(r"[£€$]\s?(\d+(?:[.,]\d{1,2})?)|(\d+(?:[.,]\d{1,2})?)\s?
 
 
 class AccountAnswer(BaseModel):
-    """What the record says in reply to one message."""
+    """What the record says in reply to one message (worded by the templates; `AccountAnswerer.phrase` may
+    have a configured model word it, from the same facts)."""
 
     text: str
     citations: list[Citation] = Field(default_factory=list)
@@ -63,6 +66,9 @@ class AccountAnswer(BaseModel):
     confidence: float = 0.9
     help_query: str | None = Field(None, description="a help-center question whose best passage completes the answer")
     templates: list[str] = Field(default_factory=list)
+    by_model: bool = Field(False, description="worded by the configured model from the tools' results")
+    _tools: AccountTools | None = PrivateAttr(default=None)
+    _current: str | None = PrivateAttr(default=None)
 
 
 class AccountAnswerer:
@@ -72,11 +78,13 @@ class AccountAnswerer:
         router: AccountRouter,
         policy: AccountPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        phraser: ToolCallingPhraser | None = None,
     ) -> None:
         self.records = records
         self.router = router
         self.policy = policy or AccountPolicy()
         self.clock = clock
+        self.phraser = phraser
 
     def answer(self, text: str, conversation: Conversation, previous: list[Message]) -> AccountAnswer | None:
         """The account answer to `text`, or None when it is not about the customer's own record."""
@@ -111,7 +119,55 @@ class AccountAnswerer:
             call.latency_ms = elapsed
         if intent.mixed and intent.general_clause and answer.help_query is None:
             answer.help_query = intent.general_clause
+        answer._tools, answer._current = tools, current
         return answer
+
+    def phrase(
+        self,
+        answer: AccountAnswer,
+        question: str,
+        transcript: str,
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Generator[str, None, AccountAnswer]:
+        """The answer's text as the customer reads it: the templates' (embedded default), or, with a configured
+        model (`ToolCallingPhraser`), the model's words from the tools it calls, held to their results."""
+        tools = answer._tools
+        if self.phraser is None or tools is None:
+            yield answer.text
+            return answer
+        current = answer._current
+
+        def run(name: str, args: dict[str, Any]) -> ToolOutcome:
+            oid, rma = args.get("order_id"), args.get("rma")
+            intent = AccountIntent(
+                tool=name,
+                score=1.0,
+                general=0.0,
+                order_ids=[str(oid).upper()] if oid else [],
+                rmas=[str(rma).upper()] if rma else [],
+            )
+            done = self._dispatch(intent, tools, question, current)
+            return ToolOutcome(summary=done.text, calls=done.tool_calls, citations=done.citations)
+
+        phrased = yield from self.phraser.phrase(
+            question, transcript, run, answer.text, turn_id=turn_id, conversation_id=conversation_id
+        )
+        if not phrased.by_model:
+            return answer
+        citations = list(answer.citations)
+        for c in phrased.citations:
+            if c.source_id not in {x.source_id for x in citations}:
+                citations.append(c)
+        return answer.model_copy(
+            update={
+                "text": phrased.text,
+                "tool_calls": phrased.calls or answer.tool_calls,
+                "citations": citations,
+                "by_model": True,
+            }
+        )
 
     # -- by tool ---------------------------------------------------------------------------------------------
 

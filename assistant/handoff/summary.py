@@ -40,6 +40,10 @@ _NEGATIVE = re.compile(
 )
 _POSITIVE = re.compile(r"\b(thanks?|thank you|great|perfect|helpful|appreciate|that worked|solved)\b", re.I)
 
+# Reasons whose facts the code already holds (the failure, or the record the last reply quoted): the extractive
+# summary is exact, and a model would add seconds to the customer's turn for nothing.
+FACTS_KNOWN = frozenset({"error", "late_delivery", "refund_overdue"})
+
 NEXT_STEP = {
     "customer_request": "Greet the customer, confirm the issue below and take it from there.",
     "low_confidence": "The help center did not cover this; answer the question directly or find the right policy.",
@@ -201,7 +205,7 @@ class Summarizer:
         conversation_id: str | None = None,
     ) -> tuple[HandoffSummary, SummarySource]:
         base = extractive_summary(messages, context, reason)
-        if self.chat is None or self.settings.summary == "extractive" or reason == "error":
+        if self.chat is None or self.settings.summary == "extractive" or reason in FACTS_KNOWN:
             return base, "extractive"
         if base.suggested_next_step == INJECTION_NOTE:
             # The conversation addresses a model: what a model writes about it cannot be told from what it

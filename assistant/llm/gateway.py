@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,11 +126,13 @@ class ChatGateway:
         conversation_id: str | None = None,
         options: dict[str, Any] | None = None,
         timeout_s: float | None = None,
+        after: Sequence[BaseMessage] = (),
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
-        `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
+        `options` are provider call options (e.g. `max_tokens`, `json_schema`). `after`: messages that follow the
+        rendered prompt (the model's tool calls and their results, from `call_tools`)."""
         rendered = self._redact(prompt.render(**values), prompt)
-        messages = to_messages(rendered)
+        messages = to_messages(rendered) + list(after)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()
         first: float | None = None
@@ -183,12 +185,64 @@ class ChatGateway:
                         prompt_version=prompt.version,
                         provider=self.provider,
                         model=self.model_name,
-                        messages=[{"role": r, "content": t} for r, t in rendered],
+                        messages=[{"role": r, "content": t} for r, t in rendered] + _logged(after),
                         output="".join(out),
                         input_tokens=None,
                         output_tokens=len(out),
                         duration_ms=(time.perf_counter() - started) * 1000,
                         first_token_ms=((first - started) * 1000) if first else None,
+                        error=error,
+                    )
+                except Exception:  # logging must never break a customer's turn
+                    logger.exception("could not log the chat-model call")
+
+    def call_tools(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        tools: list[dict[str, Any]],
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> AIMessage:
+        """One call offering `tools` (OpenAI function schemas): the model's reply, whose `tool_calls` say which
+        tools it wants run (none: it answered, or it cannot call tools). Raises `ModelUnavailableError` on any
+        failure, including a model that has no tool calling (the caller answers without it)."""
+        rendered = self._redact(prompt.render(**values), prompt)
+        messages = to_messages(rendered)
+        started = time.perf_counter()
+        error: str | None = None
+        reply: AIMessage | None = None
+        try:
+            bound = self.model.bind_tools(tools)
+            result = bound.invoke(messages, **self._call_options(None, prompt))
+            reply = result if isinstance(result, AIMessage) else AIMessage(content=str(result.content))
+            return reply
+        except NotImplementedError:
+            error = "this chat model cannot call tools"
+            raise ModelUnavailableError(error) from None
+        except Exception as exc:  # provider errors have no common base (openai, httpx, timeouts)
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("chat model tool call failed (%s %s): %s", prompt.name, prompt.version, error)
+            raise ModelUnavailableError(f"the chat model failed: {error}") from exc
+        finally:
+            if self.log is not None:
+                try:
+                    self.log(
+                        turn_id=turn_id,
+                        conversation_id=conversation_id,
+                        prompt_name=prompt.name,
+                        prompt_version=prompt.version,
+                        provider=self.provider,
+                        model=self.model_name,
+                        messages=[{"role": r, "content": t} for r, t in rendered],
+                        output=json.dumps([{"name": c["name"], "args": c["args"]} for c in reply.tool_calls])
+                        if reply is not None and reply.tool_calls
+                        else (str(reply.content) if reply is not None else ""),
+                        input_tokens=None,
+                        output_tokens=None,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        first_token_ms=None,
                         error=error,
                     )
                 except Exception:  # logging must never break a customer's turn
@@ -274,6 +328,17 @@ class ChatGateway:
             self.structured_output = "json_object"
             text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
         return parse_json_reply(text, validate_as or schema)  # type: ignore[arg-type]
+
+
+def _logged(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Messages after the prompt as the call log keeps them: the model's tool calls and the tools' results."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        row: dict[str, Any] = {"role": {"ai": "assistant"}.get(m.type, m.type), "content": str(m.content)}
+        if isinstance(m, AIMessage) and m.tool_calls:
+            row["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in m.tool_calls]
+        out.append(row)
+    return out
 
 
 def _retry_after(headers: Any) -> float | None:

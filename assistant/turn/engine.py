@@ -49,7 +49,7 @@ from assistant.store.repo import Store
 from assistant.telemetry.observability import TurnObserver
 from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
-from assistant.turn.answer import Answerer
+from assistant.turn.answer import Answerer, format_transcript
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
@@ -308,6 +308,19 @@ class ConversationEngine:
         """The record's answer, completed by the help center's best passage when the message also asks
         something general ("my sofa is late, can I still return it?"); handed to a person when the record itself
         needs one (a late delivery, an overdue refund)."""
+        if self.account is not None and self.account.phraser is not None:
+            gen = self.account.phrase(
+                account,
+                t.text,
+                format_transcript(t.previous, self.settings.history.transcript_turns),
+                turn_id=t.turn_id,
+                conversation_id=t.conversation_id,
+            )
+            account = yield from self._relay(gen, t.timer)
+            t.record.tool_calls = account.tool_calls
+            t.timer.lap("generate")
+        else:
+            yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
             t.record.query = account.help_query
@@ -319,6 +332,7 @@ class ConversationEngine:
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
+                yield TokenEvent(text=f"\n\n{quoted.text}")
         action: Action = "handoff" if account.handoff_reason else "answer_and_offer" if account.offer else "answer"
         t.record.evidence = AnswerEvidence(
             mode="account",
@@ -330,7 +344,6 @@ class ConversationEngine:
         )
         t.record.action = action
         t.record.cited_chunk_ids = [c.chunk_id for c in citations if c.chunk_id]
-        yield TokenEvent(text=text)
         if citations:
             yield CitationsEvent(citations=citations)
         reply = self._store_reply(t, Reply(text=text, citations=citations, mode="account"))
