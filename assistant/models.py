@@ -511,6 +511,10 @@ class ReturnFacts(BaseModel):
     reason: str | None = None
     method: str | None = None
     kind: str = Field("return", description="return or exchange")
+    exchange_for: str | None = Field(None, description="the item an exchange sends instead")
+    replacement_shipped_at: datetime | None = None
+    replacement_tracking: str | None = None
+    replacement_delivered_at: datetime | None = None
 
 
 class RefundFacts(BaseModel):

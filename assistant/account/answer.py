@@ -16,13 +16,13 @@ import re
 import time
 from collections.abc import Callable, Generator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
 
 from assistant.account.calling import ToolCallingPhraser, ToolOutcome
 from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
-from assistant.account.router import AccountIntent, AccountRouter
+from assistant.account.router import EXAMPLES, AccountIntent, AccountRouter
 from assistant.account.tools import AccountTools, ToolResult
 from assistant.errors import StoreUnavailableError
 from assistant.models import (
@@ -33,6 +33,7 @@ from assistant.models import (
     Message,
     OrderFacts,
     PastConversation,
+    TicketFacts,
     ToolCall,
     utcnow,
 )
@@ -40,14 +41,20 @@ from assistant.prompts import replies as R
 
 logger = logging.getLogger(__name__)
 
+TOOL_NAMES = frozenset(EXAMPLES)
+
 # (customer_id, this conversation's id) -> profile (None: no record), events, earlier conversations
 RecordLoader = Callable[[str, str], tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]]
 
 _NOT_RECEIVED = re.compile(
-    r"\b(not|never|haven'?t|hasn'?t|didn'?t|still (no|not|waiting)|no sign|where is|where's)\b", re.I
+    r"\b(not|never|nothing|haven'?t|hasn'?t|havent|hasnt|didn'?t|didnt|isn'?t|isnt|wasn'?t|wasnt|"
+    r"still (no|not|waiting)|no sign|missing|where is|where's|wheres)\b",
+    re.I,
 )
 _FOLLOW_UP = re.compile(
-    r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b", re.I
+    r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b"
+    r"|^\s*(and|also|so|what about|how about|then)\b",
+    re.I,
 )
 _LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b(?!\s+(week|month|year|time|night))", re.I)
 _AMOUNT = re.compile(r"[£€$]\s?(\d+(?:[.,]\d{1,2})?)|(\d+(?:[.,]\d{1,2})?)\s?(?:pounds|euros?|dollars)", re.I)
@@ -86,10 +93,19 @@ class AccountAnswerer:
         self.clock = clock
         self.phraser = phraser
 
-    def answer(self, text: str, conversation: Conversation, previous: list[Message]) -> AccountAnswer | None:
-        """The account answer to `text`, or None when it is not about the customer's own record."""
+    def answer(
+        self,
+        text: str,
+        conversation: Conversation,
+        previous: list[Message],
+        last_call: ToolCall | None = None,
+    ) -> AccountAnswer | None:
+        """The account answer to `text`, or None when it is not about the customer's own record. `last_call`: the
+        account tool the previous answer in this conversation called (a follow-up keeps to it)."""
         current = _current_order(previous)
-        follow_up = current is not None and bool(_FOLLOW_UP.search(text))
+        follow_up = (current is not None or last_call is not None) and bool(_FOLLOW_UP.search(text))
+        previous_tool = (str(last_call.arguments.get("for") or last_call.name) if last_call else None) or None
+        candidates = [str(c) for c in last_call.arguments.get("candidates", [])] if last_call else []
         if not conversation.verified or not conversation.customer_id:  # no record details, ever
             intent = self.router.route(text, follow_up=follow_up)
             if intent is None:
@@ -107,13 +123,30 @@ class AccountAnswerer:
         if profile is not None:
             country = profile.attributes.get("country")
             facts = fold(events, self.clock(), self.policy, country if isinstance(country, str) else None)
-        intent = self.router.route(text, follow_up=follow_up, items=_item_words(facts.orders) if facts else frozenset())
+        intent = self.router.route(
+            text,
+            follow_up=follow_up,
+            items=_item_words(facts.orders) if facts else frozenset(),
+            previous_tool=previous_tool if previous_tool in TOOL_NAMES else None,
+        )
         if intent is None:
             return None
         if profile is None or facts is None:  # deleted mid-conversation, or never loaded
             return self._reply(intent, [(R.RECORD_UNAVAILABLE, {})], offer=True, confidence=0.5)
         tools = AccountTools(facts, past, self.policy)
+        if candidates and not intent.order_ids:  # the answer to "which one is it?"
+            picked = _orders_by_item([o for o in facts.orders if o.order_id in candidates], text)
+            if len(picked) == 1:
+                intent.order_ids = [picked[0].order_id]
+        if intent.tool != "tickets" and _UPDATE.search(text) and _best_by_words(facts.tickets, text, _subject, least=2):
+            intent.tool = "tickets"  # "any news on the replacement door?" is a request already open
         answer = self._dispatch(intent, tools, text, current)
+        if intent.also and intent.also != intent.tool:  # two questions in one: both answered
+            second = self._dispatch(intent.model_copy(update={"tool": intent.also, "also": None}), tools, text, current)
+            answer = _merge(answer, second)
+        if intent.mixed and answer.handoff_reason == "late_delivery":
+            # the customer asks something more than where it is: the facts, the help center, and a person on offer
+            answer.handoff_reason, answer.offer = None, True
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         for call in answer.tool_calls:
             call.latency_ms = elapsed
@@ -181,9 +214,9 @@ class AccountAnswerer:
         if intent.tool == "payments":
             return self._payments(intent, tools)
         if intent.tool == "tickets":
-            return self._tickets(intent, tools)
+            return self._tickets(intent, tools, text)
         if intent.tool == "past_conversations":
-            return self._past(intent, tools)
+            return self._past(intent, tools, text)
         if intent.tool == "return_status" and intent.rmas:
             found = [r for o in tools.facts.orders for r in o.returns if r.rma and r.rma.upper() in intent.rmas]
             if not found:
@@ -193,7 +226,7 @@ class AccountAnswerer:
         orders = self._pick_orders(intent, tools.facts, text, current)
         if len(orders) > 1:
             listing = ", ".join(tools.describe_order(o) for o in orders[:5])
-            result = tools.call("find_orders", {"candidates": [o.order_id for o in orders]}, orders)
+            result = tools.call("find_orders", {"candidates": [o.order_id for o in orders], "for": intent.tool}, orders)
             return self._reply(
                 intent, [(R.WHICH_ORDER, {"n": str(len(orders)), "orders": listing})], [result], confidence=0.85
             )
@@ -207,7 +240,7 @@ class AccountAnswerer:
                 return self._details(intent, tools, order)
             if re.search(r"\b(orders|list|history|bought)\b", text, re.I):
                 recent = tools.facts.orders[:5]
-                result = tools.call("list_orders", {}, recent)
+                result = tools.call("list_orders", {"for": "order_details"}, recent)
                 listing = "; ".join(tools.describe_order(o) for o in recent)
                 return self._reply(intent, [(R.ORDERS_LIST, {"orders": listing})], [result])
             return self._details(intent, tools, order)
@@ -302,6 +335,9 @@ class AccountAnswerer:
             return self._reply(intent, [(R.RETURN_NONE, {"scope": f" for order {o.order_id}"})], [result], offer=True)
         ret = o.returns[-1]
         parts = [(R.RETURN_STATUS, tools.return_values(o, ret))]
+        if ret.kind == "exchange":
+            parts.append((R.EXCHANGE_REPLACEMENT, tools.replacement_values(ret)))
+            return self._reply(intent, parts, [result])
         parts += tools.refund_parts(o)
         if not o.refunds:
             parts.append((R.REFUND_NONE, {"scope": " for it"}))
@@ -315,35 +351,42 @@ class AccountAnswerer:
 
     def _payments(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
         failures = tools.facts.payment_failures
-        result = tools.call("payment_problems", {}, failures)
+        result = tools.call("payments", {}, failures)
         if not failures:
+            if tools.facts.membership.events:  # "am I being charged?": where the membership stands says it
+                parts, help_query = tools.membership_parts(tools.facts.membership)
+                member = tools.call("membership", {}, tools.facts.membership)
+                return self._reply(intent, [(R.PAYMENTS_NONE, {}), *parts], [result, member], help_query=help_query)
             return self._reply(intent, [(R.PAYMENTS_NONE, {})], [result], offer=True)
         if tools.facts.membership.failed_payments and failures[0] in tools.facts.membership.failed_payments:
             parts, help_query = tools.membership_parts(tools.facts.membership)
             parts = parts[1:] + parts[:1]  # what failed first, then where the membership stands
             return self._reply(intent, parts, [result], help_query=help_query)
-        return self._reply(
-            intent,
-            [(R.PAYMENT_FAILED, tools.payment_values(failures))],
-            [result],
-            help_query="Why was my payment declined at checkout?",
-        )
+        parts: list[tuple[R.ReplyTemplate, dict[str, str]]] = [(R.PAYMENT_FAILED, tools.payment_values(failures))]
+        results = [result]
+        after = tools.order_after_failure(failures[0])
+        if after is not None:  # the customer tried again and it went through: one charge, not two
+            parts.append((R.PAYMENT_THEN_ORDER, tools.order_values(after)))
+            results.append(tools.call("order_details", {"order_id": after.order_id}, after))
+        return self._reply(intent, parts, results, help_query="Why was my payment declined at checkout?")
 
-    def _tickets(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+    def _tickets(self, intent: AccountIntent, tools: AccountTools, text: str) -> AccountAnswer:
         tickets = tools.facts.tickets
         open_ = [t for t in tickets if (t.status or "open") not in ("closed", "resolved")]
-        shown = open_ or tickets[:1]
+        named = _best_by_words(tickets, text, lambda t: t.subject)
+        shown = named or open_ or tickets[:1]
         result = tools.call("tickets", {"open_only": bool(open_)}, shown)
         if not shown:
             return self._reply(intent, [(R.TICKETS_NONE, {})], [result], offer=True)
         lines = " ".join(R.TICKET_LINE.fill(**tools.ticket_values(t)) for t in shown[:3])
         return self._reply(intent, [(R.TICKETS, {"tickets": lines})], [result], offer=bool(open_))
 
-    def _past(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
-        result = tools.call("past_conversations", {}, tools.past[:1])
-        if not tools.past:
+    def _past(self, intent: AccountIntent, tools: AccountTools, text: str) -> AccountAnswer:
+        past = _best_by_words(tools.past, text, lambda c: f"{c.topic or ''} {c.summary}") or tools.past[:1]
+        result = tools.call("past_conversations", {}, past)
+        if not past:
             return self._reply(intent, [(R.PAST_NONE, {})], [result])
-        return self._reply(intent, [(R.PAST_CONVERSATION, tools.past_values(tools.past[0]))], [result])
+        return self._reply(intent, [(R.PAST_CONVERSATION, tools.past_values(past[0]))], [result])
 
     def _not_found(self, intent: AccountIntent, tools: AccountTools, what: str) -> AccountAnswer:
         recent = tools.facts.orders[:3]
@@ -389,12 +432,57 @@ class AccountAnswerer:
 
 
 def _current_order(previous: list[Message]) -> str | None:
-    """The order this conversation is about: the last one an account answer cited."""
+    """The order this conversation is about: the last one an account answer cited on its own (a reply listing
+    several, such as "which one is it?", settles none)."""
     for m in reversed(previous):
-        for c in m.citations:
-            if c.source_id.startswith("account:order:"):
-                return c.source_id.removeprefix("account:order:")
+        cited = [c.source_id for c in m.citations if c.source_id.startswith("account:order:")]
+        if len(cited) == 1:
+            return cited[0].removeprefix("account:order:")
+        if cited:
+            return None
     return None
+
+
+def _merge(a: AccountAnswer, b: AccountAnswer) -> AccountAnswer:
+    """One answer to a message that asked two things of the record."""
+    citations = list(a.citations) + [c for c in b.citations if c.source_id not in {x.source_id for x in a.citations}]
+    return a.model_copy(
+        update={
+            "text": f"{a.text} {b.text}",
+            "citations": citations,
+            "tool_calls": [*a.tool_calls, *b.tool_calls],
+            "handoff_reason": a.handoff_reason or b.handoff_reason,
+            "offer": a.offer or b.offer,
+            "help_query": a.help_query or b.help_query,
+            "templates": [*a.templates, *b.templates],
+            "confidence": min(a.confidence, b.confidence),
+        }
+    )
+
+
+def _subject(t: TicketFacts) -> str:
+    return t.subject
+
+
+_UPDATE = re.compile(r"\b(news|update\w*|progress|status|heard|any word|what'?s happening)\b", re.I)
+
+
+def _best_by_words(items: list[T], text: str, words_of: Callable[[T], str], least: int = 1) -> list[T]:
+    """The items whose words the message shares most (at least `least`; two, or one that is rare among them)."""
+    asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", text.lower())} - _COMMON - _WEAK
+    if not asked or not items:
+        return []
+    bags = [{w.rstrip("s") for w in re.findall(r"[a-z]{3,}", words_of(i).lower())} for i in items]
+    scored = [(len(asked & bag), i) for bag, i in zip(bags, items, strict=True)]
+    best = max(s for s, _ in scored)
+    if best == 0 or best < least:
+        return []
+    top = [i for s, i in scored if s == best]
+    return top if best >= 2 or len(top) == 1 else []
+
+
+_WEAK = frozenset({"ticket", "complaint", "request", "email", "chat", "open", "closed", "still", "status", "update"})
+T = TypeVar("T")
 
 
 def _item_words(orders: list[OrderFacts]) -> frozenset[str]:

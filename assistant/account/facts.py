@@ -239,6 +239,9 @@ def _fold_order_event(
         o.promo_code = _str(data, "promo_code")
         o.discount = _num(data, "discount")
     elif e.type == "order_shipped":
+        exchange = _open_exchange(o, e.at)
+        if exchange is not None:  # the replacement of an exchange
+            exchange.replacement_shipped_at, exchange.replacement_tracking = e.at, _str(data, "tracking")
         if o.state != "cancelled":
             o.state = "shipped"
         o.shipped_at = e.at
@@ -248,6 +251,9 @@ def _fold_order_event(
         o.collect_point = _str(data, "collect_point") or o.collect_point
         o.delivered_at = None  # a new shipment (an exchange's replacement) is on its way again
     elif e.type == "order_delivered":
+        exchange = _open_exchange(o, e.at)
+        if exchange is not None and exchange.replacement_shipped_at is not None:
+            exchange.replacement_delivered_at = e.at
         o.state = "delivered"
         o.delivered_at = e.at
         o.carrier = _str(data, "carrier") or o.carrier
@@ -268,12 +274,21 @@ def _fold_order_event(
                 reason=_str(data, "reason"),
                 method=_str(data, "method"),
                 kind=_str(data, "type") or "return",
+                exchange_for=_str(data["exchange_for"], "name") if isinstance(data.get("exchange_for"), dict) else None,
             )
         )
     elif e.type == "refund_issued":
         o.refunds.append(_refund(e, data, oid, policy, now))
     if note:
         o.notes.append(note)
+
+
+def _open_exchange(o: OrderFacts, at: datetime) -> ReturnFacts | None:
+    """The order's latest exchange booked before `at` whose replacement has not been delivered."""
+    for r in reversed(o.returns):
+        if r.kind == "exchange" and r.at <= at and r.replacement_delivered_at is None:
+            return r
+    return None
 
 
 def _refund(

@@ -37,6 +37,7 @@ from assistant.models import (
     Reply,
     SearchHit,
     TokenEvent,
+    ToolCall,
     Turn,
     TurnEvent,
     TurnRecord,
@@ -252,11 +253,22 @@ class ConversationEngine:
         (`assistant.account`): None for any other question."""
         if self.account is None:
             return None
-        answer = self.account.answer(t.text, t.conversation, t.previous)
+        answer = self.account.answer(t.text, t.conversation, t.previous, self._last_account_call(t))
         if answer is not None:
             t.record.tool_calls = answer.tool_calls
         t.timer.lap("account")
         return answer
+
+    def _last_account_call(self, t: TurnContext) -> ToolCall | None:
+        """The account tool the previous answer of this conversation called, if it was an account answer (read
+        only then: most conversations never touch the record)."""
+        last_reply = next((m for m in reversed(t.previous) if m.role == "assistant"), None)
+        if last_reply is None or not any(c.source_id.startswith("account:") for c in last_reply.citations):
+            return None
+        for turn in reversed(self.store.list_turns(t.conversation_id)):
+            if turn.tool_calls and turn.reply_message_id == last_reply.id:
+                return turn.tool_calls[-1]
+        return None
 
     def _retrieve(self, t: TurnContext) -> None:
         """The message as a standalone question, and the knowledge's best chunks for it."""
