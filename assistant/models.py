@@ -174,6 +174,9 @@ class HandoffPacket(Handoff):
     transcript: list[Message] = Field(default_factory=list)
     customer: CustomerProfile | None = Field(None, description="None for an anonymous (unverified) customer")
     customer_events: list[CustomerEvent] = Field(default_factory=list, description="newest first")
+    turns: list[TurnRecord] = Field(
+        default_factory=list, description="what the assistant did with each message: evidence, tool calls, timings"
+    )
 
 
 class Turn(BaseModel):

@@ -151,7 +151,8 @@
     "aria-expanded": "false",
     "aria-controls": "cxa-panel",
   });
-  launcher.append(el("span", { class: "launcher-icon", "aria-hidden": "true", text: "💬" }), el("span", { text: "Chat" }));
+  // No emoji icon: a machine without a colour-emoji font (many Linux desktops, headless browsers) shows a box.
+  launcher.append(el("span", { text: "Chat with us" }));
   const closeBtn = el("button", { class: "icon close", type: "button", "aria-label": "Close chat", text: "×" });
   const statusLine = el("p", { class: "status-line", text: "Answers from our help center, or a person." });
   const log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });

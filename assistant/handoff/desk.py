@@ -46,6 +46,7 @@ class AgentDesk:
             transcript=self.store.list_messages(conversation.id),
             customer=customer,
             customer_events=events,
+            turns=self.store.list_turns(conversation.id),
         )
 
     def claim(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:
