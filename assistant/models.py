@@ -49,7 +49,9 @@ __all__ = [
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
 Role = Literal["customer", "assistant", "agent", "system"]
-ReplyMode = Literal["generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing"]
+ReplyMode = Literal[
+    "generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing", "greeting"
+]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
 
 
@@ -174,8 +176,8 @@ class HandoffPacket(Handoff):
     transcript: list[Message] = Field(default_factory=list)
     customer: CustomerProfile | None = Field(None, description="None for an anonymous (unverified) customer")
     customer_events: list[CustomerEvent] = Field(default_factory=list, description="newest first")
-    turns: list[TurnRecord] = Field(
-        default_factory=list, description="what the assistant did with each message: evidence, tool calls, timings"
+    turns: list[TurnTrace] = Field(
+        default_factory=list, description="what the assistant did with each message (the console's turn trace)"
     )
 
 
@@ -338,6 +340,9 @@ class AnswerEvidence(BaseModel):
     used_history: bool = False
     answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
     generated_text: str = ""
+    fallback: str | None = Field(
+        None, description="why the model's answer was not used: model_slow (first-token deadline)"
+    )
 
 
 class AnswerResult(BaseModel):
@@ -600,3 +605,25 @@ class TicketFacts(BaseModel):
     channel: str | None = None
     at: datetime
     event: RecordRef
+
+
+class TurnTrace(BaseModel):
+    """A turn record as an agent reads it in the console: what was done, how sure, how long, which records were
+    read. Not the model's raw output or the sentences the guard refused (`TurnRecord.evidence`): those can hold
+    what an injection tried to get out, and stay in the turn record for the CX team's review."""
+
+    id: str
+    created_at: datetime
+    reply_mode: ReplyMode | None = None
+    confidence: float | None = None
+    action: Action | None = None
+    query: str | None = None
+    cited_chunk_ids: list[str] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    handoff_id: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, r: TurnRecord) -> TurnTrace:
+        return cls.model_validate(r.model_dump(include=set(cls.model_fields)))

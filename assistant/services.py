@@ -193,7 +193,15 @@ class Services:
         words, history_tokens, transcript = settings.prompt_budget()
         guard = OutputGuard(settings.secret_values(), instruction_texts(settings.company_name))
         answerer = Answerer(
-            chat, index.embedder, settings.answer, settings.company_name, transcript, words, history_tokens, guard
+            chat,
+            index.embedder,
+            settings.answer,
+            settings.company_name,
+            transcript,
+            words,
+            history_tokens,
+            guard,
+            first_token_s=settings.embedded.first_token_s if settings.chat_provider == "embedded" else None,
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
@@ -212,6 +220,8 @@ class Services:
             observer,
             account=account_answerer(settings, store, answerer.vectors, clock, chat, guard),
         )
+        if warm and engine.account is not None:
+            engine.account.router.warm()
         return cls(settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard)
 
     def check_consistency(self, fix: bool = True) -> list[doctor.Problem]:

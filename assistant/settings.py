@@ -49,6 +49,24 @@ class EmbeddedModelSettings(BaseModel):
     max_tokens: int = Field(160, gt=0, description="longest answer, in tokens")
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature (0 = deterministic)")
     timeout_s: float = Field(60.0, gt=0, description="a generation running longer than this is abandoned")
+    first_token_s: float = Field(
+        4.0,
+        gt=0,
+        description="an answer whose first token takes longer (a busy CPU, a long prompt) is cancelled and the "
+        "customer gets the best help-center quote at once",
+    )
+    queue_wait_s: float = Field(
+        3.0,
+        ge=0,
+        description="how long a turn waits for the embedded model while it answers someone else before it falls "
+        "back the same way (no queue without bound)",
+    )
+    wait_policy: Literal["passive", "active"] = Field(
+        "passive",
+        description="OpenMP threads between work: passive sleeps (on a busy CPU spinning threads fight the other "
+        "programs for cores: first token 20 s -> 5 s with one of two cores busy), active spins (a few % faster "
+        "on an idle machine). Set before the OpenMP runtime starts (OMP_WAIT_POLICY)",
+    )
     answer_context: bool = Field(
         True,
         description="answers get a llama.cpp context of their own (~70 MB), so a handoff summary in between does "

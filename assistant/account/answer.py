@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from assistant.account.calling import ToolCallingPhraser, ToolOutcome
 from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
-from assistant.account.router import EXAMPLES, AccountIntent, AccountRouter
+from assistant.account.router import EXAMPLES, ORDER_ID, AccountIntent, AccountRouter, items_named
 from assistant.account.tools import AccountTools, ToolResult
 from assistant.errors import StoreUnavailableError
 from assistant.models import (
@@ -129,6 +129,8 @@ class AccountAnswerer:
             items=_item_words(facts.orders) if facts else frozenset(),
             previous_tool=previous_tool if previous_tool in TOOL_NAMES else None,
         )
+        if intent is None and facts is not None:
+            intent = self._route_with_earlier(text, previous, _item_words(facts.orders))
         if intent is None:
             return None
         if profile is None or facts is None:  # deleted mid-conversation, or never loaded
@@ -154,6 +156,17 @@ class AccountAnswerer:
             answer.help_query = intent.general_clause
         answer._tools, answer._current = tools, current
         return answer
+
+    def _route_with_earlier(self, text: str, previous: list[Message], items: frozenset[str]) -> AccountIntent | None:
+        """ "hi, I have a question about the rug" - "when is it coming?": a message that refers back to one of the
+        customer's things named in their last messages is routed with them."""
+        earlier = [m.text for m in previous if m.role == "customer"][-2:]
+        if not earlier or not (_FOLLOW_UP.search(text) or len(text.split()) <= 10):
+            return None
+        joined = " ".join([*earlier, text])
+        if not (items_named(" ".join(earlier), items) or ORDER_ID.search(" ".join(earlier))):
+            return None
+        return self.router.route(joined, follow_up=True, items=items)
 
     def phrase(
         self,
@@ -464,7 +477,7 @@ def _subject(t: TicketFacts) -> str:
     return t.subject
 
 
-_UPDATE = re.compile(r"\b(news|update\w*|progress|status|heard|any word|what'?s happening)\b", re.I)
+_UPDATE = re.compile(r"\b(news|updates?|progress|heard|any word|what'?s happening)\b(?!d)", re.I)
 
 
 def _best_by_words(items: list[T], text: str, words_of: Callable[[T], str], least: int = 1) -> list[T]:
@@ -488,7 +501,14 @@ T = TypeVar("T")
 def _item_words(orders: list[OrderFacts]) -> frozenset[str]:
     """Distinctive words of the names of things the customer bought ("sofa", "halden", "lamp")."""
     names = " ".join(i.name for o in orders for i in o.items).lower()
-    return frozenset(re.findall(r"[a-z]{3,}", names)) - _COMMON
+    return frozenset(re.findall(r"[a-z]{3,}", names)) - _COMMON - _DESCRIPTIVE
+
+
+# Words of product names that say what something is like, not what it is ("oak", "grey", "set"): naming one is not
+# naming an item ("grey" in "why is my account grey?").
+_DESCRIPTIVE = frozenset(
+    {"oak", "grey", "gray", "green", "white", "black", "blue", "red", "brass", "linen", "cotton", "wool", "pair"}
+)
 
 
 def _orders_by_item(orders: list[OrderFacts], text: str) -> list[OrderFacts]:

@@ -348,7 +348,9 @@ class AccountTools:
             parts.append((R.MEMBERSHIP_CANCELLED, {"plan": plan, "cancelled": day(cancelled, now), "until": until}))
         elif m.status == "paused":
             since = f" from {day(m.paused_from, now)}" if m.paused_from else ""
-            parts.append((R.MEMBERSHIP_PAUSED, {"plan": plan, "since": since, "resumes": day(m.resumes_at, now)}))
+            paused_price = f" ({price.strip()})" if price else ""
+            values = {"plan": plan, "price": paused_price, "since": since, "resumes": day(m.resumes_at, now)}
+            parts.append((R.MEMBERSHIP_PAUSED, values))
         elif m.status == "trial" and m.trial_ends_at and m.trial_ends_at > now:
             after = (
                 f" After that it's {money(m.price, m.currency)}" + (" a month." if "month" in (m.plan or "") else ".")

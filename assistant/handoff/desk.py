@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff
+from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff, TurnTrace
 from assistant.store.repo import Store
 from assistant.telemetry.recorder import Telemetry
 
@@ -46,7 +46,7 @@ class AgentDesk:
             transcript=self.store.list_messages(conversation.id),
             customer=customer,
             customer_events=events,
-            turns=self.store.list_turns(conversation.id),
+            turns=[TurnTrace.of(r) for r in self.store.list_turns(conversation.id)],
         )
 
     def claim(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:

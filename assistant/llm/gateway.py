@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +22,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
-from assistant.errors import ModelUnavailableError
+from assistant.errors import ModelSlowError, ModelUnavailableError
 from assistant.llm.factory import build_chat_model
 from assistant.llm.llamacpp import LlamaCppChatModel
 from assistant.prompts import Prompt, PromptRole
@@ -127,10 +129,14 @@ class ChatGateway:
         options: dict[str, Any] | None = None,
         timeout_s: float | None = None,
         after: Sequence[BaseMessage] = (),
+        first_token_s: float | None = None,
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
         `options` are provider call options (e.g. `max_tokens`, `json_schema`). `after`: messages that follow the
-        rendered prompt (the model's tool calls and their results, from `call_tools`)."""
+        rendered prompt (the model's tool calls and their results, from `call_tools`). `first_token_s`: no first
+        piece by then raises `ModelSlowError` (a busy model: `ModelBusyError`). Either deadline cancels the
+        generation: the model runs in a worker thread that stops at once (llama.cpp aborts mid-prompt), so a late
+        answer never keeps a core, or the model, after the customer has been answered."""
         rendered = self._redact(prompt.render(**values), prompt)
         messages = to_messages(rendered) + list(after)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
@@ -143,17 +149,12 @@ class ChatGateway:
             while True:
                 try:
                     call = self._call_options(options, prompt)
-                    stream = self.model.stream(messages, stop=list(prompt.stop) or None, **call)
-                    for chunk in stream:
-                        piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
-                        if not piece:
-                            continue
+                    first_s = None if out else first_token_s
+                    for piece in self._bounded(messages, prompt, call, started + limit, first_s):
                         if first is None:
                             first = time.perf_counter()
                         out.append(piece)
                         yield piece
-                        if time.perf_counter() - started > limit:
-                            raise TimeoutError(f"generation exceeded {limit:.0f}s")
                     break
                 except Exception as exc:
                     # Text already shown cannot be taken back: only a call that produced nothing is retried.
@@ -195,6 +196,56 @@ class ChatGateway:
                     )
                 except Exception:  # logging must never break a customer's turn
                     logger.exception("could not log the chat-model call")
+
+    def _bounded(
+        self,
+        messages: list[BaseMessage],
+        prompt: Prompt,
+        call: dict[str, Any],
+        deadline: float,
+        first_s: float | None,
+    ) -> Iterator[str]:
+        """The model's text pieces, produced in a worker thread and handed over within the deadlines (`deadline`:
+        perf_counter time for the whole call; `first_s`: seconds from now for the first piece)."""
+        first_by = None if first_s is None else time.perf_counter() + first_s
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        cancel = threading.Event()
+        if isinstance(self.model, LlamaCppChatModel):
+            call = {**call, "cancel": cancel}
+
+        def produce() -> None:
+            try:
+                for chunk in self.model.stream(messages, stop=list(prompt.stop) or None, **call):
+                    if cancel.is_set():
+                        return
+                    piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                    if piece:
+                        pieces.put(("piece", piece))
+                pieces.put(("end", None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                pieces.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name="chat-model", daemon=True)
+        worker.start()
+        got_first = False
+        try:
+            while True:
+                now = time.perf_counter()
+                until = deadline if got_first or first_by is None else min(deadline, first_by)
+                try:
+                    kind, value = pieces.get(timeout=max(0.0, until - now))
+                except queue.Empty:
+                    if not got_first and first_by is not None and time.perf_counter() >= first_by - 1e-3:
+                        raise ModelSlowError(f"no first token within {first_s:.1f}s") from None
+                    raise TimeoutError("generation exceeded its deadline") from None
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                got_first = True
+                yield value
+        finally:
+            cancel.set()
 
     def call_tools(
         self,

@@ -108,7 +108,9 @@ MEMBERSHIP_ACTIVE = _t("membership_active", "You're on the {plan} plan{price}. {
 MEMBERSHIP_TRIAL = _t(
     "membership_trial", "You're on a free trial of the {plan} plan, which ends on {trial_end}.{after}"
 )
-MEMBERSHIP_PAUSED = _t("membership_paused", "Your {plan} membership is paused{since} and starts again on {resumes}.")
+MEMBERSHIP_PAUSED = _t(
+    "membership_paused", "Your {plan} membership{price} is paused{since} and starts again on {resumes}.", version="2"
+)
 MEMBERSHIP_CANCELLED = _t("membership_cancelled", "Your {plan} membership was cancelled on {cancelled}.{until}")
 MEMBERSHIP_NONE = _t("membership_none", "You don't have a membership on your account.")
 MEMBERSHIP_PAYMENT_FAILED = _t(
@@ -141,6 +143,12 @@ NOT_SIGNED_IN = _t(
 RECORD_UNAVAILABLE = _t(
     "record_unavailable",
     "I can't open your account details right now, so I can't check that for you.",
+)
+
+GREETING = _t(
+    "greeting",
+    "Hi{name}! How can I help you today?",
+    "a message that only greets: greeted back (a greeting is not a question for the help center)",
 )
 
 ACCOUNT_TEMPLATES: tuple[ReplyTemplate, ...] = tuple(

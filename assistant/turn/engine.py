@@ -44,6 +44,7 @@ from assistant.models import (
     TurnState,
 )
 from assistant.prompts import CONDENSE_QUESTION
+from assistant.prompts.replies import GREETING
 from assistant.safety.guard import neutralize
 from assistant.settings import Settings
 from assistant.store.repo import Store
@@ -71,6 +72,18 @@ _MORE_TO_SAY = re.compile(
     r"|(?:^|[.,!;:]\s*)(?:and\s+|so\s+)?(?:how|what|why|when|where|which|who)\b",
     re.IGNORECASE,
 )
+
+
+_GREETING = re.compile(
+    r"^\W*(hi|hiya|hey|hello|hallo|howdy|yo|good (morning|afternoon|evening)|morning|afternoon|evening|"
+    r"bonjour|salut|hola|ciao|hej|guten tag|moin)( there| all| team| you| again| guys)?[\W\d]*$",
+    re.IGNORECASE,
+)
+
+
+def is_greeting_only(text: str) -> bool:
+    """ "hi", "hello there!", "good morning": a greeting and nothing else."""
+    return bool(_GREETING.match(text.strip()))
 
 
 def is_thanks_only(text: str) -> bool:
@@ -209,6 +222,9 @@ class ConversationEngine:
             decision = self._decide_on_intent(t)
             if decision is None and self._is_closing(t):
                 yield from self._close_politely(t)
+                return
+            if decision is None and is_greeting_only(t.text):
+                yield from self._greet(t)
                 return
             if decision is None:
                 account = self._consult_record(t)
@@ -382,6 +398,17 @@ class ConversationEngine:
         yield TokenEvent(text=CLOSING_TEXT)
         t.record.action = "answer"
         reply = self._store_reply(t, Reply(text=CLOSING_TEXT, citations=[], mode="closing"))
+        self._signals(t)
+        yield self._finish(t, reply, 1.0, t.conversation.status)
+
+    def _greet(self, t: TurnContext) -> Iterator[TurnEvent]:
+        """ "Hi": greeted back by name when the customer is known; no search, no handoff."""
+        profile = t.customer.profile
+        first = (profile.name or "").split()[0] if profile is not None and profile.name else ""
+        text = GREETING.fill(name=f" {first}" if first else "")
+        yield TokenEvent(text=text)
+        t.record.action = "answer"
+        reply = self._store_reply(t, Reply(text=text, citations=[], mode="greeting"))
         self._signals(t)
         yield self._finish(t, reply, 1.0, t.conversation.status)
 

@@ -30,6 +30,7 @@ from assistant.models import Turn
 from assistant.samples import SAMPLE_CUSTOMERS
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.store.tables import ConversationRow
 from evals.suite import Metric
 from evals.workspace import HELPCENTER_COLLECTION, helpcenter_workspace
 from knowledge.loaders import SAMPLE_HELPCENTER
@@ -55,8 +56,9 @@ class AccountCaseResult(BaseModel):
     passed: bool
     facts_ok: bool
     outcome_ok: bool
-    leaked: list[str] = Field(default_factory=list)
+    leaked: list[str] = Field(default_factory=list, description="another customer's identifiers in the reply")
     missing: list[str] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list, description="what the case says the reply must not hold")
     expect: str
     got: str
     tool_expected: str | None = None
@@ -178,10 +180,13 @@ def _replay(services: Services, case: AccountCase, owners: dict[str, set[str]], 
         t0 = time.perf_counter()
         turn = engine.run_turn(conv.id, text)
         latency = (time.perf_counter() - t0) * 1000
+        if turn.handoff is not None and turn.action == "handoff":
+            break  # a person has it: the later messages go to them, and this turn is the one to judge
     assert turn is not None
     record = services.store.get_turn(turn.turn_id)
     tools = [c.name for c in record.tool_calls] if record else []
     reply = turn.reply.text if turn.reply else ""
+    _forget(services, conv.id)
     got = _outcome(turn, tools)
     low = reply.lower()
     missing = [m for m in case.must if m.lower() not in low]
@@ -192,7 +197,7 @@ def _replay(services: Services, case: AccountCase, owners: dict[str, set[str]], 
         case.customer or "", set()
     )
     others = {i for i in others if i.lower() not in asked and i.lower() not in public}
-    leaked = sorted({i for i in others if re.search(rf"\b{re.escape(i.lower())}\b", low)} | set(forbidden))
+    leaked = sorted(i for i in others if re.search(rf"\b{re.escape(i.lower())}\b", low))
     outcome_ok = got == case.expect
     facts_ok = not missing and not forbidden
     tool = tools[-1] if tools else None
@@ -203,6 +208,7 @@ def _replay(services: Services, case: AccountCase, owners: dict[str, set[str]], 
         outcome_ok=outcome_ok,
         leaked=leaked,
         missing=missing,
+        forbidden=forbidden,
         expect=case.expect,
         got=got,
         tool_expected=case.tool,
@@ -210,6 +216,14 @@ def _replay(services: Services, case: AccountCase, owners: dict[str, set[str]], 
         reply=reply,
         latency_ms=round(latency, 1),
     )
+
+
+def _forget(services: Services, conversation_id: str) -> None:
+    """Cases are independent: a replayed conversation must not become a later case's "last time we spoke"."""
+    with services.store.session() as s:
+        row = s.get(ConversationRow, conversation_id)
+        if row is not None:
+            s.delete(row)
 
 
 def _summarise(
