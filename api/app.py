@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models.chat_models import BaseChatModel
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import install_error_handlers
+from api.errors import SafeJSONResponse, install_error_handlers
 from api.limits import AbuseLimits
 from api.routes import conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
 from api.schemas import ERROR_RESPONSES
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         summary="A retrieval-augmented support assistant with CX telemetry and human handoff.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        default_response_class=SafeJSONResponse,  # never fails on stored data (assistant.safety.payload)
     )
     app.add_middleware(AbuseLimits, settings=settings)  # inside CORS, so a 429 still carries CORS headers
     if settings.cors_origins:

@@ -165,3 +165,41 @@ def chroma_server(root: Path, port: int | None = None) -> Iterator[str]:
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def redis_executable() -> Path | None:
+    found = shutil.which("redis-server")
+    return Path(found) if found else None
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway `redis-server` (Debian's redis-server package) listening on a unix socket in its own temp dir,
+    no TCP port (so nothing to race for); yields its `redis+unix://` URL once it answers PING."""
+    exe = redis_executable()
+    if exe is None:
+        raise BackendUnavailableError("redis-server not found (install Debian's redis-server package)")
+    root = Path(tempfile.mkdtemp(prefix="cxa-redis-"))
+    sock = root / "redis.sock"
+    proc = subprocess.Popen(
+        [str(exe), "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no", "--dir", str(root)],
+        stdout=(root / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            if proc.poll() is not None:
+                raise BackendUnavailableError(f"redis-server exited: {(root / 'redis.log').read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise BackendUnavailableError("redis-server did not open its socket within 30 s")
+            time.sleep(0.05)
+        yield f"redis+unix://{sock}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(root, ignore_errors=True)

@@ -21,15 +21,21 @@ class HandoffService:
         self.summarizer = summarizer or Summarizer(None, HandoffSettings())
 
     def hand_off(
-        self, conversation_id: str, reason: str, confidence: float | None, context: CustomerContext
+        self,
+        conversation_id: str,
+        reason: str,
+        confidence: float | None,
+        context: CustomerContext,
+        customer_note: str | None = None,
     ) -> tuple[Handoff, bool]:
-        """Open a handoff (or return the one already open); returns (handoff, created)."""
+        """Open a handoff (or return the one already open); returns (handoff, created). `reason` is a label
+        (`assistant.models.HANDOFF_REASONS`); `customer_note` what the customer wrote asking for a person."""
         existing = self.store.open_handoff(conversation_id)
         if existing is not None:
             return existing, False
         messages = self.store.list_messages(conversation_id)
         summary, source = self.summarizer.summarize(messages, context, reason, conversation_id)
-        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source)
+        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source, customer_note)
         self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
         return handoff, True
 

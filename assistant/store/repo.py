@@ -13,6 +13,7 @@ models (never rows).
 | `quality` | `quality.py` | scorecards and reviews |
 | `consistency` | `consistency.py` | structural problems and their safe repairs |
 | `llm_calls` | `llm_calls.py` | the chat-model call log |
+| `idempotency` | `idempotency.py` | idempotency keys of the customer's POSTs and their first responses |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -33,6 +34,7 @@ from assistant.store.customers import Customers
 from assistant.store.db import Database, make_engine, new_id
 from assistant.store.feedback import FeedbackLog
 from assistant.store.handoffs import HandoffListener, Handoffs
+from assistant.store.idempotency import IdempotencyKeys
 from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
 from assistant.store.quality import Quality
@@ -77,6 +79,7 @@ class Store:
         self.quality = Quality(db)
         self.consistency = Consistency(db)
         self.llm_calls = LLMCallLog(db)
+        self.idempotency = IdempotencyKeys(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert
