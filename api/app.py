@@ -32,13 +32,14 @@ VERSION = "0.1.0"
 
 
 async def _sweep_forever(services: Services) -> None:
-    """Every `sweep_interval_s`: give interrupted turns an outcome (`assistant.doctor`) and close idle
-    conversations (assumed resolved / abandoned)."""
+    """Every `sweep_interval_s`: give interrupted turns an outcome (`assistant.doctor`), forget expired
+    idempotency keys, and close idle conversations (assumed resolved / abandoned)."""
     telemetry = services.engine.telemetry
     while True:
         await asyncio.sleep(services.settings.telemetry.sweep_interval_s)
         try:
             await run_in_threadpool(services.check_consistency)
+            await run_in_threadpool(services.store.idempotency.purge)  # keys past their 24 h
             if telemetry is not None:
                 await run_in_threadpool(telemetry.sweep)
         except Exception:  # a locked database or a bug must not stop the sweeps
