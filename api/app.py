@@ -22,6 +22,7 @@ from api.limits import AbuseLimits
 from api.routes import conversations, customers, cx, evals, handoffs, health, knowledge, quality, web
 from api.schemas import ERROR_RESPONSES
 from api.security import load_keys
+from api.server import install_access_log_filter
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
 from evals.scorecard import QualityService, quality_service
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log_filter()  # no conversation ids or tokens in uvicorn's access log
         app.state.keys = load_keys(settings)
         app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
         keys = app.state.keys

@@ -24,6 +24,7 @@ from assistant.errors import ModelUnavailableError
 from assistant.llm.factory import build_chat_model
 from assistant.llm.llamacpp import LlamaCppChatModel
 from assistant.prompts import Prompt, PromptRole
+from assistant.safety.redact import Secrets
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ class ChatGateway:
         max_retry_wait_s: float = 5.0,
         secrets: list[str] | None = None,
     ) -> None:
-        self.secrets: set[str] = set()
-        self.add_secrets(secrets or [])
+        self.secrets = Secrets(secrets or [])
         self.model = model
         self.provider = provider
         self.model_name = model_name
@@ -89,18 +89,17 @@ class ChatGateway:
         )
 
     def add_secrets(self, secrets: list[str]) -> None:
-        """Credentials that must never reach a model (redacted from every rendered prompt)."""
-        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+        """Credentials that must never reach a model (redacted from every rendered prompt, whatever their length)."""
+        self.secrets.add(secrets)
 
     def _redact(self, rendered: list[tuple[PromptRole, str]], prompt: Prompt) -> list[tuple[PromptRole, str]]:
         """Nothing we hold a secret for is ever in a prompt. No prompt puts one there; should data carry one
         (a customer pasting a token, an article quoting a key), it is replaced, and the event logged."""
         out = []
         for role, text in rendered:
-            for secret in self.secrets:
-                if secret in text:
-                    logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
-                    text = text.replace(secret, "[redacted]")
+            if self.secrets.found_in(text):
+                logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
+                text = self.secrets.redact(text)
             out.append((role, text))
         return out
 

@@ -31,6 +31,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from assistant.safety.redact import Secrets
+
 REMOVED = "[removed: instructions found in the data]"
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
@@ -209,14 +211,14 @@ class OutputGuard:
     PROMPT_ECHO_WORDS = 6
 
     def __init__(self, secrets: Iterable[str] = (), instructions: Iterable[str] = ()) -> None:
-        self.secrets = {s for s in secrets if s and len(s) >= 8}
+        self.secrets = Secrets(secrets)
         self._last_allowed: tuple[str, set[tuple[str, ...]]] | None = None
         self._instructions: set[tuple[str, ...]] = set()
         for text in instructions:
             self._instructions |= _shingles(text, self.PROMPT_ECHO_WORDS)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+        self.secrets.add(secrets)
 
     def _allowed_shingles(self, allowed: str) -> set[tuple[str, ...]]:
         """The shingles of a turn's `allowed` text, kept for the next call: a turn checks every source
@@ -232,7 +234,7 @@ class OutputGuard:
         """None when `text` may be shown; otherwise the reason it may not. `allowed` is the text the turn
         was given (sources, the customer's own records): links, emails and long identifiers in it may be
         repeated, nothing else of the kind."""
-        if any(s in text for s in self.secrets):
+        if self.secrets.found_in(text):
             return "secret"
         f = _features(text)
         if any(t not in allowed for t in f.tokens):

@@ -70,3 +70,42 @@ class Redactor:
         if isinstance(value, list):
             return [self.data(v) for v in value]
         return value
+
+
+class Secrets:
+    """The credentials we hold (configured or generated), to find in and take out of text: every prompt (the chat
+    gateway) and every reply (the output guard). A secret of 8 characters or more is matched wherever it occurs; a
+    shorter one (a developer's on loopback: `cxa serve` refuses secrets under 16 characters elsewhere) only as a
+    whole word, so a 4-letter token does not take every word it is part of with it."""
+
+    WHOLE_WORD_BELOW = 8
+    REPLACEMENT = "[redacted]"
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._short: re.Pattern[str] | None = None
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        self._values |= {v for v in values if v and v.strip()}
+        short = sorted((v for v in self._values if len(v) < self.WHOLE_WORD_BELOW), key=len, reverse=True)
+        self._short = (
+            re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(v) for v in short) + r")(?![\w-])") if short else None
+        )
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def found_in(self, text: str) -> bool:
+        if any(v in text for v in self._values if len(v) >= self.WHOLE_WORD_BELOW):
+            return True
+        return bool(self._short and self._short.search(text))
+
+    def redact(self, text: str) -> str:
+        for v in sorted(self._values, key=len, reverse=True):
+            if len(v) >= self.WHOLE_WORD_BELOW and v in text:
+                text = text.replace(v, self.REPLACEMENT)
+        return self._short.sub(self.REPLACEMENT, text) if self._short else text

@@ -28,6 +28,19 @@ def test_pages_are_served_with_a_strict_csp(client: TestClient) -> None:
     assert_error(client.get("/web/nope.js"), 404)
 
 
+def test_every_html_response_carries_the_csp_and_cannot_be_framed(client: TestClient) -> None:
+    """Finding 5: the pages' static files (/web/*.html) had neither the CSP nor the framing ban."""
+    for path in ("/console", "/dashboard", "/web/console.html", "/web/dashboard.html", "/web/demo.html"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, path
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff", path
+    docs = client.get("/docs")  # Swagger UI: its own policy (an inline start-up script), never framed either
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert docs.headers["x-frame-options"] == "DENY"
+
+
 def test_the_demo_page_is_off_unless_enabled(client: TestClient, sample_data_dir) -> None:  # noqa: ANN001
     assert_error(client.get("/demo"), 404, "not_found")
     with app_client(sample_data_dir, web={"demo_page": True}) as demo:

@@ -144,3 +144,21 @@ def test_the_gateway_redacts_credentials_from_every_prompt() -> None:
     assert "admin-token-0123456789" not in out and "generated-identity-secret-xyz" not in out
     assert "[redacted]" in out
     assert "admin-token-0123456789" not in str(logged[0]["messages"])
+
+
+def test_short_secrets_are_redacted_and_refused_too() -> None:
+    """Finding 7: a secret under 8 characters was neither redacted from prompts nor refused in replies. It is now,
+    as a whole word (a 6-letter secret inside a longer word is that word, not the secret)."""
+    gateway = ChatGateway(FakeChatModel(reply=_echo), "custom", "echo", secrets=["k3y9Zq"])
+    values = {
+        "company": "Larkspur Home",
+        "sources": "[1] (Keys) the widget key is k3y9Zq, keep it",
+        "customer": "(none)",
+        "transcript": "",
+        "question": "what is k3y9Zq? and k3y9Zqx is another word",
+    }
+    out = gateway.complete(ANSWER, values)
+    assert "key is [redacted]," in out and "what is [redacted]?" in out and "k3y9Zqx" in out
+    guard = OutputGuard(secrets=["k3y9Zq"])
+    assert guard.check("Your key is k3y9Zq.") == "secret"
+    assert guard.check("Nothing to see in k3y9Zqx here.") is None
