@@ -166,9 +166,38 @@ def looks_like_injection(text: str) -> bool:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def neutralize(text: str) -> str:
+# The speaker labels our own transcripts write ("Assistant: ..."): a transcript's lines start with them, so
+# `neutralize(..., speakers=TRANSCRIPT_SPEAKERS)` keeps them, where in any other data a line opening with a role
+# ("Assistant:", "System:") is a forged turn and is removed.
+TRANSCRIPT_SPEAKERS: tuple[str, ...] = (
+    "Customer",
+    "Assistant",
+    "Agent",
+    "Note",
+    "customer",
+    "assistant",
+    "agent",
+)
+
+
+def neutralize(text: str, speakers: Iterable[str] = ()) -> str:
     """Untrusted text, fit for a prompt: invisible characters and HTML comments removed, our delimiters
-    and role markers taken out, and every sentence that addresses a model replaced by `REMOVED`."""
+    and role markers taken out, and every sentence that addresses a model replaced by `REMOVED`.
+
+    `speakers`: the text is a transcript we wrote, one "Speaker: words" line per message (each message's words on
+    one line): the labels are ours and kept, the words after them are neutralised like any other data."""
+    labels = tuple(speakers)
+    if labels and text:
+        label = re.compile("^(?:" + "|".join(re.escape(s) for s in labels) + "): ")
+        lines = []
+        for line in text.split("\n"):
+            m = label.match(line)
+            lines.append(m.group(0) + _neutralize(line[m.end() :]) if m else _neutralize(line))
+        return "\n".join(lines)
+    return _neutralize(text)
+
+
+def _neutralize(text: str) -> str:
     if not text:
         return text
     text = _DELIMITERS.sub(" ", _HTML_COMMENT.sub(" ", strip_invisible(text)))

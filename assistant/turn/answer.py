@@ -19,7 +19,7 @@ import numpy as np
 from assistant.llm import ChatGateway
 from assistant.models import AnswerEvidence, AnswerResult, Citation, CustomerContext, Message, SearchHit
 from assistant.prompts import ANSWER
-from assistant.safety.guard import OutputGuard, neutralize
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, OutputGuard, neutralize
 from assistant.settings import AnswerSettings
 from assistant.turn.grounding import (
     Passages,
@@ -178,7 +178,7 @@ class Answerer:
                 )
             ),
             "customer": neutralize(trim_lines(context.text, self.history_tokens)) or "(none)",
-            "transcript": neutralize(format_transcript(transcript, self.transcript_turns)),
+            "transcript": neutralize(format_transcript(transcript, self.transcript_turns), TRANSCRIPT_SPEAKERS),
             "question": neutralize(" ".join(question.split())),
         }
         for piece in self.chat.stream(ANSWER, values, turn_id=turn_id, conversation_id=conversation_id):

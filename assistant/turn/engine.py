@@ -43,7 +43,7 @@ from assistant.models import (
     TurnState,
 )
 from assistant.prompts import CONDENSE_QUESTION
-from assistant.safety.guard import neutralize
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, neutralize
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.telemetry.observability import TurnObserver
@@ -485,11 +485,11 @@ class ConversationEngine:
         if mode == "off" or not turns:
             return text
         if mode == "llm":
-            transcript = "\n".join(f"{r}: {t}" for r, t in turns[-6:])
+            transcript = "\n".join(f"{r}: {' '.join(t.split())}" for r, t in turns[-6:])  # one line a message
             try:
                 rewritten = self.chat.complete(
                     CONDENSE_QUESTION,
-                    {"transcript": neutralize(transcript), "question": neutralize(text)},
+                    {"transcript": neutralize(transcript, TRANSCRIPT_SPEAKERS), "question": neutralize(text)},
                     turn_id=turn_id,
                     conversation_id=conversation_id,
                 ).strip()

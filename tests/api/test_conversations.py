@@ -294,3 +294,16 @@ def test_partial_feedback_at_the_scale_edges_is_accepted(shared: TestClient, fb:
     echoed = r.json()["feedback"]
     assert {k: echoed[k] for k in fb} == fb
     assert all(echoed[k] is None for k in set(echoed) - set(fb))
+
+
+def test_a_follow_up_prompt_keeps_the_assistants_earlier_answer(sample_data_dir: Path) -> None:
+    """Finding 6, end to end: the answer prompt of the second turn carries the first answer as `Assistant: ...`."""
+    from tests.fakes import FakeChatModel
+
+    model = FakeChatModel(reply="You can turn on two-factor authentication in your account settings.")
+    with app_client(sample_data_dir, chat_model=model) as c:
+        cid = start(c)["id"]
+        first = say(c, cid, TWO_FA_QUESTION)["reply"]["text"]
+        say(c, cid, "And can I use an authenticator app for that?")
+        prompt = " ".join(str(m.content) for m in model.calls[-1].messages)
+        assert f"Assistant: {' '.join(first.split())}" in prompt
