@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +24,7 @@ from api.routes import conversations, customers, cx, evals, handoffs, health, kn
 from api.schemas import ERROR_RESPONSES
 from api.security import load_keys
 from api.server import install_access_log_filter
+from assistant.models import utcnow
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
 from evals.scorecard import QualityService, quality_service
@@ -41,6 +43,9 @@ async def _sweep_forever(services: Services) -> None:
         try:
             await run_in_threadpool(services.check_consistency)
             await run_in_threadpool(services.store.idempotency.purge)  # keys past their 24 h
+            retention = services.settings.privacy.payment_data_retention_days
+            if retention:  # typed payment data past its retention: only the masked text remains
+                await run_in_threadpool(services.store.messages.purge_originals, utcnow() - timedelta(days=retention))
             if telemetry is not None:
                 await run_in_threadpool(telemetry.sweep)
         except Exception:  # a locked database or a bug must not stop the sweeps

@@ -350,6 +350,20 @@ class AccountSettings(BaseModel):
     home_country: str = Field("GB", description="deliveries to other countries wait `international_wait_days`")
 
 
+class PrivacySettings(BaseModel):
+    """Payment data and credentials a customer types (card numbers, IBANs, one-time codes, PINs, CVVs, passwords;
+    see assistant/safety/redact.py `mask_payment_data`): masked before they are stored as the message, so no prompt,
+    `llm_calls` row, handoff summary, agent view or export ever holds them."""
+
+    payment_data_retention_days: int = Field(
+        0,
+        ge=0,
+        description="days a customer message that held payment data keeps its text as typed (messages.original_text,"
+        " for an audit or a dispute; read only by SQL, never served), then only the masked text remains "
+        "(the background sweep); 0 = never stored as typed",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CXA_",
@@ -428,6 +442,7 @@ class Settings(BaseSettings):
         "on", description="per-address and per-credential rate limits (429 with Retry-After); off for load runs"
     )
     limits: LimitSettings = LimitSettings()
+    privacy: PrivacySettings = PrivacySettings()
     server: ServerSettings = ServerSettings()
     handoff_webhook_url: str | None = Field(
         None, description="POST every new handoff packet here (an external helpdesk); None = no webhook"

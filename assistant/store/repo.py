@@ -54,6 +54,7 @@ class Store:
         listen: bool = True,
         pool_size: int = 10,
         max_overflow: int = 20,
+        keep_originals: bool = False,
     ) -> None:
         """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
         together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
@@ -65,6 +66,7 @@ class Store:
             listen=listen,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            keep_originals=keep_originals,
         )
         self.url, self.engine, self.live = db.url, db.engine, db.live
         self.session, self.try_exclusive, self.ping, self.close = db.session, db.try_exclusive, db.ping, db.close
@@ -148,4 +150,5 @@ class Store:
             listen=settings.live.listen,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            keep_originals=settings.privacy.payment_data_retention_days > 0,
         )

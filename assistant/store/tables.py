@@ -103,6 +103,8 @@ class MessageRow(Base):
     citations: Mapped[list[Any]] = mapped_column(default=list)
     author_id: Mapped[str | None] = mapped_column(SafeString(200))
     turn_id: Mapped[str | None] = mapped_column(SafeString(64))
+    # The text as typed when it held payment data (`text` is masked), kept CXA_PRIVACY__PAYMENT_DATA_RETENTION_DAYS.
+    original_text: Mapped[str | None] = mapped_column(SafeText)
     __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),)
 
 

@@ -5,6 +5,8 @@
 - `handoffs.customer_note`: a handoff's `reason` is a label from a fixed set (`assistant.models.HANDOFF_REASONS`);
   what a customer typed asking for a person goes here. Rows whose reason was such free text get the label
   `customer_request` and keep their text as the note.
+- `messages.original_text`: a message is stored with payment data masked (assistant/safety/redact.py); its text as
+  typed is kept here only for CXA_PRIVACY__PAYMENT_DATA_RETENTION_DAYS (0 by default: never).
 
 Revision 0002 is being added in parallel; this one will be re-pointed at it when both land.
 """
@@ -37,6 +39,8 @@ def upgrade() -> None:
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
     with op.batch_alter_table("handoffs") as batch:
         batch.add_column(sa.Column("customer_note", sa.Text(), nullable=True))
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("original_text", sa.Text(), nullable=True))
     handoffs = sa.table("handoffs", sa.column("reason", sa.String()), sa.column("customer_note", sa.Text()))
     free_text = sa.and_(handoffs.c.reason.not_in(_LABELS), sa.not_(handoffs.c.reason.like("policy:%")))
     op.execute(
@@ -47,6 +51,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("original_text")
     with op.batch_alter_table("handoffs") as batch:
         batch.drop_column("customer_note")
     op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
