@@ -116,7 +116,16 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT"],
-            allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
+            allow_headers=[
+                "Content-Type",
+                "X-Widget-Key",
+                "X-Conversation-Token",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "Authorization",
+                "Accept",
+            ],
+            expose_headers=["Retry-After", "Idempotent-Replayed"],
         )
     install_error_handlers(app)
     for module in (health, cx, conversations, quality, handoffs, knowledge, customers, evals):
