@@ -12,10 +12,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models.chat_models import BaseChatModel
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import SafeJSONResponse, install_error_handlers
@@ -76,6 +78,26 @@ async def _score_forever(quality: QualityService, settings: Settings) -> None:
             logger.exception("background scoring failed")
 
 
+def _publish_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Add `models` (and the models they use) to the OpenAPI components: a route whose body it reads itself refers
+    to its model by `$ref`, which FastAPI does not publish on its own."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            published = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in published.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(model.__name__, published)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, chat_model: BaseChatModel | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -128,8 +150,10 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             expose_headers=["Retry-After", "Idempotent-Replayed"],
         )
     install_error_handlers(app)
-    for module in (health, cx, conversations, quality, handoffs, knowledge, customers, evals):
+    routers = (health, cx, conversations, quality, handoffs, knowledge, customers, evals)
+    for module in routers:
         app.include_router(module.router)
+    _publish_models(app, [m for module in routers for m in getattr(module, "OPENAPI_MODELS", ())])
     web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 
     @app.get("/", include_in_schema=False)
