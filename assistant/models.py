@@ -6,6 +6,7 @@ No LangChain message or Chroma dict ever travels between layers; they are conver
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,8 @@ __all__ = [
     "HandoffSummary",
     "Handoff",
     "HandoffPacket",
+    "HANDOFF_REASONS",
+    "is_handoff_reason",
     "Turn",
     "Feedback",
     "TurnRecord",
@@ -53,6 +56,24 @@ ReplyMode = Literal[
     "generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing", "greeting"
 ]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
+
+# Why a conversation went to a person: a label from this fixed set, or `policy:<topic>` for a policy topic
+# (CXA_POLICY__RULES). Never the customer's own words: what they type asking for a person is the handoff's
+# `customer_note`. late_delivery and refund_overdue come from the customer's record (assistant.account).
+HANDOFF_REASONS: tuple[str, ...] = (
+    "customer_request",
+    "low_confidence",
+    "error",
+    "frustration",
+    "late_delivery",
+    "refund_overdue",
+)
+_POLICY_REASON = re.compile(r"^policy:[a-z0-9][a-z0-9_.-]{0,56}$")
+
+
+def is_handoff_reason(value: str) -> bool:
+    """Is `value` one of the handoff reason labels (`HANDOFF_REASONS` or `policy:<topic>`)?"""
+    return value in HANDOFF_REASONS or _POLICY_REASON.match(value) is not None
 
 
 def utcnow() -> datetime:
@@ -156,7 +177,7 @@ class HandoffSummary(BaseModel):
 class Handoff(BaseModel):
     id: str
     conversation_id: str
-    reason: str
+    reason: str = Field(description="a label: " + ", ".join(HANDOFF_REASONS) + " or policy:<topic>")
     confidence: float | None = None
     status: HandoffStatus = "waiting"
     summary: HandoffSummary
@@ -165,7 +186,15 @@ class Handoff(BaseModel):
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     resolved_at: datetime | None = None
-    note: str | None = None
+    note: str | None = Field(None, description="the agent's closing note")
+    customer_note: str | None = Field(None, description="what the customer wrote when asking for a person")
+
+    @field_validator("reason")
+    @classmethod
+    def _a_label(cls, v: str) -> str:
+        if not is_handoff_reason(v):
+            raise ValueError(f"not a handoff reason label: {v[:40]!r}")
+        return v
 
 
 class HandoffPacket(Handoff):

@@ -250,8 +250,8 @@ class TopicSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    """Abuse limits on the /v1 API (on unless CXA_RATE_LIMITS=off). Counted per process: with several
-    workers each keeps its own buckets, so the limits of a deployment are these times the workers."""
+    """Abuse limits on the /v1 API (rate limits on unless CXA_RATE_LIMITS=off; see api/limits.py). Counted where
+    `storage_url` says: in each process (memory://), or for every worker and server together (redis://)."""
 
     ip_per_minute: int = Field(600, ge=1, description="requests per client address per minute, all /v1 routes")
     credential_per_minute: int = Field(
@@ -259,10 +259,47 @@ class LimitSettings(BaseModel):
     )
     turns_per_minute: int = Field(30, ge=1, description="customer messages (model turns) per client address per minute")
     burst_s: float = Field(
-        10.0, gt=0, description="a bucket holds this many seconds' worth of requests, so short bursts pass"
+        10.0, gt=0, description="a window holds this many seconds' worth of requests, so short bursts pass"
+    )
+    storage_url: str = Field(
+        "memory://",
+        description="where the rate-limit windows live: memory:// (each process counts alone: the limits of a "
+        "deployment are these times its workers) or redis://host:port/db (every worker and server counts together; "
+        "needs the `redis` package)",
     )
     max_body_bytes: int = Field(
         262_144, ge=1024, description="largest request body, except knowledge uploads (CXA_MAX_UPLOAD_BYTES)"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a request body not complete this long after its headers is refused (408)"
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, v: str) -> str:
+        if not v.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("use memory:// or a redis:// URL")
+        return v
+
+
+class ServerSettings(BaseModel):
+    """What `cxa serve` gives uvicorn, so that no client can hold the server's memory or connections: the most a
+    request's headers may take, how long they may take to arrive, and how many connections are served at once."""
+
+    max_header_bytes: int = Field(
+        32_768, ge=4096, description="largest request line + headers; more is refused (431) and the connection closed"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection whose request headers are not complete this long after it opened (or "
+        "after its previous response) is closed",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this long")
+    max_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="connections and requests a worker serves at once; beyond this, 503 (open SSE streams count)",
     )
 
 
@@ -334,6 +371,20 @@ class AccountSettings(BaseModel):
     express_wait_days: int = Field(2, description="business days after the expected next-day delivery")
     international_wait_days: int = Field(15, description="business days after dispatch, for deliveries abroad")
     home_country: str = Field("GB", description="deliveries to other countries wait `international_wait_days`")
+
+
+class PrivacySettings(BaseModel):
+    """Payment data and credentials a customer types (card numbers, IBANs, one-time codes, PINs, CVVs, passwords;
+    see assistant/safety/redact.py `mask_payment_data`): masked before they are stored as the message, so no prompt,
+    `llm_calls` row, handoff summary, agent view or export ever holds them."""
+
+    payment_data_retention_days: int = Field(
+        0,
+        ge=0,
+        description="days a customer message that held payment data keeps its text as typed (messages.original_text,"
+        " for an audit or a dispute; read only by SQL, never served), then only the masked text remains "
+        "(the background sweep); 0 = never stored as typed",
+    )
 
 
 class Settings(BaseSettings):
@@ -414,6 +465,8 @@ class Settings(BaseSettings):
         "on", description="per-address and per-credential rate limits (429 with Retry-After); off for load runs"
     )
     limits: LimitSettings = LimitSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    server: ServerSettings = ServerSettings()
     handoff_webhook_url: str | None = Field(
         None, description="POST every new handoff packet here (an external helpdesk); None = no webhook"
     )

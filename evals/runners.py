@@ -10,6 +10,7 @@
 | answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
 | customers | simulated customers through the HTTP API, pass^k (chat model) | all scenarios, k=2 |
+| guard | prompt injection: output-guard block rate (held-out attacks), false positives (doc2dial) | all 40; all 1,687 |
 
 Which figures a benchmark puts up for comparison, with their direction, kind and sample, is its result
 model's `suite_metrics()`: a runner picks the sample, runs the benchmark and keeps the details.
@@ -175,6 +176,25 @@ class CustomersRunner:
         return customers_result(r)
 
 
+@dataclass
+class GuardRunner:
+    name: str = "guard"
+    description: str = (
+        "prompt injection: the output guard's block rate on held-out attacks (evals/attacks/heldout.jsonl) and its "
+        "false positives on doc2dial dev gold answers"
+    )
+    default_limit: int | None = None
+    model_bound: bool = False
+
+    def run(
+        self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
+    ) -> BenchmarkResult:
+        from evals.bench.guard import run_guard
+
+        r = run_guard(data, limit=limit, progress=progress)
+        return BenchmarkResult.of(r.suite_metrics(), n=r.attacks + r.answers, details=r.model_dump())
+
+
 def customers_result(r: CustomersResult) -> BenchmarkResult:
     return BenchmarkResult.of(
         r.suite_metrics(), n=r.trials, details=r.model_dump(exclude={"trial_results"}) | {"failed": _failed(r)}
@@ -188,7 +208,7 @@ def _failed(r: CustomersResult) -> list[dict[str, object]]:
     ][:20]
 
 
-ORDER = ("retrieval", "handoff", "topics", "account", "summaries", "answers", "regression", "customers")
+ORDER = ("retrieval", "handoff", "topics", "account", "guard", "summaries", "answers", "regression", "customers")
 
 
 def registry(
@@ -200,6 +220,7 @@ def registry(
         HandoffRunner(),
         TopicsRunner(),
         AccountRunner(),
+        GuardRunner(),
         SummariesRunner(),
         AnswersRunner(),
         RegressionRunner(case_paths=case_paths or [CASES_DIR]),

@@ -285,7 +285,7 @@ def comparison_table(run: SuiteRun) -> None:
 def eval_bench(
     only: Annotated[
         str | None,
-        typer.Option(help="comma-separated: retrieval,handoff,topics,summaries,answers,regression,customers"),
+        typer.Option(help="comma-separated: retrieval,handoff,topics,guard,summaries,answers,regression,customers"),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="items per benchmark (default: each one's own)")] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,

@@ -116,6 +116,7 @@ function renderPacket(p, conv) {
       {},
       field("Issue", s.issue),
       field("Customer wants", s.customer_goal),
+      p.customer_note ? field("In their words", p.customer_note) : null,
       [el("dt", { text: "Already tried" }), el("dd", {}, s.attempted.length ? el("ul", {}, s.attempted.map((a) => el("li", {}, richText(a, "plain")))) : "—")],
       field("Context", s.customer_context),
       field("Sentiment", s.sentiment, `sentiment ${s.sentiment}`),

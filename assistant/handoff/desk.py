@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff, TurnTrace
+from assistant.safety.redact import mask_payment_data_in
 from assistant.store.repo import Store
 from assistant.telemetry.recorder import Telemetry
 
@@ -39,7 +40,10 @@ class AgentDesk:
         if conversation.verified and conversation.customer_id:
             customer = self.store.get_customer(conversation.customer_id)
             if customer is not None:
-                events = self.store.list_events(customer.id, self.max_events)
+                events = [
+                    e.model_copy(update={"data": mask_payment_data_in(e.data)})  # the agent never sees a card number
+                    for e in self.store.list_events(customer.id, self.max_events)
+                ]
         return HandoffPacket(
             **handoff.model_dump(),
             conversation=conversation,

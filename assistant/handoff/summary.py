@@ -23,7 +23,13 @@ from assistant.errors import ModelUnavailableError
 from assistant.llm import ChatGateway
 from assistant.models import CustomerContext, HandoffSummary, Message
 from assistant.prompts import HANDOFF_SUMMARY
-from assistant.safety.guard import OutputGuard, looks_like_injection, neutralize, strip_invisible
+from assistant.safety.guard import (
+    TRANSCRIPT_SPEAKERS,
+    OutputGuard,
+    looks_like_injection,
+    neutralize,
+    strip_invisible,
+)
 from assistant.settings import HandoffSettings
 from knowledge.retriever import tokenize
 
@@ -217,7 +223,7 @@ class Summarizer:
         try:
             written = self.chat.structured(
                 HANDOFF_SUMMARY,
-                {"company": self.company, "transcript": neutralize(transcript)},
+                {"company": self.company, "transcript": neutralize(transcript, TRANSCRIPT_SPEAKERS)},
                 ModelSummary,
                 max_tokens=self.settings.summary_max_tokens,
                 timeout_s=self.settings.summary_timeout_s,

@@ -26,6 +26,7 @@ from assistant.errors import ModelSlowError, ModelUnavailableError
 from assistant.llm.factory import build_chat_model
 from assistant.llm.llamacpp import LlamaCppChatModel
 from assistant.prompts import Prompt, PromptRole
+from assistant.safety.redact import Secrets, mask_payment_data
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,7 @@ class ChatGateway:
         max_retry_wait_s: float = 5.0,
         secrets: list[str] | None = None,
     ) -> None:
-        self.secrets: set[str] = set()
-        self.add_secrets(secrets or [])
+        self.secrets = Secrets(secrets or [])
         self.model = model
         self.provider = provider
         self.model_name = model_name
@@ -91,19 +91,21 @@ class ChatGateway:
         )
 
     def add_secrets(self, secrets: list[str]) -> None:
-        """Credentials that must never reach a model (redacted from every rendered prompt)."""
-        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+        """Credentials that must never reach a model (redacted from every rendered prompt, whatever their length)."""
+        self.secrets.add(secrets)
 
     def _redact(self, rendered: list[tuple[PromptRole, str]], prompt: Prompt) -> list[tuple[PromptRole, str]]:
         """Nothing we hold a secret for is ever in a prompt. No prompt puts one there; should data carry one
-        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged."""
+        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged. Payment data
+        (card numbers, IBANs, codes, passwords: `mask_payment_data`) is masked too, wherever it came from (the
+        messages are stored masked; an account event or an article may still hold one), so neither the model nor
+        the `llm_calls` log ever sees it."""
         out = []
         for role, text in rendered:
-            for secret in self.secrets:
-                if secret in text:
-                    logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
-                    text = text.replace(secret, "[redacted]")
-            out.append((role, text))
+            if self.secrets.found_in(text):
+                logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
+                text = self.secrets.redact(text)
+            out.append((role, mask_payment_data(text)))
         return out
 
     def warm(self) -> None:
@@ -187,7 +189,7 @@ class ChatGateway:
                         provider=self.provider,
                         model=self.model_name,
                         messages=[{"role": r, "content": t} for r, t in rendered] + _logged(after),
-                        output="".join(out),
+                        output=mask_payment_data("".join(out)),
                         input_tokens=None,
                         output_tokens=len(out),
                         duration_ms=(time.perf_counter() - started) * 1000,

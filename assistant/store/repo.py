@@ -13,6 +13,7 @@ models (never rows).
 | `quality` | `quality.py` | scorecards and reviews |
 | `consistency` | `consistency.py` | structural problems and their safe repairs |
 | `llm_calls` | `llm_calls.py` | the chat-model call log |
+| `idempotency` | `idempotency.py` | idempotency keys of the customer's POSTs and their first responses |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -33,6 +34,7 @@ from assistant.store.customers import Customers
 from assistant.store.db import Database, make_engine, new_id
 from assistant.store.feedback import FeedbackLog
 from assistant.store.handoffs import HandoffListener, Handoffs
+from assistant.store.idempotency import IdempotencyKeys
 from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
 from assistant.store.quality import Quality
@@ -52,6 +54,7 @@ class Store:
         listen: bool = True,
         pool_size: int = 10,
         max_overflow: int = 20,
+        keep_originals: bool = False,
     ) -> None:
         """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
         together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
@@ -63,6 +66,7 @@ class Store:
             listen=listen,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            keep_originals=keep_originals,
         )
         self.url, self.engine, self.live = db.url, db.engine, db.live
         self.session, self.try_exclusive, self.ping, self.close = db.session, db.try_exclusive, db.ping, db.close
@@ -77,6 +81,7 @@ class Store:
         self.quality = Quality(db)
         self.consistency = Consistency(db)
         self.llm_calls = LLMCallLog(db)
+        self.idempotency = IdempotencyKeys(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert
@@ -145,4 +150,5 @@ class Store:
             listen=settings.live.listen,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            keep_originals=settings.privacy.payment_data_retention_days > 0,
         )

@@ -20,7 +20,7 @@ from assistant.errors import ModelSlowError
 from assistant.llm import ChatGateway
 from assistant.models import AnswerEvidence, AnswerResult, Citation, CustomerContext, Message, SearchHit
 from assistant.prompts import ANSWER
-from assistant.safety.guard import OutputGuard, neutralize
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, OutputGuard, neutralize
 from assistant.settings import AnswerSettings
 from assistant.turn.grounding import (
     Passages,
@@ -181,7 +181,7 @@ class Answerer:
                 )
             ),
             "customer": neutralize(trim_lines(context.text, self.history_tokens)) or "(none)",
-            "transcript": neutralize(format_transcript(transcript, self.transcript_turns)),
+            "transcript": neutralize(format_transcript(transcript, self.transcript_turns), TRANSCRIPT_SPEAKERS),
             "question": neutralize(" ".join(question.split())),
         }
         slow = False

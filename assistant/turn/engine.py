@@ -45,7 +45,7 @@ from assistant.models import (
 )
 from assistant.prompts import CONDENSE_QUESTION
 from assistant.prompts.replies import GREETING
-from assistant.safety.guard import neutralize
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, neutralize
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.telemetry.observability import TurnObserver
@@ -162,18 +162,21 @@ class ConversationEngine:
         """New messages after `after_seq` and the conversation's state now (what a live stream sends)."""
         return self.store.list_messages(conversation_id, after_seq), self.store.get_conversation(conversation_id)
 
-    def request_handoff(self, conversation_id: str, reason: str = "customer_request") -> Handoff:
-        """The customer asked for a person (or a rule decided so)."""
+    def request_handoff(
+        self, conversation_id: str, reason: str = "customer_request", note: str | None = None
+    ) -> Handoff:
+        """The customer asked for a person (or a rule decided so); `note` is what they wrote, if anything."""
         conv = self.store.get_conversation(conversation_id)
         ctx = self.history.build(conv)
-        handoff, created = self.handoffs.hand_off(conversation_id, reason, None, ctx)
+        handoff, created = self.handoffs.hand_off(conversation_id, reason, None, ctx, note)
         if created and self.telemetry is not None:
             self.telemetry.on_handoff(conversation_id, reason)
         return handoff
 
-    def ask_for_person(self, conversation_id: str, reason: str = "customer_request") -> HandoffReceipt:
-        """The widget's "talk to a person": the handoff, where it left the conversation, and the queue."""
-        handoff = self.request_handoff(conversation_id, reason)
+    def ask_for_person(self, conversation_id: str, note: str | None = None) -> HandoffReceipt:
+        """The widget's "talk to a person": the handoff (reason `customer_request`, with what the customer wrote
+        as its note), where it left the conversation, and the queue."""
+        handoff = self.request_handoff(conversation_id, "customer_request", note)
         status = self.store.get_conversation(conversation_id).status
         return HandoffReceipt(handoff=handoff, status=status, queue=self.handoffs.queue_info(handoff))
 
@@ -534,11 +537,11 @@ class ConversationEngine:
         if mode == "off" or not turns:
             return text
         if mode == "llm":
-            transcript = "\n".join(f"{r}: {t}" for r, t in turns[-6:])
+            transcript = "\n".join(f"{r}: {' '.join(t.split())}" for r, t in turns[-6:])  # one line a message
             try:
                 rewritten = self.chat.complete(
                     CONDENSE_QUESTION,
-                    {"transcript": neutralize(transcript), "question": neutralize(text)},
+                    {"transcript": neutralize(transcript, TRANSCRIPT_SPEAKERS), "question": neutralize(text)},
                     turn_id=turn_id,
                     conversation_id=conversation_id,
                 ).strip()

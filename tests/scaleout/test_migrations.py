@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from assistant.errors import StoreUnavailableError
 from assistant.models import utcnow
 from assistant.store import migrate
 from assistant.store.repo import Store, make_engine
-from assistant.store.tables import Base, ConversationRow, MessageRow
+from assistant.store.tables import ConversationRow, HandoffRow, MessageRow
 from tests.conftest import backend_env, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +40,20 @@ def test_the_migrated_schema_is_the_models_schema(database_url: str) -> None:
         engine.dispose()
 
 
+def create_all_as_before_migrations(engine: Engine) -> None:
+    """The schema `Base.metadata.create_all` made before migrations existed: the baseline revision's (that is what
+    the baseline is), without `alembic_version`. Not today's `create_all`: the models have moved on since."""
+    migrate.upgrade(engine, migrate.BASELINE)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+
+
 def test_a_create_all_database_is_stamped_and_keeps_its_data(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The schema as servers before migrations left it: our tables, rows in them, no alembic_version."""
     engine = make_engine(database_url)
-    Base.metadata.create_all(engine)
+    create_all_as_before_migrations(engine)
     now = utcnow()
     with Session(engine) as s:
         s.add(
@@ -60,8 +69,8 @@ def test_a_create_all_database_is_stamped_and_keeps_its_data(
             )
         )
         s.flush()
-        s.add(
-            MessageRow(
+        s.execute(  # the columns of then (a row object would name the ones added since)
+            insert(MessageRow).values(
                 id="msg_old",
                 conversation_id="conv_old",
                 seq=1,
@@ -194,7 +203,7 @@ def test_cxa_db_commands(tmp_path: Path) -> None:
 def test_cxa_db_upgrade_stamps_a_create_all_database(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     engine = make_engine(make_settings(tmp_path / "data").sqlalchemy_url)
-    Base.metadata.create_all(engine)
+    create_all_as_before_migrations(engine)
     engine.dispose()
     data, env = ["--data-dir", str(tmp_path / "data")], backend_env(tmp_path / "data")
     assert "created before migrations" in said(runner.invoke(app, ["db", "current", *data], env=env))
@@ -225,3 +234,48 @@ def test_the_migrations_ship_with_the_package() -> None:
     ids = [r.id for r in migrate.revisions()]
     assert ids[0] == migrate.BASELINE and ids[-1] == migrate.head()
     assert all(Path(r.path).name.startswith(r.id + "_") for r in migrate.revisions())
+
+
+def test_revision_0003_moves_free_text_reasons_into_the_customer_note(database_url: str) -> None:
+    """Handoffs stored when a customer's words could be the reason label come out of the upgrade labelled
+    `customer_request`, with the words as their note; real labels are kept."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, migrate.BASELINE)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(ConversationRow).values(
+                id="conv_r",
+                verified=False,
+                status="waiting_for_agent",
+                channel="web",
+                meta={},
+                created_at=now,
+                updated_at=now,
+                next_seq=0,
+            )
+        )
+        for hid, reason in [
+            ("ho_text", "URGENT!! give me a refund"),
+            ("ho_label", "low_confidence"),
+            ("ho_policy", "policy:legal"),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO handoffs (id, conversation_id, reason, status, summary, summary_source, created_at)"
+                    " VALUES (:id, 'conv_r', :reason, 'resolved', '{}', 'extractive', :at)"
+                ),
+                {"id": hid, "reason": reason, "at": now},
+            )
+    engine.dispose()
+    store = Store(database_url)
+    try:
+        with store.session() as s:
+            rows = {r.id: (r.reason, r.customer_note) for r in s.scalars(select(HandoffRow))}
+        assert rows == {
+            "ho_text": ("customer_request", "URGENT!! give me a refund"),
+            "ho_label": ("low_confidence", None),
+            "ho_policy": ("policy:legal", None),
+        }
+    finally:
+        store.close()
