@@ -199,11 +199,9 @@ class Answerer:
                     ok = judge(sentence)
                     if ok:
                         yield ("" if len(shown) == 1 else " ") + ok
-        except ModelSlowError as exc:  # the customer is not kept waiting: the best passage now, or a person
+        except ModelSlowError as exc:  # the customer is not kept waiting: the best passage now, or "I couldn't find"
             logger.info("answer model too slow (%s): quoting the best passage", exc)
             slow = True
-            if not hits:
-                raise
         if slow:
             buffer = ""
         if re.search(r"[.!?][\"')\]]*$", clean_sentence(buffer)):  # an unfinished last sentence is dropped
