@@ -11,13 +11,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models.chat_models import BaseChatModel
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import install_error_handlers
+from api.errors import SafeJSONResponse, install_error_handlers
 from api.limits import AbuseLimits
 from api.routes import (
     approved,
@@ -34,6 +37,8 @@ from api.routes import (
 )
 from api.schemas import ERROR_RESPONSES
 from api.security import load_keys
+from api.server import install_access_log_filter
+from assistant.models import utcnow
 from assistant.services import Services
 from assistant.settings import Settings, get_settings
 from evals.scorecard import QualityService, quality_service
@@ -44,13 +49,17 @@ VERSION = "0.1.0"
 
 
 async def _sweep_forever(services: Services) -> None:
-    """Every `sweep_interval_s`: give interrupted turns an outcome (`assistant.doctor`) and close idle
-    conversations (assumed resolved / abandoned)."""
+    """Every `sweep_interval_s`: give interrupted turns an outcome (`assistant.doctor`), forget expired
+    idempotency keys, and close idle conversations (assumed resolved / abandoned)."""
     telemetry = services.engine.telemetry
     while True:
         await asyncio.sleep(services.settings.telemetry.sweep_interval_s)
         try:
             await run_in_threadpool(services.check_consistency)
+            await run_in_threadpool(services.store.idempotency.purge)  # keys past their 24 h
+            retention = services.settings.privacy.payment_data_retention_days
+            if retention:  # typed payment data past its retention: only the masked text remains
+                await run_in_threadpool(services.store.messages.purge_originals, utcnow() - timedelta(days=retention))
             if telemetry is not None:
                 await run_in_threadpool(telemetry.sweep)
         except Exception:  # a locked database or a bug must not stop the sweeps
@@ -81,11 +90,32 @@ async def _score_forever(quality: QualityService, settings: Settings) -> None:
             logger.exception("background scoring failed")
 
 
+def _publish_models(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Add `models` (and the models they use) to the OpenAPI components: a route whose body it reads itself refers
+    to its model by `$ref`, which FastAPI does not publish on its own."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            published = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in published.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault(model.__name__, published)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, chat_model: BaseChatModel | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log_filter()  # no conversation ids or tokens in uvicorn's access log
         app.state.keys = load_keys(settings)
         app.state.services = await run_in_threadpool(Services.build, settings, chat_model)
         keys = app.state.keys
@@ -112,6 +142,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         summary="A retrieval-augmented support assistant with CX telemetry and human handoff.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        default_response_class=SafeJSONResponse,  # never fails on stored data (assistant.safety.payload)
     )
     app.add_middleware(AbuseLimits, settings=settings)  # inside CORS, so a 429 still carries CORS headers
     if settings.cors_origins:
@@ -119,11 +150,22 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Content-Type", "X-Widget-Key", "Authorization", "Accept"],
+            allow_headers=[
+                "Content-Type",
+                "X-Widget-Key",
+                "X-Conversation-Token",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "Authorization",
+                "Accept",
+            ],
+            expose_headers=["Retry-After", "Idempotent-Replayed"],
         )
     install_error_handlers(app)
-    for module in (health, cx, conversations, quality, handoffs, approved, insights, knowledge, customers, evals):
+    routers = (health, cx, conversations, quality, handoffs, approved, insights, knowledge, customers, evals)
+    for module in routers:
         app.include_router(module.router)
+    _publish_models(app, [m for module in routers for m in getattr(module, "OPENAPI_MODELS", ())])
     web.mount(app)  # the widget, the agent console, the CX dashboard, the demo page
 
     @app.get("/", include_in_schema=False)

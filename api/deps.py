@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from api.errors import ApiError
 from api.security import Keys, Role
+from assistant.models import Conversation
 from assistant.services import Services
 
 
@@ -76,3 +77,76 @@ AgentDep = Annotated[Role, Depends(require_role("agent"))]
 CxDep = Annotated[Role, Depends(require_role("cx"))]
 StaffDep = Annotated[Role, Depends(require_role("agent", "cx"))]
 AdminDep = Annotated[Role, Depends(require_role("admin"))]
+
+
+# -- a conversation, opened by its customer (widget key + its token) or by staff ----------------------------------
+
+TOKEN_HEADER = "X-Conversation-Token"
+
+
+def _open_conversation(services: Services, keys: Keys, conversation_id: str, token: str | None) -> Conversation:
+    """The conversation, for its customer's widget. A verified customer's conversation holds their profile and
+    orders: it opens only with its token (returned by `POST /v1/conversations`); an anonymous one with its id."""
+    conv = services.engine.conversation(conversation_id)  # 404 for an unknown id
+    if conv.verified and not keys.conversation_ok(conv.id, token):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this conversation belongs to a verified customer: send its {TOKEN_HEADER} header "
+            "(the token returned when it was created)",
+        )
+    return conv
+
+
+def customer_conversation(
+    conversation_id: str,
+    services: ServicesDep,
+    keys: KeysDep,
+    _: Annotated[None, Depends(require_widget)],
+    x_conversation_token: Annotated[
+        str | None, Header(description="the token POST /v1/conversations returned (verified customers)")
+    ] = None,
+) -> Conversation:
+    """The widget's own conversation, for its customer's writes (messages, handoff, feedback)."""
+    return _open_conversation(services, keys, conversation_id, x_conversation_token)
+
+
+def readable_conversation(
+    conversation_id: str,
+    services: ServicesDep,
+    keys: KeysDep,
+    role: ReaderDep,
+    x_conversation_token: Annotated[
+        str | None, Header(description="the token POST /v1/conversations returned (verified customers)")
+    ] = None,
+) -> Conversation:
+    """The conversation for a reader: staff (any bearer token) read every conversation; the widget its own."""
+    if role != "widget":
+        return services.engine.conversation(conversation_id)
+    return _open_conversation(services, keys, conversation_id, x_conversation_token)
+
+
+def streamed_conversation(
+    conversation_id: str,
+    services: ServicesDep,
+    keys: KeysDep,
+    role: ReaderDep,
+    x_conversation_token: Annotated[str | None, Header()] = None,
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="the conversation token, for a client that cannot set headers on a stream (EventSource); "
+            "the header wins when both are sent",
+        ),
+    ] = None,
+) -> Conversation:
+    """`readable_conversation` for `/events`, whose token may also come as `?token=`."""
+    if role != "widget":
+        return services.engine.conversation(conversation_id)
+    return _open_conversation(services, keys, conversation_id, x_conversation_token or token)
+
+
+CustomerConversationDep = Annotated[Conversation, Depends(customer_conversation)]
+ReadableConversationDep = Annotated[Conversation, Depends(readable_conversation)]
+StreamedConversationDep = Annotated[Conversation, Depends(streamed_conversation)]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.errors import AssistantError, StoreUnavailableError
+from assistant.safety import payload
 from knowledge.errors import (
     DocumentParseError,
     EmbeddingModelError,
@@ -52,6 +53,15 @@ _KNOWLEDGE = {
 }
 
 
+class SafeJSONResponse(JSONResponse):
+    """The app's JSON response (`default_response_class`, and every error): rendered through
+    `assistant.safety.payload.dumps`, so a value stored before the input validation existed (a lone surrogate,
+    NaN, a structure nested 500 deep) reaches the caller replaced, never as a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return payload.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 class ApiError(Exception):
     """An error raised by a route: shown to the caller with its status and code."""
 
@@ -65,7 +75,7 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    return SafeJSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:

@@ -48,6 +48,15 @@ class Keys:
     def customer_hash(self, customer_id: str) -> str:
         return identity.customer_hash(self.identity_secret, customer_id)
 
+    def conversation_token(self, conversation_id: str) -> str:
+        return identity.conversation_token(self.identity_secret, conversation_id)
+
+    def conversation_ok(self, conversation_id: str, token: str | None) -> bool:
+        """Does `token` open this conversation? (Constant time; bytes, as for `verify_customer`.)"""
+        if not token:
+            return False
+        return hmac.compare_digest(self.conversation_token(conversation_id).encode(), token.strip().encode())
+
     def verify_customer(self, customer_id: str | None, customer_hash: str | None) -> bool:
         if not customer_id or not customer_hash:
             return False

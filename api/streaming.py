@@ -4,23 +4,26 @@ model in its own thread) to an async SSE response."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from api.errors import error_body
-from assistant.models import DoneEvent, TurnEvent
+from assistant.models import CitationsEvent, DoneEvent, HandoffEvent, TokenEvent, Turn, TurnEvent
+from assistant.safety import payload
 
 logger = logging.getLogger(__name__)
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
 def sse(event: str, data: Any, id_: int | None = None) -> str:
     """One SSE event: `id:` (optional), `event:` and a one-line JSON `data:`."""
-    payload = data if isinstance(data, str) else json.dumps(data, default=str)
+    text = payload.clean_text(data) if isinstance(data, str) else payload.dumps(data)
     head = f"id: {id_}\n" if id_ is not None else ""
-    return f"{head}event: {event}\ndata: {payload}\n\n"
+    return f"{head}event: {event}\ndata: {text}\n\n"
 
 
 def turn_event(ev: TurnEvent) -> str:
@@ -60,3 +63,18 @@ async def turn_sse(events: Iterator[TurnEvent]) -> AsyncIterator[str]:
             yield sse("error", error_body(getattr(item, "code", "internal_error"), str(item)))
             return
         yield turn_event(item)
+
+
+async def replay_sse(turn: Turn) -> AsyncIterator[str]:
+    """A finished turn as the events its stream sent (the reply as one `token`), for a retried streamed request
+    (`Idempotency-Key`)."""
+    events: list[TurnEvent] = []
+    if turn.reply is not None:
+        events.append(TokenEvent(text=turn.reply.text))
+        if turn.reply.citations:
+            events.append(CitationsEvent(citations=turn.reply.citations))
+    if turn.handoff is not None:
+        events.append(HandoffEvent(handoff=turn.handoff))
+    events.append(DoneEvent(turn=turn))
+    for ev in events:
+        yield turn_event(ev)

@@ -64,6 +64,19 @@ class ModelUnavailableError(AssistantError):
     status = 503
 
 
+class ModelSlowError(ModelUnavailableError):
+    """The model did not start answering within its first-token deadline: the customer gets the best quote from
+    the help center at once (or a handoff when there is none), and the generation is cancelled."""
+
+    code = "model_slow"
+
+
+class ModelBusyError(ModelSlowError):
+    """The embedded model is answering other customers and did not come free in time: as a slow model."""
+
+    code = "model_busy"
+
+
 class InvalidRequestError(AssistantError):
     """The request is well-formed but asks for something impossible: 422 `invalid_request` with the reason."""
 

@@ -6,6 +6,7 @@ No LangChain message or Chroma dict ever travels between layers; they are conver
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,8 @@ __all__ = [
     "HandoffSummary",
     "Handoff",
     "HandoffPacket",
+    "HANDOFF_REASONS",
+    "is_handoff_reason",
     "Turn",
     "Feedback",
     "TurnRecord",
@@ -49,8 +52,28 @@ __all__ = [
 
 ConversationStatus = Literal["bot", "waiting_for_agent", "with_agent", "resolved", "abandoned"]
 Role = Literal["customer", "assistant", "agent", "system"]
-ReplyMode = Literal["generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing"]
+ReplyMode = Literal[
+    "generated", "extractive", "account", "approved", "declined", "error", "handoff", "closing", "greeting"
+]
 HandoffStatus = Literal["waiting", "claimed", "resolved"]
+
+# Why a conversation went to a person: a label from this fixed set, or `policy:<topic>` for a policy topic
+# (CXA_POLICY__RULES). Never the customer's own words: what they type asking for a person is the handoff's
+# `customer_note`. late_delivery and refund_overdue come from the customer's record (assistant.account).
+HANDOFF_REASONS: tuple[str, ...] = (
+    "customer_request",
+    "low_confidence",
+    "error",
+    "frustration",
+    "late_delivery",
+    "refund_overdue",
+)
+_POLICY_REASON = re.compile(r"^policy:[a-z0-9][a-z0-9_.-]{0,56}$")
+
+
+def is_handoff_reason(value: str) -> bool:
+    """Is `value` one of the handoff reason labels (`HANDOFF_REASONS` or `policy:<topic>`)?"""
+    return value in HANDOFF_REASONS or _POLICY_REASON.match(value) is not None
 
 
 def utcnow() -> datetime:
@@ -154,7 +177,7 @@ class HandoffSummary(BaseModel):
 class Handoff(BaseModel):
     id: str
     conversation_id: str
-    reason: str
+    reason: str = Field(description="a label: " + ", ".join(HANDOFF_REASONS) + " or policy:<topic>")
     confidence: float | None = None
     status: HandoffStatus = "waiting"
     summary: HandoffSummary
@@ -163,7 +186,15 @@ class Handoff(BaseModel):
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     resolved_at: datetime | None = None
-    note: str | None = None
+    note: str | None = Field(None, description="the agent's closing note")
+    customer_note: str | None = Field(None, description="what the customer wrote when asking for a person")
+
+    @field_validator("reason")
+    @classmethod
+    def _a_label(cls, v: str) -> str:
+        if not is_handoff_reason(v):
+            raise ValueError(f"not a handoff reason label: {v[:40]!r}")
+        return v
 
 
 class HandoffPacket(Handoff):
@@ -174,6 +205,9 @@ class HandoffPacket(Handoff):
     transcript: list[Message] = Field(default_factory=list)
     customer: CustomerProfile | None = Field(None, description="None for an anonymous (unverified) customer")
     customer_events: list[CustomerEvent] = Field(default_factory=list, description="newest first")
+    turns: list[TurnTrace] = Field(
+        default_factory=list, description="what the assistant did with each message (the console's turn trace)"
+    )
 
 
 class Turn(BaseModel):
@@ -335,6 +369,9 @@ class AnswerEvidence(BaseModel):
     used_history: bool = False
     answer_relevance: float = Field(0.0, description="similarity of the shown text to the question searched")
     generated_text: str = ""
+    fallback: str | None = Field(
+        None, description="why the model's answer was not used: model_slow (first-token deadline)"
+    )
 
 
 class AnswerResult(BaseModel):
@@ -513,6 +550,10 @@ class ReturnFacts(BaseModel):
     reason: str | None = None
     method: str | None = None
     kind: str = Field("return", description="return or exchange")
+    exchange_for: str | None = Field(None, description="the item an exchange sends instead")
+    replacement_shipped_at: datetime | None = None
+    replacement_tracking: str | None = None
+    replacement_delivered_at: datetime | None = None
 
 
 class RefundFacts(BaseModel):
@@ -540,6 +581,8 @@ class OrderFacts(BaseModel):
     payment_method: str | None = None
     delivery: str | None = Field(None, description="standard, express, two_person, click_and_collect, email, ...")
     delivery_fee: float | None = None
+    promo_code: str | None = None
+    discount: float | None = None
     state: DeliveryState = "processing"
     shipped_at: datetime | None = None
     carrier: str | None = None
@@ -840,3 +883,25 @@ class HandoffQualityReport(BaseModel):
     reasked_kinds: dict[str, int] = Field(default_factory=dict)
     by_reason: dict[str, dict[str, int]] = Field(default_factory=dict, description="reason -> handoffs, avoidable")
     items: list[HandoffQuality] = Field(default_factory=list, description="avoidable or re-asked first, newest first")
+
+
+class TurnTrace(BaseModel):
+    """A turn record as an agent reads it in the console: what was done, how sure, how long, which records were
+    read. Not the model's raw output or the sentences the guard refused (`TurnRecord.evidence`): those can hold
+    what an injection tried to get out, and stay in the turn record for the CX team's review."""
+
+    id: str
+    created_at: datetime
+    reply_mode: ReplyMode | None = None
+    confidence: float | None = None
+    action: Action | None = None
+    query: str | None = None
+    cited_chunk_ids: list[str] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    handoff_id: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, r: TurnRecord) -> TurnTrace:
+        return cls.model_validate(r.model_dump(include=set(cls.model_fields)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -16,6 +17,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from assistant import doctor
 from assistant.account.answer import AccountAnswerer
+from assistant.account.calling import ToolCallingPhraser
 from assistant.account.records import CustomerRecords
 from assistant.account.router import AccountRouter
 from assistant.approved.matcher import ApprovedMatcher, ApprovedSearch
@@ -29,6 +31,7 @@ from assistant.insights.drafts import GapDrafter
 from assistant.insights.gaps import KnowledgeGaps
 from assistant.insights.quality import HandoffReview
 from assistant.llm import ChatGateway
+from assistant.models import utcnow
 from assistant.prompts import instruction_texts
 from assistant.safety.guard import OutputGuard
 from assistant.settings import Settings
@@ -168,7 +171,7 @@ class Services:
             vectors,
             self.settings.approved,
             self.settings.answer.min_retrieval_score,
-            secrets=lambda: self.guard.secrets,
+            has_secret=self.guard.secrets.found_in,
         )
 
     @cached_property
@@ -218,7 +221,15 @@ class Services:
         )
 
     @classmethod
-    def build(cls, settings: Settings, chat_model: BaseChatModel | None = None, warm: bool = True) -> Services:
+    def build(
+        cls,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
+        warm: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Services:
+        """`clock`: "now" for answers that compare the customer's record with the time (benchmarks replaying a
+        fixed day set it; everything else keeps the real time)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store.from_settings(settings)
         webhook = handoff_webhook(settings, store)
@@ -246,7 +257,15 @@ class Services:
         words, history_tokens, transcript = settings.prompt_budget()
         guard = OutputGuard(settings.secret_values(), instruction_texts(settings.company_name))
         answerer = Answerer(
-            chat, index.embedder, settings.answer, settings.company_name, transcript, words, history_tokens, guard
+            chat,
+            index.embedder,
+            settings.answer,
+            settings.company_name,
+            transcript,
+            words,
+            history_tokens,
+            guard,
+            first_token_s=settings.embedded.first_token_s if settings.chat_provider == "embedded" else None,
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
@@ -266,9 +285,11 @@ class Services:
             settings,
             telemetry,
             observer,
-            account=account_answerer(settings, store, answerer.vectors),
+            account=account_answerer(settings, store, answerer.vectors, clock, chat, guard),
             approved=matcher if serving else None,
         )
+        if warm and engine.account is not None:
+            engine.account.router.warm()
         return cls(
             settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard, matcher=matcher
         )
@@ -308,10 +329,25 @@ def handoff_webhook(settings: Settings, store: Store) -> WebhookNotifier | None:
     return notifier
 
 
-def account_answerer(settings: Settings, store: Store, vectors: SentenceVectors) -> AccountAnswerer | None:
-    """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`."""
-    if not settings.account.enabled:
+def account_answerer(
+    settings: Settings,
+    store: Store,
+    vectors: SentenceVectors,
+    clock: Callable[[], datetime] = utcnow,
+    chat: ChatGateway | None = None,
+    guard: OutputGuard | None = None,
+) -> AccountAnswerer | None:
+    """Answers from the verified customer's record, or None when `CXA_ACCOUNT__ENABLED=false`; worded by the
+    configured model through function calling when `CXA_ACCOUNT__TOOL_CALLING` says so."""
+    a = settings.account
+    if not a.enabled:
         return None
     records = CustomerRecords(store)
-    router = AccountRouter(vectors, min_score=settings.account.min_score)
-    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, settings.account)
+    router = AccountRouter(vectors, min_score=a.min_score)
+    calling = a.tool_calling == "on" or (a.tool_calling == "auto" and settings.chat_provider == "openai")
+    phraser = None
+    if calling and chat is not None:
+        phraser = ToolCallingPhraser(
+            chat, vectors, guard or OutputGuard(), settings.company_name, settings.answer.min_sentence_support
+        )
+    return AccountAnswerer(lambda cid, conv: records.record(cid, conv), router, a, clock, phraser)

@@ -49,6 +49,24 @@ class EmbeddedModelSettings(BaseModel):
     max_tokens: int = Field(160, gt=0, description="longest answer, in tokens")
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature (0 = deterministic)")
     timeout_s: float = Field(60.0, gt=0, description="a generation running longer than this is abandoned")
+    first_token_s: float = Field(
+        4.0,
+        gt=0,
+        description="an answer whose first token takes longer (a busy CPU, a long prompt) is cancelled and the "
+        "customer gets the best help-center quote at once",
+    )
+    queue_wait_s: float = Field(
+        3.0,
+        ge=0,
+        description="how long a turn waits for the embedded model while it answers someone else before it falls "
+        "back the same way (no queue without bound)",
+    )
+    wait_policy: Literal["passive", "active"] = Field(
+        "passive",
+        description="OpenMP threads between work: passive sleeps (on a busy CPU spinning threads fight the other "
+        "programs for cores: first token 20 s -> 5 s with one of two cores busy), active spins (a few % faster "
+        "on an idle machine). Set before the OpenMP runtime starts (OMP_WAIT_POLICY)",
+    )
     answer_context: bool = Field(
         True,
         description="answers get a llama.cpp context of their own (~70 MB), so a handoff summary in between does "
@@ -232,8 +250,8 @@ class TopicSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
-    """Abuse limits on the /v1 API (on unless CXA_RATE_LIMITS=off). Counted per process: with several
-    workers each keeps its own buckets, so the limits of a deployment are these times the workers."""
+    """Abuse limits on the /v1 API (rate limits on unless CXA_RATE_LIMITS=off; see api/limits.py). Counted where
+    `storage_url` says: in each process (memory://), or for every worker and server together (redis://)."""
 
     ip_per_minute: int = Field(600, ge=1, description="requests per client address per minute, all /v1 routes")
     credential_per_minute: int = Field(
@@ -241,10 +259,47 @@ class LimitSettings(BaseModel):
     )
     turns_per_minute: int = Field(30, ge=1, description="customer messages (model turns) per client address per minute")
     burst_s: float = Field(
-        10.0, gt=0, description="a bucket holds this many seconds' worth of requests, so short bursts pass"
+        10.0, gt=0, description="a window holds this many seconds' worth of requests, so short bursts pass"
+    )
+    storage_url: str = Field(
+        "memory://",
+        description="where the rate-limit windows live: memory:// (each process counts alone: the limits of a "
+        "deployment are these times its workers) or redis://host:port/db (every worker and server counts together; "
+        "needs the `redis` package)",
     )
     max_body_bytes: int = Field(
         262_144, ge=1024, description="largest request body, except knowledge uploads (CXA_MAX_UPLOAD_BYTES)"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a request body not complete this long after its headers is refused (408)"
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, v: str) -> str:
+        if not v.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("use memory:// or a redis:// URL")
+        return v
+
+
+class ServerSettings(BaseModel):
+    """What `cxa serve` gives uvicorn, so that no client can hold the server's memory or connections: the most a
+    request's headers may take, how long they may take to arrive, and how many connections are served at once."""
+
+    max_header_bytes: int = Field(
+        32_768, ge=4096, description="largest request line + headers; more is refused (431) and the connection closed"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection whose request headers are not complete this long after it opened (or "
+        "after its previous response) is closed",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this long")
+    max_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="connections and requests a worker serves at once; beyond this, 503 (open SSE streams count)",
     )
 
 
@@ -291,6 +346,11 @@ class AccountSettings(BaseModel):
     enabled: bool = Field(True, description="answer account questions from the record (orders, refunds, membership)")
     min_score: float = Field(
         0.55, ge=0, le=1, description="similarity to a tool's example questions for a message to count as one"
+    )
+    tool_calling: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="a configured model calls the account tools and words the answer (auto = with "
+        "CXA_CHAT_PROVIDER=openai; the embedded model's answers come from templates)",
     )
 
     refund_days: dict[str, int] = Field(
@@ -376,6 +436,20 @@ class InsightsSettings(BaseModel):
     )
 
 
+class PrivacySettings(BaseModel):
+    """Payment data and credentials a customer types (card numbers, IBANs, one-time codes, PINs, CVVs, passwords;
+    see assistant/safety/redact.py `mask_payment_data`): masked before they are stored as the message, so no prompt,
+    `llm_calls` row, handoff summary, agent view or export ever holds them."""
+
+    payment_data_retention_days: int = Field(
+        0,
+        ge=0,
+        description="days a customer message that held payment data keeps its text as typed (messages.original_text,"
+        " for an audit or a dispute; read only by SQL, never served), then only the masked text remains "
+        "(the background sweep); 0 = never stored as typed",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CXA_",
@@ -456,6 +530,8 @@ class Settings(BaseSettings):
         "on", description="per-address and per-credential rate limits (429 with Retry-After); off for load runs"
     )
     limits: LimitSettings = LimitSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    server: ServerSettings = ServerSettings()
     handoff_webhook_url: str | None = Field(
         None, description="POST every new handoff packet here (an external helpdesk); None = no webhook"
     )

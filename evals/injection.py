@@ -188,6 +188,7 @@ class InjectionRunner:
         self._admin = {"Authorization": f"Bearer {creds.admin_token}"}
         self._agent = {"Authorization": f"Bearer {creds.agent_token}"}
         self._widget = {"X-Widget-Key": creds.widget_key}
+        self._tokens: dict[str, str] = {}  # conversation id -> its X-Conversation-Token
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -254,7 +255,13 @@ class InjectionRunner:
             body["customer_id"] = customer_id
             if verified:
                 body["customer_hash"] = self._hash(customer_id)
-        return str(_ok(self.client.post("/v1/conversations", json=body, headers=self._widget), 201)["id"])
+        conv = _ok(self.client.post("/v1/conversations", json=body, headers=self._widget), 201)
+        self._tokens[conv["id"]] = conv["token"]
+        return str(conv["id"])
+
+    def _as_customer(self, conversation_id: str) -> dict[str, str]:
+        """The widget key and the conversation's token (`X-Conversation-Token`)."""
+        return {**self._widget, "X-Conversation-Token": self._tokens.get(conversation_id, "")}
 
     def _hash(self, customer_id: str) -> str:
         return customer_hash(self.creds.identity_secret, customer_id)
@@ -277,11 +284,13 @@ class InjectionRunner:
         if not handoff:
             handoff = _ok(
                 self.client.post(
-                    f"/v1/conversations/{conv}/handoff", json={"reason": "customer_request"}, headers=self._widget
+                    f"/v1/conversations/{conv}/handoff",
+                    json={"reason": "customer_request"},
+                    headers=self._as_customer(conv),
                 ),
                 200,
             )["handoff"]
-        messages = _ok(self.client.get(f"/v1/conversations/{conv}", headers=self._widget), 200)["messages"]
+        messages = _ok(self.client.get(f"/v1/conversations/{conv}", headers=self._as_customer(conv)), 200)["messages"]
         customer_said = [_norm(m["text"]) for m in messages if m["role"] == "customer"]
         for m in messages:
             if m["role"] != "customer":
@@ -311,7 +320,7 @@ class InjectionRunner:
         r = self.client.post(
             f"/v1/conversations/{conversation_id}/messages",
             json={"text": text},
-            headers={**self._widget, "Accept": "text/event-stream"},
+            headers={**self._as_customer(conversation_id), "Accept": "text/event-stream"},
         )
         if r.status_code != 200:
             raise RuntimeError(f"turn failed: {r.status_code} {r.text[:300]}")

@@ -89,7 +89,9 @@ class LoopDay(Day):
         body: dict[str, Any] = {"channel": channel, "metadata": self.metadata}
         if customer_id:
             body |= {"customer_id": customer_id, "customer_hash": self.creds.customer_hash(customer_id)}
-        return str(self._ok(self.client.post("/v1/conversations", json=body, headers=self.widget))["id"])
+        conv = self._ok(self.client.post("/v1/conversations", json=body, headers=self.widget))
+        self.tokens[conv["id"]] = conv["token"]
+        return str(conv["id"])
 
     def gap_conversation(self, gap: GapPool, question: str, reask: bool) -> GapConversation:
         cid = self.start()

@@ -5,11 +5,13 @@
 | retrieval | doc2dial dev recall@5 and MRR (first N turns with --limit) | all 1,687 turns |
 | handoff | CLINC150 OOS detection + doc2dial removed-document handoffs | 500 in-scope + all 100 OOS; 500 turns |
 | topics | BANKING77 5-fold accuracy and macro-F1 | all 10,003 queries |
-| approved | approved-answer matching on BANKING77 + CLINC150 paraphrases: precision, recall | all queries, 3 rounds |
+| account | sample customers' account questions: fact accuracy, leaks, routing | all 69 cases |
 | summaries | TweetSumm ROUGE-L of handoff summaries (chat model) | first 30 dialogues |
 | answers | doc2dial turns through the engine: token-F1, groundedness (chat model) | 60 sampled turns |
 | regression | labelled cases replayed through the engine | all cases |
 | customers | simulated customers through the HTTP API, pass^k (chat model) | all scenarios, k=2 |
+| guard | prompt injection: output-guard block rate (held-out attacks), false positives (doc2dial) | all 40; all 1,687 |
+| approved | approved-answer matching on BANKING77 + CLINC150 paraphrases: precision, recall | all queries, 3 rounds |
 | loop | injected knowledge gaps found, drafts approved, handoffs on them a day later (fake model) | 8 per gap and day |
 
 Which figures a benchmark puts up for comparison, with their direction, kind and sample, is its result
@@ -90,6 +92,22 @@ class TopicsRunner:
 
 
 @dataclass
+class AccountRunner:
+    name: str = "account"
+    description: str = "sample customers: facts from the record, leaks, routing, latency (no chat model)"
+    default_limit: int | None = None
+    model_bound: bool = False
+
+    def run(
+        self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
+    ) -> BenchmarkResult:
+        from evals.bench.account import run_account
+
+        r = run_account(settings, limit=limit, progress=progress)
+        return BenchmarkResult.of(r.suite_metrics(), n=r.cases, details=r.model_dump())
+
+
+@dataclass
 class ApprovedRunner:
     name: str = "approved"
     description: str = "approved-answer matching on BANKING77 and CLINC150 paraphrases: precision and recall"
@@ -103,6 +121,28 @@ class ApprovedRunner:
 
         r = run_approved(settings, data, limit=limit, seed=seed, progress=progress)
         return BenchmarkResult.of(r.suite_metrics(), n=r.queries, details=r.model_dump())
+
+
+@dataclass
+class LoopRunner:
+    name: str = "loop"
+    description: str = "the loop: injected knowledge gaps found, their drafts approved, their handoffs a day later"
+    default_limit: int | None = 8
+    model_bound: bool = False
+    client: ClientFactory | None = None  # a fresh in-process server (the loop writes approved answers)
+
+    def run(
+        self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
+    ) -> BenchmarkResult:
+        from evals.loop import run_loop
+
+        if self.client is None:
+            raise RuntimeError("the loop benchmark needs an in-process server")
+        with self.client(settings) as (client, creds):
+            r = run_loop(client, creds, per_gap=limit or 8, seed=seed, progress=progress)
+        return BenchmarkResult.of(
+            r.suite_metrics(), n=r.day1_gap_conversations + r.day2_gap_conversations, details=r.model_dump()
+        )
 
 
 @dataclass
@@ -177,25 +217,22 @@ class CustomersRunner:
 
 
 @dataclass
-class LoopRunner:
-    name: str = "loop"
-    description: str = "the loop: injected knowledge gaps found, their drafts approved, their handoffs a day later"
-    default_limit: int | None = 8
+class GuardRunner:
+    name: str = "guard"
+    description: str = (
+        "prompt injection: the output guard's block rate on held-out attacks (evals/attacks/heldout.jsonl) and its "
+        "false positives on doc2dial dev gold answers"
+    )
+    default_limit: int | None = None
     model_bound: bool = False
-    client: ClientFactory | None = None  # a fresh in-process server (the loop writes approved answers)
 
     def run(
         self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
     ) -> BenchmarkResult:
-        from evals.loop import run_loop
+        from evals.bench.guard import run_guard
 
-        if self.client is None:
-            raise RuntimeError("the loop benchmark needs an in-process server")
-        with self.client(settings) as (client, creds):
-            r = run_loop(client, creds, per_gap=limit or 8, seed=seed, progress=progress)
-        return BenchmarkResult.of(
-            r.suite_metrics(), n=r.day1_gap_conversations + r.day2_gap_conversations, details=r.model_dump()
-        )
+        r = run_guard(data, limit=limit, progress=progress)
+        return BenchmarkResult.of(r.suite_metrics(), n=r.attacks + r.answers, details=r.model_dump())
 
 
 def customers_result(r: CustomersResult) -> BenchmarkResult:
@@ -211,7 +248,19 @@ def _failed(r: CustomersResult) -> list[dict[str, object]]:
     ][:20]
 
 
-ORDER = ("retrieval", "handoff", "topics", "approved", "loop", "summaries", "answers", "regression", "customers")
+ORDER = (
+    "retrieval",
+    "handoff",
+    "topics",
+    "account",
+    "guard",
+    "approved",
+    "loop",
+    "summaries",
+    "answers",
+    "regression",
+    "customers",
+)
 
 
 def registry(
@@ -225,6 +274,8 @@ def registry(
         RetrievalRunner(),
         HandoffRunner(),
         TopicsRunner(),
+        AccountRunner(),
+        GuardRunner(),
         ApprovedRunner(),
         LoopRunner(client=loop_client),
         SummariesRunner(),

@@ -122,6 +122,7 @@ class Day:
         self.agent = {"Authorization": f"Bearer {creds.agent_token}"}
         self.cx = {"Authorization": f"Bearer {creds.cx_token}"}
         self.widget = {"X-Widget-Key": creds.widget_key}
+        self.tokens: dict[str, str] = {}  # conversation id -> its X-Conversation-Token
 
     # -- API calls --------------------------------------------------------------------------------------
 
@@ -134,10 +135,17 @@ class Day:
         body: dict[str, Any] = {"channel": channel}
         if customer_id:
             body |= {"customer_id": customer_id, "customer_hash": self.creds.customer_hash(customer_id)}
-        return str(self._ok(self.client.post("/v1/conversations", json=body, headers=self.widget))["id"])
+        conv = self._ok(self.client.post("/v1/conversations", json=body, headers=self.widget))
+        self.tokens[conv["id"]] = conv["token"]
+        return str(conv["id"])
+
+    def customer(self, cid: str) -> dict[str, str]:
+        """The customer's headers for conversation `cid`: the widget key and the conversation's token."""
+        return {**self.widget, "X-Conversation-Token": self.tokens.get(cid, "")}
 
     def say(self, cid: str, text: str) -> dict[str, Any]:
-        turn = self._ok(self.client.post(f"/v1/conversations/{cid}/messages", json={"text": text}, headers=self.widget))
+        path = f"/v1/conversations/{cid}/messages"
+        turn = self._ok(self.client.post(path, json={"text": text}, headers=self.customer(cid)))
         self.turns += 1
         timings = turn.get("timings_ms") or {}
         if "signals" in timings:
@@ -147,10 +155,11 @@ class Day:
         return turn
 
     def ask_for_person(self, cid: str) -> dict[str, Any]:
-        return self._ok(self.client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=self.widget))["handoff"]
+        r = self.client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=self.customer(cid))
+        return self._ok(r)["handoff"]  # type: ignore[no-any-return]
 
     def open_handoff(self, cid: str) -> dict[str, Any]:
-        conv = self._ok(self.client.get(f"/v1/conversations/{cid}", headers=self.widget))
+        conv = self._ok(self.client.get(f"/v1/conversations/{cid}", headers=self.customer(cid)))
         if conv.get("handoff") is None:
             return self.ask_for_person(cid)
         return conv["handoff"]  # type: ignore[no-any-return]
@@ -163,7 +172,7 @@ class Day:
         self._ok(self.client.post(f"/v1/handoffs/{hid}/resolve", json={"resolved": resolved}, headers=self.agent))
 
     def feedback(self, cid: str, **body: Any) -> None:
-        self._ok(self.client.post(f"/v1/conversations/{cid}/feedback", json=body, headers=self.widget))
+        self._ok(self.client.post(f"/v1/conversations/{cid}/feedback", json=body, headers=self.customer(cid)))
 
     # -- the scripts --------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.samples import load_customers
+from assistant.samples import SAMPLE_CUSTOMERS, load_customers
 from assistant.services import build_index
 from assistant.settings import Settings
 from assistant.store.repo import Store
@@ -36,7 +36,11 @@ def scratch_settings(settings: Settings, work_dir: Path, collection: str, **over
 
 
 def helpcenter_workspace(
-    settings: Settings, work_dir: Path, customers: bool = True, collection: str = HELPCENTER_COLLECTION
+    settings: Settings,
+    work_dir: Path,
+    customers: bool = True,
+    collection: str = HELPCENTER_COLLECTION,
+    customers_path: Path = SAMPLE_CUSTOMERS,
 ) -> Settings:
     """Settings for a fresh data dir holding the sample help center (Larkspur Home, 34 articles; ingested
     incrementally into `bench_helpcenter`) and, with `customers`, the sample customers."""
@@ -47,7 +51,7 @@ def helpcenter_workspace(
     if customers:
         store = Store(s.sqlalchemy_url)
         try:
-            load_customers(store)
+            load_customers(store, customers_path)
         finally:
             store.close()
     return s

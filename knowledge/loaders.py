@@ -2,10 +2,12 @@
 
 Every loader normalises the text to Markdown-style headings so that one chunker serves all
 formats, and drops what a reader of the page never sees but a model would read (a classic hiding
-place for prompt injection): HTML comments, hidden HTML elements (`hidden`, `aria-hidden`,
-`display:none`, `visibility:hidden`, zero font size) and invisible characters (zero-width, bidi
-controls, Unicode tag characters). A folder's `source_id`s are the files' paths relative to the folder, without suffix,
-so moving the folder elsewhere keeps the ids (and the index) stable.
+place for prompt injection): HTML comments, hidden HTML elements (see `hidden_element`: the `hidden` and
+`aria-hidden` attributes, `display:none`, `visibility:hidden`, zero opacity or font size, zero height or width with
+the overflow hidden, off-screen positions and indents, clipping to nothing, zero scale, transparent text, the usual
+screen-reader-only classes) and invisible characters (zero-width, bidi controls, Unicode tag characters). A
+folder's `source_id`s are the files' paths relative to the folder, without suffix, so moving the folder elsewhere
+keeps the ids (and the index) stable.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 from pydantic import ValidationError
 
 from knowledge.errors import DocumentParseError, UnsupportedDocumentError
@@ -31,7 +33,61 @@ _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])", re.I)
+_ZERO = re.compile(r"^-?0*\.?0*(?:px|em|rem|%|pt|vh|vw|ch|ex)?$")
+_FAR = re.compile(r"^-\d{3,}(?:\.\d+)?(?:px|pt)?$|^-\d{2,}(?:\.\d+)?(?:em|rem|vw|vh|%)$")
+_CLIPPED = re.compile(
+    r"rect\(\s*0[a-z]*[\s,]+0[a-z]*[\s,]+0[a-z]*[\s,]+0[a-z]*\s*\)|rect\(\s*1px[\s,]+1px[\s,]+1px[\s,]+1px\s*\)"
+    r"|inset\(\s*(?:50|100)%|circle\(\s*0|ellipse\(\s*0|polygon\(\s*0\S*\s+0\S*\s*\)",
+    re.I,
+)
+_SCALED_AWAY = re.compile(r"scale[xy]?\(\s*0(?:\.0*)?\s*[,)]|translate[xy]?\(\s*-\d{4,}", re.I)
+# Screen-reader-only text is never on screen. (A plain `hidden` class is not here: a page's script often shows such
+# an element, an accordion's answer, and a stylesheet's meaning of it cannot be known without the stylesheet.)
+_HIDDEN_CLASSES = frozenset({"sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"})
+
+
+def _declarations(style: str) -> dict[str, str]:
+    out = {}
+    for part in style.split(";"):
+        name, sep, value = part.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.replace("!important", "").strip().lower()
+    return out
+
+
+def hidden_element(el: Tag) -> bool:
+    """Is the element invisible to a reader of the page (so its text is not indexed)? Judged from its attributes and
+    inline style only: a stylesheet's rules are not applied."""
+    if el.has_attr("hidden") or str(el.get("aria-hidden", "")).lower() == "true":
+        return True
+    if el.name == "input" and str(el.get("type", "")).lower() == "hidden":
+        return True
+    classes = el.get("class") or []
+    if any(str(c).lower() in _HIDDEN_CLASSES for c in (classes if isinstance(classes, list) else [classes])):
+        return True
+    css = _declarations(str(el.get("style", "")))
+    if not css:
+        return False
+    if css.get("display") == "none" or css.get("visibility") in ("hidden", "collapse"):
+        return True
+    for name in ("opacity", "font-size"):
+        if name in css and _ZERO.match(css[name].replace(" ", "")):
+            return True
+    overflow_hidden = any(css.get(n) in ("hidden", "clip") for n in ("overflow", "overflow-y", "overflow-x"))
+    for name in ("height", "max-height", "width", "max-width"):
+        if overflow_hidden and name in css and _ZERO.match(css[name]):
+            return True
+    if css.get("position") in ("absolute", "fixed") and any(
+        _FAR.match(css.get(n, "")) for n in ("left", "top", "right", "bottom")
+    ):
+        return True
+    if _FAR.match(css.get("text-indent", "")) or _FAR.match(css.get("margin-left", "")):
+        return True
+    if _CLIPPED.search(css.get("clip", "")) or _CLIPPED.search(css.get("clip-path", "")):
+        return True
+    if _SCALED_AWAY.search(css.get("transform", "")):
+        return True
+    return css.get("color") == "transparent"
 
 
 def visible_text(text: str) -> str:
@@ -95,13 +151,7 @@ def load_html(raw: str, source_id: str) -> Document:
     soup = BeautifulSoup(_INVISIBLE.sub("", raw), "html.parser")
     for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "template"]):
         tag.decompose()
-    hidden = [
-        el
-        for el in soup.find_all(True)
-        if el.has_attr("hidden")
-        or str(el.get("aria-hidden", "")).lower() == "true"
-        or _HIDDEN_STYLE.search(str(el.get("style", "")))
-    ]
+    hidden = [el for el in soup.find_all(True) if hidden_element(el)]
     for el in hidden:
         if not el.decomposed:
             el.decompose()

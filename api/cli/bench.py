@@ -23,6 +23,7 @@ from api.cli.common import (
     fail,
     load_settings,
     metrics_table,
+    parse_time,
     progress_bars,
     stage_progress,
     write_figures,
@@ -130,6 +131,34 @@ def bench_summaries(
     settings, result = run_bench(data_dir, data, lambda st, path, progress: run_summaries(st, path, limit, progress))
     metrics_table(result.benchmark, result.summary_rows())
     write_figures(settings, "summaries", result.model_dump(), out)
+
+
+@app.command("account")
+def bench_account(
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N cases")] = None,
+    cases: Annotated[Path | None, typer.Option(help="cases (JSONL); default evals/account/cases.jsonl")] = None,
+    customers: Annotated[
+        Path | None, typer.Option(help="the customers they are about (customers.json format); default the samples")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="'now' for the record, ISO-8601 (default 2026-11-26T12:00Z)")
+    ] = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Account answers on the sample customers (evals/account/cases.jsonl): facts from the record, leaks of other
+    customers' data, routing, clarifications and latency, "now" fixed at the day the samples describe."""
+    from assistant.samples import SAMPLE_CUSTOMERS
+    from evals.bench.account import AS_OF, CASES, run_account
+
+    now = parse_time(as_of, "as-of") or AS_OF
+    settings, result = run_bench(
+        data_dir,
+        None,
+        lambda st, path, progress: run_account(st, cases or CASES, limit, progress, now, customers or SAMPLE_CUSTOMERS),
+    )
+    metrics_table(result.benchmark, result.summary_rows())
+    write_figures(settings, "account", result.model_dump(mode="json"), out)
 
 
 @app.command("topics")

@@ -286,7 +286,8 @@ def eval_bench(
     only: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated: retrieval,handoff,topics,approved,loop,summaries,answers,regression,customers"
+            help="comma-separated: retrieval,handoff,topics,account,guard,approved,loop,summaries,answers,regression,"
+            "customers"
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="items per benchmark (default: each one's own)")] = None,

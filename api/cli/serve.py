@@ -13,30 +13,59 @@ from api.cli.ingest import load_samples
 from assistant.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MIN_SECRET_CHARS = 16  # beyond loopback, a configured credential shorter than this is refused
+_CREDENTIALS = (
+    ("widget_key", "X-Widget-Key:", "CXA_WIDGET_KEY"),
+    ("agent_token", "agent token: ", "CXA_AGENT_TOKEN"),
+    ("cx_token", "cx token:    ", "CXA_CX_TOKEN"),
+    ("admin_token", "admin token: ", "CXA_ADMIN_TOKEN"),
+)
+_SECRETS = (*((name, env) for name, _, env in _CREDENTIALS), ("identity_secret", "CXA_IDENTITY_SECRET"))
 
 
 def print_keys(settings: Settings, host: str, port: int) -> None:
-    """Where the server listens and the credentials to call it with."""
+    """Where the server listens and the credentials to call it with: the generated ones (kept in keys.json), never
+    a configured one (whoever configured it has it; a terminal or a log is no place for it)."""
     from api.security import load_keys
 
     keys = load_keys(settings)
-    console.print(f"[bold]cx-assistant[/] on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    where = f"http://{host}:{port}" if port else f"http://{host} (port chosen at start: see 'Uvicorn running on')"
+    console.print(f"[bold]cx-assistant[/] on {where}  (API docs: {where if port else ''}/docs)")
     console.print(f"data dir: {settings.data_dir}")
-    if keys.generated or keys.path:
+    kept = [(label, getattr(keys, name)) for name, label, _ in _CREDENTIALS if getattr(settings, name) is None]
+    configured = [env for name, _, env in _CREDENTIALS if getattr(settings, name) is not None]
+    if kept:
         console.print(f"credentials (kept in {keys.path}; set CXA_* variables to choose your own):")
-        console.print(f"  X-Widget-Key: {keys.widget_key}")
-        console.print(f"  agent token:  {keys.agent_token}")
-        console.print(f"  cx token:     {keys.cx_token}")
-        console.print(f"  admin token:  {keys.admin_token}")
+        for label, value in kept:
+            console.print(f"  {label} {value}")
+    if configured:
+        console.print(f"configured credentials (not shown): {', '.join(configured)}")
+
+
+def short_secrets(settings: Settings) -> list[str]:
+    """The configured credentials shorter than `MIN_SECRET_CHARS` (refused beyond loopback)."""
+    values = {env: v.get_secret_value() for name, env in _SECRETS if (v := getattr(settings, name)) is not None}
+    if settings.handoff_webhook_secret is not None:
+        values["CXA_HANDOFF_WEBHOOK_SECRET"] = settings.handoff_webhook_secret.get_secret_value()
+    return [env for env, value in values.items() if len(value) < MIN_SECRET_CHARS]
 
 
 def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from api.server import uvicorn_options
+
     if host not in LOOPBACK:
         if settings.web.demo_page:
             # the demo page computes identity hashes for anyone who asks: never beyond this machine
             fail("CXA_WEB__DEMO_PAGE hands out customer identity hashes: serve it on 127.0.0.1 only", 2)
+        short = short_secrets(settings)
+        if short:
+            fail(
+                f"{', '.join(short)}: at least {MIN_SECRET_CHARS} characters to listen beyond loopback "
+                "(or leave them unset to have long ones generated)",
+                2,
+            )
         console.print("[yellow]listening beyond loopback: keep the printed credentials secret[/]")
     print_keys(settings, host, port)
     # Workers are separate processes that build their settings from the environment.
@@ -49,12 +78,13 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
+        **uvicorn_options(settings),  # header size cap and deadline, keep-alive, concurrency (api/server.py)
     )
 
 
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    port: Annotated[int, typer.Option(min=0, help="port; 0 = one the system picks (logged at start)")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
     data_dir: DataDir = None,
 ) -> None:

@@ -4,22 +4,43 @@ ask for a person, rate it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import KeysDep, ReaderDep, ServicesDep, WidgetDep
+from api.deps import (
+    CustomerConversationDep,
+    KeysDep,
+    ReadableConversationDep,
+    ServicesDep,
+    StreamedConversationDep,
+    WidgetDep,
+)
 from api.errors import ApiError
+from api.idempotency import IdempotencyKey, checked_key, claim, fingerprint, replay, run_once
 from api.schemas import TextIn
-from api.streaming import sse, turn_sse
-from assistant.models import Conversation, ConversationView, Feedback, Handoff, Message, QueueInfo, SignalEvent, Turn
+from api.streaming import SSE_HEADERS, replay_sse, sse, turn_sse
+from assistant.models import (
+    HANDOFF_REASONS,
+    Conversation,
+    ConversationView,
+    DoneEvent,
+    Feedback,
+    Handoff,
+    Message,
+    QueueInfo,
+    SignalEvent,
+    Turn,
+    TurnEvent,
+)
+from assistant.safety import payload
+from assistant.services import Services
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -29,14 +50,9 @@ class ConversationIn(BaseModel):
     customer_id: str | None = Field(None, min_length=1, max_length=200)
     customer_hash: str | None = Field(None, max_length=128)
     channel: Literal["web", "mobile", "email", "chat", "api"] = "web"
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(v, default=str)) > 4000:
-            raise ValueError("metadata must be under 4000 characters of JSON")
-        return v
+    metadata: Annotated[dict[str, Any], AfterValidator(payload.free_json(max_bytes=4000))] = Field(
+        default_factory=dict, description="free-form JSON: at most 4000 bytes, 8 levels deep, valid Unicode"
+    )
 
 
 class ConversationOut(BaseModel):
@@ -93,11 +109,26 @@ class HandoffOut(QueueInfo):
     status: str
 
 
-@router.post("", status_code=201, response_model=ConversationOut)
-def create_conversation(body: ConversationIn, services: ServicesDep, keys: KeysDep, _: WidgetDep) -> ConversationOut:
-    verified = keys.verify_customer(body.customer_id, body.customer_hash)
-    conv = services.engine.start_conversation(body.customer_id, verified, body.channel, body.metadata)
-    return ConversationOut.of(conv)
+class CreatedConversationOut(ConversationOut):
+    token: str = Field(
+        description="opens this conversation: send it as X-Conversation-Token on every later call (required for "
+        "a verified customer's conversation; ?token= on the /events stream for a client that cannot set headers)"
+    )
+
+
+@router.post("", status_code=201, response_model=CreatedConversationOut)
+def create_conversation(
+    body: ConversationIn, services: ServicesDep, keys: KeysDep, _: WidgetDep, idempotency_key: IdempotencyKey = None
+) -> Any:
+    def create() -> CreatedConversationOut:
+        verified = keys.verify_customer(body.customer_id, body.customer_hash)
+        conv = services.engine.start_conversation(body.customer_id, verified, body.channel, body.metadata)
+        return CreatedConversationOut(**ConversationOut.of(conv).model_dump(), token=keys.conversation_token(conv.id))
+
+    def restore(stored: dict[str, Any]) -> dict[str, Any]:
+        return {**stored, "token": keys.conversation_token(str(stored["id"]))}
+
+    return run_once(services, idempotency_key, "conversations", fingerprint(body.model_dump()), 201, create, restore)
 
 
 @router.post(
@@ -106,44 +137,73 @@ def create_conversation(body: ConversationIn, services: ServicesDep, keys: KeysD
     responses={200: {"content": {"text/event-stream": {}}, "description": "the Turn, or its events as SSE"}},
 )
 async def post_message(
-    conversation_id: str,
+    conversation: CustomerConversationDep,
     body: MessageIn,
     services: ServicesDep,
-    _: WidgetDep,
     accept: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Any:
     engine = services.engine
     if body.text and len(body.text) > services.settings.max_message_chars:
         raise ApiError(422, "invalid_request", f"text: at most {services.settings.max_message_chars} characters")
+    stream = bool(accept and "text/event-stream" in accept)
+    key, scope = checked_key(idempotency_key), f"messages:{conversation.id}"
+    if key is not None:
+        found = await run_in_threadpool(claim, services, scope, key, fingerprint(body.text))
+        if found.state == "done":
+            if stream:
+                return StreamingResponse(
+                    replay_sse(Turn.model_validate(found.body)), media_type="text/event-stream", headers=SSE_HEADERS
+                )
+            return replay(found)
     # An unknown conversation is a 404 before the stream starts (a stream cannot change its status afterwards):
     # `stream_turn` reads the conversation, and raises, before it returns the events.
-    if accept and "text/event-stream" in accept:
-        # The message is stored before the 200 goes out: a locked database is still a 503, not an SSE error.
-        events = await run_in_threadpool(engine.stream_turn, conversation_id, body.text)
-        return StreamingResponse(
-            turn_sse(events),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return await run_in_threadpool(engine.run_turn, conversation_id, body.text)
+    try:
+        if stream:
+            # The message is stored before the 200 goes out: a locked database is still a 503, not an SSE error.
+            events = await run_in_threadpool(engine.stream_turn, conversation.id, body.text)
+            if key is not None:
+                events = _remembered(events, services, scope, key)
+            return StreamingResponse(turn_sse(events), media_type="text/event-stream", headers=SSE_HEADERS)
+        turn = await run_in_threadpool(engine.run_turn, conversation.id, body.text)
+    except BaseException:
+        if key is not None:
+            await run_in_threadpool(services.store.idempotency.release, scope, key)
+        raise
+    if key is not None:
+        await run_in_threadpool(services.store.idempotency.complete, scope, key, 200, turn.model_dump(mode="json"))
+    return turn
+
+
+def _remembered(events: Iterator[TurnEvent], services: Services, scope: str, key: str) -> Iterator[TurnEvent]:
+    """A streamed turn's events, its finished Turn kept under the idempotency key (released if the turn fails)."""
+    try:
+        for ev in events:
+            if isinstance(ev, DoneEvent):
+                services.store.idempotency.complete(scope, key, 200, ev.turn.model_dump(mode="json"))
+            yield ev
+    except BaseException:
+        services.store.idempotency.release(scope, key)
+        raise
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
-def get_conversation(conversation_id: str, services: ServicesDep, _: ReaderDep) -> TranscriptOut:
-    """The transcript, for the customer's widget (widget key) or staff (agent, cx or admin token)."""
-    return TranscriptOut.of(services.engine.view(conversation_id))
+def get_conversation(conversation: ReadableConversationDep, services: ServicesDep) -> TranscriptOut:
+    """The transcript, for the customer's widget (widget key, and the conversation's token when the customer is
+    verified) or staff (agent, cx or admin token)."""
+    return TranscriptOut.of(services.engine.view(conversation.id))
 
 
 PING_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+MAX_SEQ = 2**31 - 1  # message numbers are 32-bit integers in the database: a larger cursor cannot be bound
 
 
 @router.get("/{conversation_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
 async def conversation_events(
-    conversation_id: str,
+    conversation: StreamedConversationDep,
     request: Request,
     services: ServicesDep,
-    _: ReaderDep,
-    after: Annotated[int, Query(ge=0, description="only messages after this sequence number")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="only messages after this sequence number")] = 0,
     poll_s: Annotated[
         float | None,
         Query(ge=0.2, le=60, description="read the database at least this often; default CXA_LIVE__POLL_S"),
@@ -161,8 +221,11 @@ async def conversation_events(
     Resume: a reconnecting EventSource sends `Last-Event-ID`, and the stream continues after that
     message (as `?after=` does); nothing is sent twice or missed. The stream ends after `max_s` seconds
     (EventSource reconnects by itself, resuming the same way), so an idle connection is never held
-    forever; a `: ping` comment every 15 s keeps proxies from cutting a quiet one earlier."""
-    await run_in_threadpool(services.engine.conversation, conversation_id)
+    forever; a `: ping` comment every 15 s keeps proxies from cutting a quiet one earlier.
+
+    A verified customer's widget sends the conversation's token as `X-Conversation-Token`, or as `?token=` where
+    the client cannot set headers (EventSource)."""
+    conversation_id = conversation.id
     start_after = max(after, _seq_of(last_event_id))
     bus = services.store.live
     poll = poll_s or services.settings.live.poll_interval(bus.crosses_processes)
@@ -199,32 +262,56 @@ async def conversation_events(
                     next_ping = now + PING_S
                     yield ": ping\n\n"
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def _seq_of(last_event_id: str | None) -> int:
-    """The sequence number in a Last-Event-ID header (ours are plain integers; anything else is ignored)."""
-    try:
-        return max(0, int((last_event_id or "0").strip()))
-    except ValueError:
+    """The sequence number in a Last-Event-ID header (ours are plain integers, at most `MAX_SEQ`; anything else,
+    a huge number included, is ignored: the stream starts from `after`)."""
+    value = (last_event_id or "").strip()
+    if not value.isdigit() or len(value) > 10:
         return 0
+    seq = int(value)
+    return seq if seq <= MAX_SEQ else 0
 
 
 @router.post("/{conversation_id}/handoff", response_model=HandoffOut)
 def request_handoff(
-    conversation_id: str, services: ServicesDep, _: WidgetDep, body: HandoffIn | None = None
-) -> HandoffOut:
-    receipt = services.engine.ask_for_person(conversation_id, (body.reason if body else None) or "customer_request")
-    return HandoffOut(handoff=receipt.handoff, status=receipt.status, **receipt.queue.model_dump())
+    conversation: CustomerConversationDep,
+    services: ServicesDep,
+    body: HandoffIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """The customer's "talk to a person". The handoff's `reason` is `customer_request`; what the customer wrote in
+    `reason`, if anything, is the handoff's `customer_note` (shown to agents as their words, never as a label)."""
+    written = body.reason.strip() if body and body.reason else None
+    note = None if not written or written in HANDOFF_REASONS else written
+
+    def hand_off() -> HandoffOut:
+        receipt = services.engine.ask_for_person(conversation.id, note)
+        return HandoffOut(handoff=receipt.handoff, status=receipt.status, **receipt.queue.model_dump())
+
+    return run_once(services, idempotency_key, f"handoff:{conversation.id}", fingerprint(note), 200, hand_off)
 
 
-@router.post("/{conversation_id}/feedback")
-def feedback(conversation_id: str, body: Feedback, services: ServicesDep, _: WidgetDep) -> dict[str, Any]:
+class FeedbackOut(BaseModel):
+    conversation_id: str
+    feedback: Feedback
+
+
+@router.post("/{conversation_id}/feedback", response_model=FeedbackOut)
+def feedback(
+    conversation: CustomerConversationDep,
+    body: Feedback,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     if body.csat is None and body.ces is None and body.resolved is None and not body.comment:
         raise ApiError(422, "invalid_request", "give at least one of csat, ces, resolved, comment")
-    services.engine.record_feedback(conversation_id, body)
-    return {"conversation_id": conversation_id, "feedback": body.model_dump()}
+
+    def record() -> FeedbackOut:
+        services.engine.record_feedback(conversation.id, body)
+        return FeedbackOut(conversation_id=conversation.id, feedback=body)
+
+    fp = fingerprint(body.model_dump())
+    return run_once(services, idempotency_key, f"feedback:{conversation.id}", fp, 200, record)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, ServicesDep
 from assistant.models import CustomerEvent, CustomerProfile
+from assistant.safety.payload import FreeJSON
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -22,13 +23,17 @@ class ProfileIn(BaseModel):
     phone: str | None = Field(None, max_length=50)
     locale: str | None = Field(None, max_length=20)
     created_at: datetime | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: FreeJSON = Field(
+        default_factory=dict, description="free-form JSON: at most 16 KB, 8 levels deep, valid Unicode"
+    )
 
 
 class EventIn(BaseModel):
     type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
     at: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: FreeJSON = Field(
+        default_factory=dict, description="free-form JSON: at most 16 KB, 8 levels deep, valid Unicode"
+    )
 
 
 class CustomerOut(BaseModel):

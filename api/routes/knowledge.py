@@ -15,6 +15,9 @@ from assistant.services import Services
 from knowledge.loaders import document_from_json, load_bytes, supported_suffixes
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+# Models the schema refers to by hand (the JSON upload's body, read from the request itself): `create_app` adds
+# them to the published components, so that every $ref of /openapi.json resolves.
+OPENAPI_MODELS = (Document,)
 
 
 class DocumentOut(BaseModel):

@@ -6,8 +6,11 @@
   `CXA_WEB__DEMO_PAGE` is on (`cxa demo` turns it on): it computes `customer_hash` for whoever asks.
 
 The pages carry a strict Content-Security-Policy (scripts, styles and API calls from this origin only; no
-inline script), so an injected string can never run. Assets are cached briefly (their names carry no
-version); the vendored library for a week.
+inline script), so an injected string can never run, and may not be framed (`frame-ancestors 'none'`,
+`X-Frame-Options: DENY`). `PageHeaders` puts them on every HTML response the app sends, whichever route or static
+file it comes from (`/web/*.html` too); the interactive API docs get a policy of their own that lets Swagger UI's
+inline start-up script and its CDN files run. Assets are cached briefly (their names carry no version); the
+vendored library for a week.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import KeysDep, ServicesDep
 from api.errors import ApiError
@@ -32,8 +36,16 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# FastAPI's /docs and /redoc: an inline script and files from its CDN; still never framed, no plugins, no base.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -114,7 +126,35 @@ def demo(
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
+class PageHeaders:
+    """ASGI middleware: every `text/html` response gets the page headers (`PAGE_HEADERS`: the CSP, no framing,
+    nosniff) unless it set its own, so no HTML leaves without them: the pages' routes, `/web/*.html` served as
+    static files, FastAPI's docs (with `DOCS_CSP`), and any page added later."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    for name, value in {**PAGE_HEADERS, "Content-Security-Policy": csp}.items():
+                        if name not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def mount(app: FastAPI) -> None:
-    """The pages, and the static files under /web."""
+    """The pages, the static files under /web, and the page headers on every HTML response."""
     app.include_router(router)
     app.mount("/web", WebAssets(directory=WEB_DIR), name="web")
+    app.add_middleware(PageHeaders)

@@ -118,6 +118,7 @@ function renderPacket(p, conv) {
       {},
       field("Issue", s.issue),
       field("Customer wants", s.customer_goal),
+      p.customer_note ? field("In their words", p.customer_note) : null,
       [el("dt", { text: "Already tried" }), el("dd", {}, s.attempted.length ? el("ul", {}, s.attempted.map((a) => el("li", {}, richText(a, "plain")))) : "—")],
       field("Context", s.customer_context),
       field("Sentiment", s.sentiment, `sentiment ${s.sentiment}`),
@@ -150,7 +151,7 @@ function renderPacket(p, conv) {
     el("div", { class: "head" }, el("h2", { text: s.issue || "Handoff" }), el("span", { class: `status ${p.status}`, id: "handoff-status", text: `${p.status}${p.claimed_by ? ` by ${p.claimed_by}` : ""} · conversation ${status}` })),
     actions(p, status),
     summary,
-    el("div", { class: "columns" }, el("section", { class: "card" }, el("h2", { text: "Transcript" }), transcript, copilot, replyBox(p, status)), el("div", {}, customer, signals)),
+    el("div", { class: "columns" }, el("section", { class: "card" }, el("h2", { text: "Transcript" }), transcript, copilot, replyBox(p, status)), el("div", {}, customer, signals, traceCard(p.turns || []))),
   );
   if (copilot) loadSuggestion(p);
 }
@@ -233,6 +234,26 @@ async function loadSuggestion(p) {
     s.citations.length ? el("ul", { class: "cites" }, s.citations.map((c) => el("li", { title: c.snippet, text: c.title || c.source_id }))) : null,
     el("div", { class: "row" }, send, edit, ignore),
   );
+}
+
+// What the assistant did with each customer message: where the reply came from, how sure it was, each step's
+// time, and the account tools it called (with their arguments and the records they read).
+function traceCard(turns) {
+  if (!turns.length) return null;
+  const item = (t) => {
+    const steps = Object.entries(t.timings_ms || {}).filter(([k]) => k !== "total").map(([k, v]) => `${k} ${Math.round(v)} ms`).join(" · ");
+    const tools = (t.tool_calls || []).map((c) =>
+      el("li", { class: "tool" }, el("code", { text: `${c.name}(${Object.entries(c.arguments || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")})` }),
+        el("span", { class: "muted", text: ` ${Math.round(c.latency_ms)} ms · read ${c.cited.length ? c.cited.join(", ") : "nothing"}${c.error ? ` · error: ${c.error}` : ""}` })));
+    return el("li", {},
+      el("strong", { text: `${fmt.when(t.created_at)} · ${t.reply_mode || "no reply"}` }),
+      el("span", { text: ` · confidence ${t.confidence === null || t.confidence === undefined ? "—" : Number(t.confidence).toFixed(2)} · ${t.action || "—"} · ${Math.round((t.timings_ms || {}).total || 0)} ms` }),
+      t.query ? el("div", { class: "muted", text: `searched: ${t.query}` }) : null,
+      steps ? el("div", { class: "muted", text: steps }) : null,
+      tools.length ? el("ul", { class: "tools" }, tools) : null,
+      t.error ? el("div", { class: "error", text: t.error }) : null);
+  };
+  return el("details", { class: "card trace" }, el("summary", { text: `Turn trace (${turns.length})` }), el("ol", { class: "trace" }, turns.map(item)));
 }
 
 function actions(p, status) {

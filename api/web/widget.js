@@ -10,6 +10,9 @@
  * Everything lives in a shadow root (the host page's CSS cannot reach it); all text from the model, the
  * agent or the customer is set with textContent, never parsed as HTML; citation links must be http(s).
  * SSE is read with fetch() + ReadableStream because EventSource cannot send the X-Widget-Key header.
+ * The conversation's token (returned when it is created) is kept with its id and sent on every call as
+ * X-Conversation-Token, the live stream included: a verified customer's conversation opens only with it. Each
+ * POST carries an Idempotency-Key, kept until it is answered, so a retried send is stored once.
  */
 (() => {
   "use strict";
@@ -63,12 +66,21 @@
       /* private mode: the conversation just does not survive a reload */
     }
   };
-  const headers = (extra = {}) => ({ "X-Widget-Key": KEY, "Content-Type": "application/json", ...extra });
+  const headers = (extra = {}) => ({
+    "X-Widget-Key": KEY,
+    "Content-Type": "application/json",
+    ...(state.token ? { "X-Conversation-Token": state.token } : {}),
+    ...extra,
+  });
+  const newKey = () =>
+    crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
-  async function api(path, { method = "GET", body, accept } = {}) {
+  async function api(path, { method = "GET", body, accept, key } = {}) {
+    const extra = accept ? { Accept: accept } : {};
+    if (method === "POST") extra["Idempotency-Key"] = key || newKey();
     const r = await fetch(API + path, {
       method,
-      headers: headers(accept ? { Accept: accept } : {}),
+      headers: headers(extra),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (!r.ok) {
@@ -132,6 +144,7 @@
   // -- state -------------------------------------------------------------------------------------
   const state = {
     id: load().id || null,
+    token: load().token || null, // the conversation's X-Conversation-Token
     status: "bot",
     lastSeq: 0,
     busy: false,
@@ -151,7 +164,8 @@
     "aria-expanded": "false",
     "aria-controls": "cxa-panel",
   });
-  launcher.append(el("span", { class: "launcher-icon", "aria-hidden": "true", text: "💬" }), el("span", { text: "Chat" }));
+  // No emoji icon: a machine without a colour-emoji font (many Linux desktops, headless browsers) shows a box.
+  launcher.append(el("span", { text: "Chat with us" }));
   const closeBtn = el("button", { class: "icon close", type: "button", "aria-label": "Close chat", text: "×" });
   const statusLine = el("p", { class: "status-line", text: "Answers from our help center, or a person." });
   const log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
@@ -285,11 +299,13 @@
     if (state.id) return state.id;
     const body = { channel: "web", metadata: { page: location.pathname } };
     if (CUSTOMER) Object.assign(body, { customer_id: CUSTOMER, customer_hash: HASH });
+    state.token = null; // a new conversation: the old one's token is of no use
     const conv = await api("/v1/conversations", { method: "POST", body });
     state.id = conv.id;
+    state.token = conv.token;
     state.lastSeq = 0;
     state.rated = false;
-    save({ id: conv.id, rated: false });
+    save({ id: conv.id, token: conv.token, rated: false });
     return conv.id;
   }
 
@@ -307,9 +323,10 @@
       state.rated = Boolean(load().rated);
       setStatus(t.status, t);
     } catch (e) {
-      if (e.status === 404 || e.status === 401) {
+      if (e.status === 404 || e.status === 401 || e.status === 403) {
         state.id = null;
-        save({ id: null });
+        state.token = null;
+        save({ id: null, token: null });
       }
     }
   }
@@ -411,7 +428,7 @@
     while (!ctrl.signal.aborted) {
       try {
         const r = await fetch(`${API}/v1/conversations/${encodeURIComponent(state.id)}/events?after=${state.lastSeq}`, {
-          headers: { "X-Widget-Key": KEY, Accept: "text/event-stream", "Last-Event-ID": String(state.lastSeq) },
+          headers: headers({ Accept: "text/event-stream", "Last-Event-ID": String(state.lastSeq) }),
           signal: ctrl.signal,
         });
         if (!r.ok) throw new Error(`HTTP ${r.status}`);

@@ -14,14 +14,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from assistant.account.calling import ToolCallingPhraser, ToolOutcome
 from assistant.account.facts import AccountFacts, AccountPolicy, fold, normalise_order_id
-from assistant.account.router import AccountIntent, AccountRouter
+from assistant.account.router import EXAMPLES, ORDER_ID, AccountIntent, AccountRouter, items_named
 from assistant.account.tools import AccountTools, ToolResult
+from assistant.errors import StoreUnavailableError
 from assistant.models import (
     Citation,
     Conversation,
@@ -30,6 +33,7 @@ from assistant.models import (
     Message,
     OrderFacts,
     PastConversation,
+    TicketFacts,
     ToolCall,
     utcnow,
 )
@@ -37,20 +41,28 @@ from assistant.prompts import replies as R
 
 logger = logging.getLogger(__name__)
 
+TOOL_NAMES = frozenset(EXAMPLES)
+
 # (customer_id, this conversation's id) -> profile (None: no record), events, earlier conversations
 RecordLoader = Callable[[str, str], tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]]
 
 _NOT_RECEIVED = re.compile(
-    r"\b(not|never|haven'?t|hasn'?t|didn'?t|still (no|not|waiting)|no sign|where is|where's)\b", re.I
+    r"\b(not|never|nothing|haven'?t|hasn'?t|havent|hasnt|didn'?t|didnt|isn'?t|isnt|wasn'?t|wasnt|"
+    r"still (no|not|waiting)|no sign|missing|where is|where's|wheres)\b",
+    re.I,
 )
 _FOLLOW_UP = re.compile(
-    r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b", re.I
+    r"\b(it|its|it's|that|this|they|them|those|the order|the parcel|the delivery|the refund)\b"
+    r"|^\s*(and|also|so|what about|how about|then)\b",
+    re.I,
 )
-_LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b", re.I)
+_LATEST = re.compile(r"\b(last|latest|recent|newest|most recent)\b(?!\s+(week|month|year|time|night))", re.I)
+_AMOUNT = re.compile(r"[£€$]\s?(\d+(?:[.,]\d{1,2})?)|(\d+(?:[.,]\d{1,2})?)\s?(?:pounds|euros?|dollars)", re.I)
 
 
 class AccountAnswer(BaseModel):
-    """What the record says in reply to one message."""
+    """What the record says in reply to one message (worded by the templates; `AccountAnswerer.phrase` may
+    have a configured model word it, from the same facts)."""
 
     text: str
     citations: list[Citation] = Field(default_factory=list)
@@ -61,6 +73,9 @@ class AccountAnswer(BaseModel):
     confidence: float = 0.9
     help_query: str | None = Field(None, description="a help-center question whose best passage completes the answer")
     templates: list[str] = Field(default_factory=list)
+    by_model: bool = Field(False, description="worded by the configured model from the tools' results")
+    _tools: AccountTools | None = PrivateAttr(default=None)
+    _current: str | None = PrivateAttr(default=None)
 
 
 class AccountAnswerer:
@@ -70,38 +85,135 @@ class AccountAnswerer:
         router: AccountRouter,
         policy: AccountPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        phraser: ToolCallingPhraser | None = None,
     ) -> None:
         self.records = records
         self.router = router
         self.policy = policy or AccountPolicy()
         self.clock = clock
+        self.phraser = phraser
 
-    def answer(self, text: str, conversation: Conversation, previous: list[Message]) -> AccountAnswer | None:
-        """The account answer to `text`, or None when it is not about the customer's own record."""
+    def answer(
+        self,
+        text: str,
+        conversation: Conversation,
+        previous: list[Message],
+        last_call: ToolCall | None = None,
+    ) -> AccountAnswer | None:
+        """The account answer to `text`, or None when it is not about the customer's own record. `last_call`: the
+        account tool the previous answer in this conversation called (a follow-up keeps to it)."""
         current = _current_order(previous)
-        intent = self.router.route(text, follow_up=current is not None and bool(_FOLLOW_UP.search(text)))
-        if intent is None:
-            return None
+        follow_up = (current is not None or last_call is not None) and bool(_FOLLOW_UP.search(text))
+        previous_tool = (str(last_call.arguments.get("for") or last_call.name) if last_call else None) or None
+        candidates = [str(c) for c in last_call.arguments.get("candidates", [])] if last_call else []
         if not conversation.verified or not conversation.customer_id:  # no record details, ever
+            intent = self.router.route(text, follow_up=follow_up)
+            if intent is None:
+                return None
             return self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)
         started = time.perf_counter()
         try:
             profile, events, past = self.records(conversation.customer_id, conversation.id)
-        except Exception:  # the store failing here is the engine's to handle; anything else is a bad record
+        except StoreUnavailableError:
+            raise
+        except Exception:  # anything but the store failing (the engine's to handle) is a bad record
             logger.warning("account record of %s could not be read", conversation.customer_id, exc_info=True)
             profile, events, past = None, [], []
-        if profile is None:  # deleted mid-conversation, or never loaded
+        facts = None
+        if profile is not None:
+            country = profile.attributes.get("country")
+            facts = fold(events, self.clock(), self.policy, country if isinstance(country, str) else None)
+        intent = self.router.route(
+            text,
+            follow_up=follow_up,
+            items=_item_words(facts.orders) if facts else frozenset(),
+            previous_tool=previous_tool if previous_tool in TOOL_NAMES else None,
+        )
+        if intent is None and facts is not None:
+            intent = self._route_with_earlier(text, previous, _item_words(facts.orders))
+        if intent is None:
+            return None
+        if profile is None or facts is None:  # deleted mid-conversation, or never loaded
             return self._reply(intent, [(R.RECORD_UNAVAILABLE, {})], offer=True, confidence=0.5)
-        country = profile.attributes.get("country") if isinstance(profile.attributes.get("country"), str) else None
-        facts = fold(events, self.clock(), self.policy, country)
         tools = AccountTools(facts, past, self.policy)
+        if candidates and not intent.order_ids:  # the answer to "which one is it?"
+            picked = _orders_by_item([o for o in facts.orders if o.order_id in candidates], text)
+            if len(picked) == 1:
+                intent.order_ids = [picked[0].order_id]
+        if intent.tool != "tickets" and _UPDATE.search(text) and _best_by_words(facts.tickets, text, _subject, least=2):
+            intent.tool = "tickets"  # "any news on the replacement door?" is a request already open
         answer = self._dispatch(intent, tools, text, current)
+        if intent.also and intent.also != intent.tool:  # two questions in one: both answered
+            second = self._dispatch(intent.model_copy(update={"tool": intent.also, "also": None}), tools, text, current)
+            answer = _merge(answer, second)
+        if intent.mixed and answer.handoff_reason == "late_delivery":
+            # the customer asks something more than where it is: the facts, the help center, and a person on offer
+            answer.handoff_reason, answer.offer = None, True
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         for call in answer.tool_calls:
             call.latency_ms = elapsed
         if intent.mixed and intent.general_clause and answer.help_query is None:
             answer.help_query = intent.general_clause
+        answer._tools, answer._current = tools, current
         return answer
+
+    def _route_with_earlier(self, text: str, previous: list[Message], items: frozenset[str]) -> AccountIntent | None:
+        """ "hi, I have a question about the rug" - "when is it coming?": a message that refers back to one of the
+        customer's things named in their last messages is routed with them."""
+        earlier = [m.text for m in previous if m.role == "customer"][-2:]
+        if not earlier or not (_FOLLOW_UP.search(text) or len(text.split()) <= 10):
+            return None
+        joined = " ".join([*earlier, text])
+        if not (items_named(" ".join(earlier), items) or ORDER_ID.search(" ".join(earlier))):
+            return None
+        return self.router.route(joined, follow_up=True, items=items)
+
+    def phrase(
+        self,
+        answer: AccountAnswer,
+        question: str,
+        transcript: str,
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Generator[str, None, AccountAnswer]:
+        """The answer's text as the customer reads it: the templates' (embedded default), or, with a configured
+        model (`ToolCallingPhraser`), the model's words from the tools it calls, held to their results."""
+        tools = answer._tools
+        if self.phraser is None or tools is None:
+            yield answer.text
+            return answer
+        current = answer._current
+
+        def run(name: str, args: dict[str, Any]) -> ToolOutcome:
+            oid, rma = args.get("order_id"), args.get("rma")
+            intent = AccountIntent(
+                tool=name,
+                score=1.0,
+                general=0.0,
+                order_ids=[str(oid).upper()] if oid else [],
+                rmas=[str(rma).upper()] if rma else [],
+            )
+            done = self._dispatch(intent, tools, question, current)
+            return ToolOutcome(summary=done.text, calls=done.tool_calls, citations=done.citations)
+
+        phrased = yield from self.phraser.phrase(
+            question, transcript, run, answer.text, turn_id=turn_id, conversation_id=conversation_id
+        )
+        if not phrased.by_model:
+            return answer
+        citations = list(answer.citations)
+        for c in phrased.citations:
+            if c.source_id not in {x.source_id for x in citations}:
+                citations.append(c)
+        return answer.model_copy(
+            update={
+                "text": phrased.text,
+                "tool_calls": phrased.calls or answer.tool_calls,
+                "citations": citations,
+                "by_model": True,
+            }
+        )
 
     # -- by tool ---------------------------------------------------------------------------------------------
 
@@ -115,9 +227,9 @@ class AccountAnswerer:
         if intent.tool == "payments":
             return self._payments(intent, tools)
         if intent.tool == "tickets":
-            return self._tickets(intent, tools)
+            return self._tickets(intent, tools, text)
         if intent.tool == "past_conversations":
-            return self._past(intent, tools)
+            return self._past(intent, tools, text)
         if intent.tool == "return_status" and intent.rmas:
             found = [r for o in tools.facts.orders for r in o.returns if r.rma and r.rma.upper() in intent.rmas]
             if not found:
@@ -127,7 +239,7 @@ class AccountAnswerer:
         orders = self._pick_orders(intent, tools.facts, text, current)
         if len(orders) > 1:
             listing = ", ".join(tools.describe_order(o) for o in orders[:5])
-            result = tools.call("find_orders", {"candidates": [o.order_id for o in orders]}, orders)
+            result = tools.call("find_orders", {"candidates": [o.order_id for o in orders], "for": intent.tool}, orders)
             return self._reply(
                 intent, [(R.WHICH_ORDER, {"n": str(len(orders)), "orders": listing})], [result], confidence=0.85
             )
@@ -141,7 +253,7 @@ class AccountAnswerer:
                 return self._details(intent, tools, order)
             if re.search(r"\b(orders|list|history|bought)\b", text, re.I):
                 recent = tools.facts.orders[:5]
-                result = tools.call("list_orders", {}, recent)
+                result = tools.call("list_orders", {"for": "order_details"}, recent)
                 listing = "; ".join(tools.describe_order(o) for o in recent)
                 return self._reply(intent, [(R.ORDERS_LIST, {"orders": listing})], [result])
             return self._details(intent, tools, order)
@@ -157,6 +269,13 @@ class AccountAnswerer:
         named = _orders_by_item(facts.orders, text)
         if named:
             return named[:1] if _LATEST.search(text) else named
+        amounts = {float(a or b) for a, b in _AMOUNT.findall(text.replace(",", ""))}
+        if amounts:
+            refunded = [o for o in facts.orders if amounts & {r.amount for r in o.refunds if r.amount is not None}]
+            paid = [o for o in facts.orders if o.total is not None and o.total in amounts]
+            by_amount = (refunded or paid) if intent.tool == "refund_status" else (paid or refunded)
+            if by_amount:
+                return by_amount[:1]
         if current is not None and (o := facts.order(current)) is not None:
             return [o]
         if _LATEST.search(text):
@@ -216,9 +335,8 @@ class AccountAnswerer:
             ]
             if o.returns:
                 parts.insert(0, (R.RETURN_STATUS, tools.return_values(o, o.returns[-1])))
-            return self._reply(
-                intent, parts, [result], offer=True, help_query="When will I get my refund after my return?"
-            )
+            help_query = "When will I get my refund after my return?" if o.returns else None
+            return self._reply(intent, parts, [result], offer=True, help_query=help_query)
         missing = bool(_NOT_RECEIVED.search(text))
         parts = tools.refund_parts(o, not_received=missing)
         overdue = o.refunds[-1].overdue and missing
@@ -230,6 +348,9 @@ class AccountAnswerer:
             return self._reply(intent, [(R.RETURN_NONE, {"scope": f" for order {o.order_id}"})], [result], offer=True)
         ret = o.returns[-1]
         parts = [(R.RETURN_STATUS, tools.return_values(o, ret))]
+        if ret.kind == "exchange":
+            parts.append((R.EXCHANGE_REPLACEMENT, tools.replacement_values(ret)))
+            return self._reply(intent, parts, [result])
         parts += tools.refund_parts(o)
         if not o.refunds:
             parts.append((R.REFUND_NONE, {"scope": " for it"}))
@@ -243,35 +364,42 @@ class AccountAnswerer:
 
     def _payments(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
         failures = tools.facts.payment_failures
-        result = tools.call("payment_problems", {}, failures)
+        result = tools.call("payments", {}, failures)
         if not failures:
+            if tools.facts.membership.events:  # "am I being charged?": where the membership stands says it
+                parts, help_query = tools.membership_parts(tools.facts.membership)
+                member = tools.call("membership", {}, tools.facts.membership)
+                return self._reply(intent, [(R.PAYMENTS_NONE, {}), *parts], [result, member], help_query=help_query)
             return self._reply(intent, [(R.PAYMENTS_NONE, {})], [result], offer=True)
         if tools.facts.membership.failed_payments and failures[0] in tools.facts.membership.failed_payments:
             parts, help_query = tools.membership_parts(tools.facts.membership)
             parts = parts[1:] + parts[:1]  # what failed first, then where the membership stands
             return self._reply(intent, parts, [result], help_query=help_query)
-        return self._reply(
-            intent,
-            [(R.PAYMENT_FAILED, tools.payment_values(failures))],
-            [result],
-            help_query="Why was my payment declined at checkout?",
-        )
+        parts: list[tuple[R.ReplyTemplate, dict[str, str]]] = [(R.PAYMENT_FAILED, tools.payment_values(failures))]
+        results = [result]
+        after = tools.order_after_failure(failures[0])
+        if after is not None:  # the customer tried again and it went through: one charge, not two
+            parts.append((R.PAYMENT_THEN_ORDER, tools.order_values(after)))
+            results.append(tools.call("order_details", {"order_id": after.order_id}, after))
+        return self._reply(intent, parts, results, help_query="Why was my payment declined at checkout?")
 
-    def _tickets(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
+    def _tickets(self, intent: AccountIntent, tools: AccountTools, text: str) -> AccountAnswer:
         tickets = tools.facts.tickets
         open_ = [t for t in tickets if (t.status or "open") not in ("closed", "resolved")]
-        shown = open_ or tickets[:1]
+        named = _best_by_words(tickets, text, lambda t: t.subject)
+        shown = named or open_ or tickets[:1]
         result = tools.call("tickets", {"open_only": bool(open_)}, shown)
         if not shown:
             return self._reply(intent, [(R.TICKETS_NONE, {})], [result], offer=True)
         lines = " ".join(R.TICKET_LINE.fill(**tools.ticket_values(t)) for t in shown[:3])
         return self._reply(intent, [(R.TICKETS, {"tickets": lines})], [result], offer=bool(open_))
 
-    def _past(self, intent: AccountIntent, tools: AccountTools) -> AccountAnswer:
-        result = tools.call("past_conversations", {}, tools.past[:1])
-        if not tools.past:
+    def _past(self, intent: AccountIntent, tools: AccountTools, text: str) -> AccountAnswer:
+        past = _best_by_words(tools.past, text, lambda c: f"{c.topic or ''} {c.summary}") or tools.past[:1]
+        result = tools.call("past_conversations", {}, past)
+        if not past:
             return self._reply(intent, [(R.PAST_NONE, {})], [result])
-        return self._reply(intent, [(R.PAST_CONVERSATION, tools.past_values(tools.past[0]))], [result])
+        return self._reply(intent, [(R.PAST_CONVERSATION, tools.past_values(past[0]))], [result])
 
     def _not_found(self, intent: AccountIntent, tools: AccountTools, what: str) -> AccountAnswer:
         recent = tools.facts.orders[:3]
@@ -317,12 +445,70 @@ class AccountAnswerer:
 
 
 def _current_order(previous: list[Message]) -> str | None:
-    """The order this conversation is about: the last one an account answer cited."""
+    """The order this conversation is about: the last one an account answer cited on its own (a reply listing
+    several, such as "which one is it?", settles none)."""
     for m in reversed(previous):
-        for c in m.citations:
-            if c.source_id.startswith("account:order:"):
-                return c.source_id.removeprefix("account:order:")
+        cited = [c.source_id for c in m.citations if c.source_id.startswith("account:order:")]
+        if len(cited) == 1:
+            return cited[0].removeprefix("account:order:")
+        if cited:
+            return None
     return None
+
+
+def _merge(a: AccountAnswer, b: AccountAnswer) -> AccountAnswer:
+    """One answer to a message that asked two things of the record."""
+    citations = list(a.citations) + [c for c in b.citations if c.source_id not in {x.source_id for x in a.citations}]
+    return a.model_copy(
+        update={
+            "text": f"{a.text} {b.text}",
+            "citations": citations,
+            "tool_calls": [*a.tool_calls, *b.tool_calls],
+            "handoff_reason": a.handoff_reason or b.handoff_reason,
+            "offer": a.offer or b.offer,
+            "help_query": a.help_query or b.help_query,
+            "templates": [*a.templates, *b.templates],
+            "confidence": min(a.confidence, b.confidence),
+        }
+    )
+
+
+def _subject(t: TicketFacts) -> str:
+    return t.subject
+
+
+_UPDATE = re.compile(r"\b(news|updates?|progress|heard|any word|what'?s happening)\b(?!d)", re.I)
+
+
+def _best_by_words(items: list[T], text: str, words_of: Callable[[T], str], least: int = 1) -> list[T]:
+    """The items whose words the message shares most (at least `least`; two, or one that is rare among them)."""
+    asked = {w.rstrip("s") for w in re.findall(r"[a-z]{3,}", text.lower())} - _COMMON - _WEAK
+    if not asked or not items:
+        return []
+    bags = [{w.rstrip("s") for w in re.findall(r"[a-z]{3,}", words_of(i).lower())} for i in items]
+    scored = [(len(asked & bag), i) for bag, i in zip(bags, items, strict=True)]
+    best = max(s for s, _ in scored)
+    if best == 0 or best < least:
+        return []
+    top = [i for s, i in scored if s == best]
+    return top if best >= 2 or len(top) == 1 else []
+
+
+_WEAK = frozenset({"ticket", "complaint", "request", "email", "chat", "open", "closed", "still", "status", "update"})
+T = TypeVar("T")
+
+
+def _item_words(orders: list[OrderFacts]) -> frozenset[str]:
+    """Distinctive words of the names of things the customer bought ("sofa", "halden", "lamp")."""
+    names = " ".join(i.name for o in orders for i in o.items).lower()
+    return frozenset(re.findall(r"[a-z]{3,}", names)) - _COMMON - _DESCRIPTIVE
+
+
+# Words of product names that say what something is like, not what it is ("oak", "grey", "set"): naming one is not
+# naming an item ("grey" in "why is my account grey?").
+_DESCRIPTIVE = frozenset(
+    {"oak", "grey", "gray", "green", "white", "black", "blue", "red", "brass", "linen", "cotton", "wool", "pair"}
+)
 
 
 def _orders_by_item(orders: list[OrderFacts], text: str) -> list[OrderFacts]:

@@ -236,7 +236,12 @@ def _fold_order_event(
         o.payment_method = _str(data, "payment_method")
         o.delivery = _str(data, "delivery")
         o.delivery_fee = _num(data, "delivery_fee")
+        o.promo_code = _str(data, "promo_code")
+        o.discount = _num(data, "discount")
     elif e.type == "order_shipped":
+        exchange = _open_exchange(o, e.at)
+        if exchange is not None:  # the replacement of an exchange
+            exchange.replacement_shipped_at, exchange.replacement_tracking = e.at, _str(data, "tracking")
         if o.state != "cancelled":
             o.state = "shipped"
         o.shipped_at = e.at
@@ -246,6 +251,9 @@ def _fold_order_event(
         o.collect_point = _str(data, "collect_point") or o.collect_point
         o.delivered_at = None  # a new shipment (an exchange's replacement) is on its way again
     elif e.type == "order_delivered":
+        exchange = _open_exchange(o, e.at)
+        if exchange is not None and exchange.replacement_shipped_at is not None:
+            exchange.replacement_delivered_at = e.at
         o.state = "delivered"
         o.delivered_at = e.at
         o.carrier = _str(data, "carrier") or o.carrier
@@ -266,12 +274,21 @@ def _fold_order_event(
                 reason=_str(data, "reason"),
                 method=_str(data, "method"),
                 kind=_str(data, "type") or "return",
+                exchange_for=_str(data["exchange_for"], "name") if isinstance(data.get("exchange_for"), dict) else None,
             )
         )
     elif e.type == "refund_issued":
         o.refunds.append(_refund(e, data, oid, policy, now))
     if note:
         o.notes.append(note)
+
+
+def _open_exchange(o: OrderFacts, at: datetime) -> ReturnFacts | None:
+    """The order's latest exchange booked before `at` whose replacement has not been delivered."""
+    for r in reversed(o.returns):
+        if r.kind == "exchange" and r.at <= at and r.replacement_delivered_at is None:
+            return r
+    return None
 
 
 def _refund(
@@ -347,10 +364,10 @@ def _judge_lateness(o: OrderFacts, now: datetime, policy: AccountPolicy, country
         return
     if o.slot_end is not None:
         due = o.slot_end
-    elif (o.delivery or "") in ("express", "next_day"):
-        due = add_business_days(add_business_days(o.shipped_at, 1), policy.express_wait_days)
     elif country and policy.home_country and country.upper() != policy.home_country.upper():
         due = add_business_days(o.shipped_at, policy.international_wait_days)
+    elif (o.delivery or "") in ("express", "next_day"):
+        due = add_business_days(add_business_days(o.shipped_at, 1), policy.express_wait_days)
     elif (o.delivery or "") in ("email", "digital"):
         return
     else:

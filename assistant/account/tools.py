@@ -9,7 +9,7 @@ The same tools are offered to an OpenAI-compatible model by function calling (`T
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -43,6 +43,12 @@ WORDS = {
     "order_cancelled": "order cancelled",
     "not_ordering_often_enough": "not ordering often enough",
     "subscription_renewal": "renewal",
+    "paypal": "PayPal",
+    "klarna": "Klarna",
+    "apple_pay": "Apple Pay",
+    "google_pay": "Google Pay",
+    "gift_card": "gift card",
+    "ideal": "iDEAL",
 }
 
 
@@ -224,7 +230,14 @@ class AccountTools:
             if due
             else "it should arrive soon.",
             "total": (total + ". ") if total else "",
+            "total_short": f" for {money(o.total, o.currency)}" if o.total is not None else "",
             "payment": f"You paid by {words(o.payment_method)}. " if o.payment_method else "",
+            "promo": (
+                f"Promo code {o.promo_code} was applied"
+                + (f" ({money(o.discount, o.currency)} off). " if o.discount else ". ")
+                if o.promo_code
+                else ""
+            ),
             "delivery": f"Delivery: {words(o.delivery)}." if o.delivery else "",
         } | ({"carrier": f" by {o.carrier}"} if o.state == "delivered" and o.carrier else {})
 
@@ -256,6 +269,7 @@ class AccountTools:
                 "method_cap": method[:1].upper() + method[1:],
                 "reason": f" ({words(r.reason)})" if r.reason and r.reason not in ("return",) else "",
                 "days": str(days),
+                "days_text": "1 business day" if days == 1 else f"{days} business days",
                 "expected": day(r.expected_by, now),
             }
             if not r.overdue:
@@ -276,6 +290,27 @@ class AccountTools:
                     )
                 )
         return parts
+
+    def order_after_failure(self, f: PaymentFailure) -> OrderFacts | None:
+        """The order placed within three hours after a failed checkout (the retry that went through)."""
+        if f.kind not in (None, "checkout"):
+            return None
+        later = [
+            o for o in self.facts.orders if o.placed_at and timedelta(0) <= o.placed_at - f.at <= timedelta(hours=3)
+        ]
+        return min(later, key=lambda o: o.placed_at or f.at) if later else None
+
+    def replacement_values(self, r: ReturnFacts) -> dict[str, str]:
+        now = self.facts.now
+        new = f" ({r.exchange_for})" if r.exchange_for else ""
+        if r.replacement_delivered_at:
+            text = f"The replacement{new} was delivered on {day(r.replacement_delivered_at, now)}."
+        elif r.replacement_shipped_at:
+            track = f" (tracking number {r.replacement_tracking})" if r.replacement_tracking else ""
+            text = f"The replacement{new} was sent on {day(r.replacement_shipped_at, now)}{track}."
+        else:
+            text = f"The replacement{new} hasn't been sent yet."
+        return {"replacement": text}
 
     def return_values(self, o: OrderFacts, r: ReturnFacts) -> dict[str, str]:
         items = ", ".join(i.name for i in r.items) or items_text(o)
@@ -313,7 +348,9 @@ class AccountTools:
             parts.append((R.MEMBERSHIP_CANCELLED, {"plan": plan, "cancelled": day(cancelled, now), "until": until}))
         elif m.status == "paused":
             since = f" from {day(m.paused_from, now)}" if m.paused_from else ""
-            parts.append((R.MEMBERSHIP_PAUSED, {"plan": plan, "since": since, "resumes": day(m.resumes_at, now)}))
+            paused_price = f" ({price.strip()})" if price else ""
+            values = {"plan": plan, "price": paused_price, "since": since, "resumes": day(m.resumes_at, now)}
+            parts.append((R.MEMBERSHIP_PAUSED, values))
         elif m.status == "trial" and m.trial_ends_at and m.trial_ends_at > now:
             after = (
                 f" After that it's {money(m.price, m.currency)}" + (" a month." if "month" in (m.plan or "") else ".")

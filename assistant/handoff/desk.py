@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff
+from assistant.models import Conversation, Handoff, HandoffPacket, Message, QueuedHandoff, TurnTrace
+from assistant.safety.redact import mask_payment_data_in
 from assistant.store.repo import Store
 from assistant.telemetry.recorder import Telemetry
 
@@ -50,13 +51,17 @@ class AgentDesk:
         if conversation.verified and conversation.customer_id:
             customer = self.store.get_customer(conversation.customer_id)
             if customer is not None:
-                events = self.store.list_events(customer.id, self.max_events)
+                events = [
+                    e.model_copy(update={"data": mask_payment_data_in(e.data)})  # the agent never sees a card number
+                    for e in self.store.list_events(customer.id, self.max_events)
+                ]
         return HandoffPacket(
             **handoff.model_dump(),
             conversation=conversation,
             transcript=self.store.list_messages(conversation.id),
             customer=customer,
             customer_events=events,
+            turns=[TurnTrace.of(r) for r in self.store.list_turns(conversation.id)],
         )
 
     def claim(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:

@@ -7,7 +7,8 @@ import statistics
 from datetime import timedelta
 
 from assistant.handoff.summary import HANDOFF_TEXT, Summarizer
-from assistant.models import CustomerContext, Handoff, QueueInfo, utcnow
+from assistant.models import CustomerContext, Handoff, HandoffSummary, QueueInfo, utcnow
+from assistant.safety.redact import mask_payment_data, mask_payment_data_in
 from assistant.settings import HandoffSettings
 from assistant.store.repo import Store
 
@@ -21,15 +22,24 @@ class HandoffService:
         self.summarizer = summarizer or Summarizer(None, HandoffSettings())
 
     def hand_off(
-        self, conversation_id: str, reason: str, confidence: float | None, context: CustomerContext
+        self,
+        conversation_id: str,
+        reason: str,
+        confidence: float | None,
+        context: CustomerContext,
+        customer_note: str | None = None,
     ) -> tuple[Handoff, bool]:
-        """Open a handoff (or return the one already open); returns (handoff, created)."""
+        """Open a handoff (or return the one already open); returns (handoff, created). `reason` is a label
+        (`assistant.models.HANDOFF_REASONS`); `customer_note` what the customer wrote asking for a person."""
         existing = self.store.open_handoff(conversation_id)
         if existing is not None:
             return existing, False
         messages = self.store.list_messages(conversation_id)
         summary, source = self.summarizer.summarize(messages, context, reason, conversation_id)
-        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source)
+        # The messages are stored masked; the customer's context (their events) and note may still hold payment data.
+        summary = HandoffSummary.model_validate(mask_payment_data_in(summary.model_dump()))
+        note = mask_payment_data(customer_note) if customer_note else None
+        handoff = self.store.create_handoff(conversation_id, reason, confidence, summary, source, note)
         self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
         return handoff, True
 

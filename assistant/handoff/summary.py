@@ -23,7 +23,13 @@ from assistant.errors import ModelUnavailableError
 from assistant.llm import ChatGateway
 from assistant.models import CustomerContext, HandoffSummary, Message
 from assistant.prompts import HANDOFF_SUMMARY
-from assistant.safety.guard import OutputGuard, looks_like_injection, neutralize, strip_invisible
+from assistant.safety.guard import (
+    TRANSCRIPT_SPEAKERS,
+    OutputGuard,
+    looks_like_injection,
+    neutralize,
+    strip_invisible,
+)
 from assistant.settings import HandoffSettings
 from knowledge.retriever import tokenize
 
@@ -39,6 +45,10 @@ _NEGATIVE = re.compile(
     re.I,
 )
 _POSITIVE = re.compile(r"\b(thanks?|thank you|great|perfect|helpful|appreciate|that worked|solved)\b", re.I)
+
+# Reasons whose facts the code already holds (the failure, or the record the last reply quoted): the extractive
+# summary is exact, and a model would add seconds to the customer's turn for nothing.
+FACTS_KNOWN = frozenset({"error", "late_delivery", "refund_overdue"})
 
 NEXT_STEP = {
     "customer_request": "Greet the customer, confirm the issue below and take it from there.",
@@ -201,7 +211,7 @@ class Summarizer:
         conversation_id: str | None = None,
     ) -> tuple[HandoffSummary, SummarySource]:
         base = extractive_summary(messages, context, reason)
-        if self.chat is None or self.settings.summary == "extractive" or reason == "error":
+        if self.chat is None or self.settings.summary == "extractive" or reason in FACTS_KNOWN:
             return base, "extractive"
         if base.suggested_next_step == INJECTION_NOTE:
             # The conversation addresses a model: what a model writes about it cannot be told from what it
@@ -213,7 +223,7 @@ class Summarizer:
         try:
             written = self.chat.structured(
                 HANDOFF_SUMMARY,
-                {"company": self.company, "transcript": neutralize(transcript)},
+                {"company": self.company, "transcript": neutralize(transcript, TRANSCRIPT_SPEAKERS)},
                 ModelSummary,
                 max_tokens=self.settings.summary_max_tokens,
                 timeout_s=self.settings.summary_timeout_s,

@@ -36,4 +36,6 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         max_tokens=e.max_tokens,
         temperature=e.temperature,
         own_contexts=(ANSWER.name,) if e.answer_context else (),
+        wait_policy=e.wait_policy,
+        queue_wait_s=e.queue_wait_s,
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,10 +22,11 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
-from assistant.errors import ModelUnavailableError
+from assistant.errors import ModelSlowError, ModelUnavailableError
 from assistant.llm.factory import build_chat_model
 from assistant.llm.llamacpp import LlamaCppChatModel
 from assistant.prompts import Prompt, PromptRole
+from assistant.safety.redact import Secrets, mask_payment_data
 from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,8 +55,7 @@ class ChatGateway:
         max_retry_wait_s: float = 5.0,
         secrets: list[str] | None = None,
     ) -> None:
-        self.secrets: set[str] = set()
-        self.add_secrets(secrets or [])
+        self.secrets = Secrets(secrets or [])
         self.model = model
         self.provider = provider
         self.model_name = model_name
@@ -89,19 +91,21 @@ class ChatGateway:
         )
 
     def add_secrets(self, secrets: list[str]) -> None:
-        """Credentials that must never reach a model (redacted from every rendered prompt)."""
-        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+        """Credentials that must never reach a model (redacted from every rendered prompt, whatever their length)."""
+        self.secrets.add(secrets)
 
     def _redact(self, rendered: list[tuple[PromptRole, str]], prompt: Prompt) -> list[tuple[PromptRole, str]]:
         """Nothing we hold a secret for is ever in a prompt. No prompt puts one there; should data carry one
-        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged."""
+        (a customer pasting a token, an article quoting a key), it is replaced, and the event logged. Payment data
+        (card numbers, IBANs, codes, passwords: `mask_payment_data`) is masked too, wherever it came from (the
+        messages are stored masked; an account event or an article may still hold one), so neither the model nor
+        the `llm_calls` log ever sees it."""
         out = []
         for role, text in rendered:
-            for secret in self.secrets:
-                if secret in text:
-                    logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
-                    text = text.replace(secret, "[redacted]")
-            out.append((role, text))
+            if self.secrets.found_in(text):
+                logger.warning("a credential was redacted from the %s prompt (%s)", prompt.name, role)
+                text = self.secrets.redact(text)
+            out.append((role, mask_payment_data(text)))
         return out
 
     def warm(self) -> None:
@@ -126,11 +130,17 @@ class ChatGateway:
         conversation_id: str | None = None,
         options: dict[str, Any] | None = None,
         timeout_s: float | None = None,
+        after: Sequence[BaseMessage] = (),
+        first_token_s: float | None = None,
     ) -> Iterator[str]:
         """Yield text pieces. Raises `ModelUnavailableError` on any failure of the model or provider.
-        `options` are provider call options (e.g. `max_tokens`, `json_schema`)."""
+        `options` are provider call options (e.g. `max_tokens`, `json_schema`). `after`: messages that follow the
+        rendered prompt (the model's tool calls and their results, from `call_tools`). `first_token_s`: no first
+        piece by then raises `ModelSlowError` (a busy model: `ModelBusyError`). Either deadline cancels the
+        generation: the model runs in a worker thread that stops at once (llama.cpp aborts mid-prompt), so a late
+        answer never keeps a core, or the model, after the customer has been answered."""
         rendered = self._redact(prompt.render(**values), prompt)
-        messages = to_messages(rendered)
+        messages = to_messages(rendered) + list(after)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()
         first: float | None = None
@@ -141,17 +151,12 @@ class ChatGateway:
             while True:
                 try:
                     call = self._call_options(options, prompt)
-                    stream = self.model.stream(messages, stop=list(prompt.stop) or None, **call)
-                    for chunk in stream:
-                        piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
-                        if not piece:
-                            continue
+                    first_s = None if out else first_token_s
+                    for piece in self._bounded(messages, prompt, call, started + limit, first_s):
                         if first is None:
                             first = time.perf_counter()
                         out.append(piece)
                         yield piece
-                        if time.perf_counter() - started > limit:
-                            raise TimeoutError(f"generation exceeded {limit:.0f}s")
                     break
                 except Exception as exc:
                     # Text already shown cannot be taken back: only a call that produced nothing is retried.
@@ -183,12 +188,114 @@ class ChatGateway:
                         prompt_version=prompt.version,
                         provider=self.provider,
                         model=self.model_name,
-                        messages=[{"role": r, "content": t} for r, t in rendered],
-                        output="".join(out),
+                        messages=[{"role": r, "content": t} for r, t in rendered] + _logged(after),
+                        output=mask_payment_data("".join(out)),
                         input_tokens=None,
                         output_tokens=len(out),
                         duration_ms=(time.perf_counter() - started) * 1000,
                         first_token_ms=((first - started) * 1000) if first else None,
+                        error=error,
+                    )
+                except Exception:  # logging must never break a customer's turn
+                    logger.exception("could not log the chat-model call")
+
+    def _bounded(
+        self,
+        messages: list[BaseMessage],
+        prompt: Prompt,
+        call: dict[str, Any],
+        deadline: float,
+        first_s: float | None,
+    ) -> Iterator[str]:
+        """The model's text pieces, produced in a worker thread and handed over within the deadlines (`deadline`:
+        perf_counter time for the whole call; `first_s`: seconds from now for the first piece)."""
+        first_by = None if first_s is None else time.perf_counter() + first_s
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        cancel = threading.Event()
+        if isinstance(self.model, LlamaCppChatModel):
+            call = {**call, "cancel": cancel}
+
+        def produce() -> None:
+            try:
+                for chunk in self.model.stream(messages, stop=list(prompt.stop) or None, **call):
+                    if cancel.is_set():
+                        return
+                    piece = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                    if piece:
+                        pieces.put(("piece", piece))
+                pieces.put(("end", None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                pieces.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name="chat-model", daemon=True)
+        worker.start()
+        got_first = False
+        try:
+            while True:
+                now = time.perf_counter()
+                until = deadline if got_first or first_by is None else min(deadline, first_by)
+                try:
+                    kind, value = pieces.get(timeout=max(0.0, until - now))
+                except queue.Empty:
+                    if not got_first and first_by is not None and time.perf_counter() >= first_by - 1e-3:
+                        raise ModelSlowError(f"no first token within {first_s:.1f}s") from None
+                    raise TimeoutError("generation exceeded its deadline") from None
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                got_first = True
+                yield value
+        finally:
+            cancel.set()
+
+    def call_tools(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        tools: list[dict[str, Any]],
+        *,
+        turn_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> AIMessage:
+        """One call offering `tools` (OpenAI function schemas): the model's reply, whose `tool_calls` say which
+        tools it wants run (none: it answered, or it cannot call tools). Raises `ModelUnavailableError` on any
+        failure, including a model that has no tool calling (the caller answers without it)."""
+        rendered = self._redact(prompt.render(**values), prompt)
+        messages = to_messages(rendered)
+        started = time.perf_counter()
+        error: str | None = None
+        reply: AIMessage | None = None
+        try:
+            bound = self.model.bind_tools(tools)
+            result = bound.invoke(messages, **self._call_options(None, prompt))
+            reply = result if isinstance(result, AIMessage) else AIMessage(content=str(result.content))
+            return reply
+        except NotImplementedError:
+            error = "this chat model cannot call tools"
+            raise ModelUnavailableError(error) from None
+        except Exception as exc:  # provider errors have no common base (openai, httpx, timeouts)
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("chat model tool call failed (%s %s): %s", prompt.name, prompt.version, error)
+            raise ModelUnavailableError(f"the chat model failed: {error}") from exc
+        finally:
+            if self.log is not None:
+                try:
+                    self.log(
+                        turn_id=turn_id,
+                        conversation_id=conversation_id,
+                        prompt_name=prompt.name,
+                        prompt_version=prompt.version,
+                        provider=self.provider,
+                        model=self.model_name,
+                        messages=[{"role": r, "content": t} for r, t in rendered],
+                        output=json.dumps([{"name": c["name"], "args": c["args"]} for c in reply.tool_calls])
+                        if reply is not None and reply.tool_calls
+                        else (str(reply.content) if reply is not None else ""),
+                        input_tokens=None,
+                        output_tokens=None,
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                        first_token_ms=None,
                         error=error,
                     )
                 except Exception:  # logging must never break a customer's turn
@@ -274,6 +381,17 @@ class ChatGateway:
             self.structured_output = "json_object"
             text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
         return parse_json_reply(text, validate_as or schema)  # type: ignore[arg-type]
+
+
+def _logged(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Messages after the prompt as the call log keeps them: the model's tool calls and the tools' results."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        row: dict[str, Any] = {"role": {"ai": "assistant"}.get(m.type, m.type), "content": str(m.content)}
+        if isinstance(m, AIMessage) and m.tool_calls:
+            row["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in m.tool_calls]
+        out.append(row)
+    return out
 
 
 def _retry_after(headers: Any) -> float | None:

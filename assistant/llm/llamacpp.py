@@ -4,6 +4,9 @@ by llama-cpp-python and wrapped as a LangChain `BaseChatModel`."""
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
-from assistant.errors import ModelUnavailableError
+from assistant.errors import ModelBusyError, ModelUnavailableError
+
+logger = logging.getLogger(__name__)
 
 
 def default_gguf_path() -> Path:
@@ -59,7 +64,11 @@ class LlamaCppChatModel(BaseChatModel):
     max_tokens: int = 160
     temperature: float = 0.0
     own_contexts: tuple[str, ...] = ()
+    wait_policy: str = "passive"
+    queue_wait_s: float | None = None  # None: wait for the model as long as it takes
     _llama: Any = PrivateAttr(default=None)
+    _cancel: threading.Event | None = PrivateAttr(default=None)
+    _abort_callbacks: list[Any] = PrivateAttr(default_factory=list)
     _contexts: dict[str, Any] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _load_error: str | None = PrivateAttr(default=None)
@@ -74,6 +83,10 @@ class LlamaCppChatModel(BaseChatModel):
             return
         if self._load_error is not None:
             raise ModelUnavailableError(self._load_error)
+        # OpenMP reads its wait policy once, when its runtime starts (the first llama.cpp import): set it first.
+        if "llama_cpp" in sys.modules:
+            logger.debug("llama_cpp was imported before the model loaded: OMP_WAIT_POLICY may not apply")
+        os.environ["OMP_WAIT_POLICY"] = self.wait_policy.upper()
         try:
             import llama_cpp  # noqa: F401 - installed? (the extra `embedded`)
         except ImportError:
@@ -87,9 +100,25 @@ class LlamaCppChatModel(BaseChatModel):
                 name: open_llama(self.model_path, self.n_ctx, self.n_threads) for name in self.own_contexts
             }
             self._llama = open_llama(self.model_path, self.n_ctx, self.n_threads)
+            for llama in [self._llama, *self._contexts.values()]:
+                self._abortable(llama)
         except Exception as exc:  # llama.cpp reports a bad file as ValueError or RuntimeError
             self._load_error = f"the model at {self.model_path} failed to load: {exc}"
             raise ModelUnavailableError(self._load_error) from exc
+
+    def _abortable(self, llama: Any) -> None:
+        """Let a cancelled call stop llama.cpp mid-prompt too (its abort callback), not only between tokens."""
+        import llama_cpp
+
+        def abort(_data: Any) -> bool:
+            return bool(self._cancel is not None and self._cancel.is_set())
+
+        cb = llama_cpp.ggml_abort_callback(abort)
+        self._abort_callbacks.append(cb)  # ctypes callbacks must outlive their registration
+        try:
+            llama_cpp.llama_set_abort_callback(llama._ctx.ctx, cb, None)
+        except Exception:  # an internal name changed: calls still stop between tokens
+            logger.debug("llama.cpp abort callback not set", exc_info=True)
 
     def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {
@@ -123,14 +152,33 @@ class LlamaCppChatModel(BaseChatModel):
         self.load()
         payload = [{"role": _role(m), "content": str(m.content)} for m in messages]
         llama = self._contexts.get(kwargs.get("prompt_name") or "", self._llama)
-        with self._lock:
-            for part in llama.create_chat_completion(payload, stream=True, **self._params(stop, kwargs)):
-                delta = part["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                    if run_manager:
-                        run_manager.on_llm_new_token(delta, chunk=chunk)
-                    yield chunk
+        cancel: threading.Event | None = kwargs.get("cancel")
+        wait = kwargs.get("queue_wait_s", self.queue_wait_s)
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise ModelBusyError(f"the model is answering other customers (waited {wait:.1f}s)")
+        try:
+            self._cancel = cancel
+            parts = llama.create_chat_completion(payload, stream=True, **self._params(stop, kwargs))
+            try:
+                for part in parts:
+                    if cancel is not None and cancel.is_set():
+                        break
+                    delta = part["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+                        if run_manager:
+                            run_manager.on_llm_new_token(delta, chunk=chunk)
+                        yield chunk
+            except Exception:
+                if cancel is not None and cancel.is_set():  # aborted mid-prompt: the cached prefix is unknown now
+                    llama.reset()
+                    return
+                raise
+            finally:
+                parts.close()
+        finally:
+            self._cancel = None
+            self._lock.release()
 
     def count_tokens(self, text: str) -> int:
         self.load()

@@ -144,6 +144,24 @@ CONVERSATION_JUDGE = Prompt(
     ),
 )
 
+ACCOUNT_TOOLS = Prompt(
+    name="account_tools",
+    version="1",
+    description=(
+        "Answer a signed-in customer's question about their own orders, deliveries, refunds, returns, membership, "
+        "payments or support requests with the account tools (function calling; configured models only). The "
+        "tools read only this customer's record; their results are the only facts the answer may use, and each "
+        "sentence is checked against them before it is shown (assistant/account/calling.py)."
+    ),
+    system=(
+        "You are the customer support assistant of {company}, talking to a signed-in customer. Look up what "
+        "the question needs with the account tools, then answer in one to three short sentences using only what "
+        "the tools returned: order numbers, dates, amounts, carriers and tracking numbers exactly as given. If "
+        "the tools do not have the answer, say you can't see it. " + _DATA_RULE
+    ),
+    user="{transcript}Question: {question}",
+)
+
 GAP_ANSWER = Prompt(
     name="gap_answer",
     version="1",
@@ -185,7 +203,8 @@ GAP_OUTLINE = Prompt(
 )
 
 PROMPTS: dict[str, Prompt] = {
-    p.name: p for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY, CONVERSATION_JUDGE, GAP_ANSWER, GAP_OUTLINE)
+    p.name: p
+    for p in (ANSWER, CONDENSE_QUESTION, HANDOFF_SUMMARY, CONVERSATION_JUDGE, ACCOUNT_TOOLS, GAP_ANSWER, GAP_OUTLINE)
 }
 
 

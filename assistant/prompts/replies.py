@@ -67,7 +67,7 @@ ORDER_PROCESSING = _t(
 ORDER_CANCELLED = _t("order_cancelled", "Your order {order} ({items}) was cancelled on {cancelled}{reason}.")
 ORDER_DETAILS = _t(
     "order_details",
-    "Your order {order}, placed on {placed}: {items_priced}. {total}{payment}{delivery}",
+    "Your order {order}, placed on {placed}: {items_priced}. {total}{promo}{payment}{delivery}",
 )
 ORDERS_LIST = _t("orders_list", "Your most recent orders: {orders}.")
 WHICH_ORDER = _t("which_order", "I can see {n} orders that could be the one you mean: {orders}. Which one is it?")
@@ -81,17 +81,17 @@ NO_ORDERS = _t("no_orders", "I can't see any orders on your account.")
 REFUND_ISSUED = _t(
     "refund_issued",
     "A refund of {amount} for order {order} was issued on {issued} to your {method}{reason}. "
-    "{method_cap} refunds can take up to {days} business days to arrive, so it should reach you by {expected}.",
+    "{method_cap} refunds can take up to {days_text} to arrive, so it should reach you by {expected}.",
 )
 REFUND_OVERDUE = _t(
     "refund_overdue",
     "A refund of {amount} for order {order} was issued on {issued} to your {method}{reason}. "
-    "It should have reached you by {expected} ({days} business days), so it's overdue. I'm sorry about that.",
+    "It should have reached you by {expected} ({days_text}), so it's overdue. I'm sorry about that.",
 )
 REFUND_DUE_BY = _t(
     "refund_due_by",
     "A refund of {amount} for order {order} was issued on {issued} to your {method}{reason}. "
-    "{method_cap} refunds take up to {days} business days, so it should have reached you by {expected}.",
+    "{method_cap} refunds take up to {days_text}, so it should have reached you by {expected}.",
     "a refund past its policy window; called overdue only when the customer says it has not arrived",
 )
 REFUND_DEDUCTIONS = _t("refund_deductions", "{deductions} {verb} deducted from it.")
@@ -101,13 +101,16 @@ RETURN_STATUS = _t(
     "return_status",
     "Your {kind} {rma}for {items} from order {order} was booked on {booked}{method}{reason}.",
 )
+EXCHANGE_REPLACEMENT = _t("exchange_replacement", "{replacement}")
 RETURN_NONE = _t("return_none", "I can't see a return on your account{scope}.")
 
 MEMBERSHIP_ACTIVE = _t("membership_active", "You're on the {plan} plan{price}. {renewal}")
 MEMBERSHIP_TRIAL = _t(
     "membership_trial", "You're on a free trial of the {plan} plan, which ends on {trial_end}.{after}"
 )
-MEMBERSHIP_PAUSED = _t("membership_paused", "Your {plan} membership is paused{since} and starts again on {resumes}.")
+MEMBERSHIP_PAUSED = _t(
+    "membership_paused", "Your {plan} membership{price} is paused{since} and starts again on {resumes}.", version="2"
+)
 MEMBERSHIP_CANCELLED = _t("membership_cancelled", "Your {plan} membership was cancelled on {cancelled}.{until}")
 MEMBERSHIP_NONE = _t("membership_none", "You don't have a membership on your account.")
 MEMBERSHIP_PAYMENT_FAILED = _t(
@@ -117,6 +120,11 @@ MEMBERSHIP_PAYMENT_FAILED = _t(
 PAYMENT_FAILED = _t(
     "payment_failed",
     "Your payment of {amount} on {when} didn't go through: {reason}{code}.{more}",
+)
+PAYMENT_THEN_ORDER = _t(
+    "payment_then_order",
+    "Then order {order} went through on {placed}{total_short}, so it was charged once.",
+    "a failed checkout followed by the order that succeeded: one charge, not two",
 )
 PAYMENTS_NONE = _t("payments_none", "I can't see any failed payments on your account.")
 
@@ -135,6 +143,12 @@ NOT_SIGNED_IN = _t(
 RECORD_UNAVAILABLE = _t(
     "record_unavailable",
     "I can't open your account details right now, so I can't check that for you.",
+)
+
+GREETING = _t(
+    "greeting",
+    "Hi{name}! How can I help you today?",
+    "a message that only greets: greeted back (a greeting is not a question for the help center)",
 )
 
 ACCOUNT_TEMPLATES: tuple[ReplyTemplate, ...] = tuple(

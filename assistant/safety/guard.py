@@ -31,6 +31,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from assistant.safety.redact import Secrets
+
 REMOVED = "[removed: instructions found in the data]"
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
@@ -164,9 +166,38 @@ def looks_like_injection(text: str) -> bool:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def neutralize(text: str) -> str:
+# The speaker labels our own transcripts write ("Assistant: ..."): a transcript's lines start with them, so
+# `neutralize(..., speakers=TRANSCRIPT_SPEAKERS)` keeps them, where in any other data a line opening with a role
+# ("Assistant:", "System:") is a forged turn and is removed.
+TRANSCRIPT_SPEAKERS: tuple[str, ...] = (
+    "Customer",
+    "Assistant",
+    "Agent",
+    "Note",
+    "customer",
+    "assistant",
+    "agent",
+)
+
+
+def neutralize(text: str, speakers: Iterable[str] = ()) -> str:
     """Untrusted text, fit for a prompt: invisible characters and HTML comments removed, our delimiters
-    and role markers taken out, and every sentence that addresses a model replaced by `REMOVED`."""
+    and role markers taken out, and every sentence that addresses a model replaced by `REMOVED`.
+
+    `speakers`: the text is a transcript we wrote, one "Speaker: words" line per message (each message's words on
+    one line): the labels are ours and kept, the words after them are neutralised like any other data."""
+    labels = tuple(speakers)
+    if labels and text:
+        label = re.compile("^(?:" + "|".join(re.escape(s) for s in labels) + "): ")
+        lines = []
+        for line in text.split("\n"):
+            m = label.match(line)
+            lines.append(m.group(0) + _neutralize(line[m.end() :]) if m else _neutralize(line))
+        return "\n".join(lines)
+    return _neutralize(text)
+
+
+def _neutralize(text: str) -> str:
     if not text:
         return text
     text = _DELIMITERS.sub(" ", _HTML_COMMENT.sub(" ", strip_invisible(text)))
@@ -209,14 +240,14 @@ class OutputGuard:
     PROMPT_ECHO_WORDS = 6
 
     def __init__(self, secrets: Iterable[str] = (), instructions: Iterable[str] = ()) -> None:
-        self.secrets = {s for s in secrets if s and len(s) >= 8}
+        self.secrets = Secrets(secrets)
         self._last_allowed: tuple[str, set[tuple[str, ...]]] | None = None
         self._instructions: set[tuple[str, ...]] = set()
         for text in instructions:
             self._instructions |= _shingles(text, self.PROMPT_ECHO_WORDS)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        self.secrets |= {s for s in secrets if s and len(s) >= 8}
+        self.secrets.add(secrets)
 
     def _allowed_shingles(self, allowed: str) -> set[tuple[str, ...]]:
         """The shingles of a turn's `allowed` text, kept for the next call: a turn checks every source
@@ -232,7 +263,7 @@ class OutputGuard:
         """None when `text` may be shown; otherwise the reason it may not. `allowed` is the text the turn
         was given (sources, the customer's own records): links, emails and long identifiers in it may be
         repeated, nothing else of the kind."""
-        if any(s in text for s in self.secrets):
+        if self.secrets.found_in(text):
             return "secret"
         f = _features(text)
         if any(t not in allowed for t in f.tokens):

@@ -1,6 +1,10 @@
 """Rows to domain models: what every repository returns (never rows). And the one model the store writes back as a
 JSON column of its own layout, the turn record's evidence (`turn_evidence`, the inverse of `turn`).
 
+JSON columns are read through `assistant.safety.payload.scrub`: a row stored before the input validation existed
+(a lone surrogate, NaN, a structure nested hundreds deep) comes back serialisable, so it cannot break the agent
+queue, a transcript or a turn.
+
 Columns hold plain `str` where the models have literals (a status, a role, a label): pydantic checks the value when
 the model is built, so only the static type is waived there (`# type: ignore[arg-type]`).
 """
@@ -27,7 +31,9 @@ from assistant.models import (
     SignalEvent,
     ToolCall,
     TurnRecord,
+    is_handoff_reason,
 )
+from assistant.safety.payload import scrub
 from assistant.store.tables import (
     ConversationFactsRow,
     ConversationRow,
@@ -64,12 +70,12 @@ def customer(r: CustomerRow) -> CustomerProfile:
         phone=r.phone,
         locale=r.locale,
         created_at=aware(r.created_at),
-        attributes=r.attributes or {},
+        attributes=scrub(r.attributes or {}),
     )
 
 
 def event(r: CustomerEventRow) -> CustomerEvent:
-    return CustomerEvent(id=r.id, customer_id=r.customer_id, type=r.type, at=aware(r.at), data=r.data or {})
+    return CustomerEvent(id=r.id, customer_id=r.customer_id, type=r.type, at=aware(r.at), data=scrub(r.data or {}))
 
 
 def conversation(r: ConversationRow) -> Conversation:
@@ -79,7 +85,7 @@ def conversation(r: ConversationRow) -> Conversation:
         verified=bool(r.verified),
         status=r.status,  # type: ignore[arg-type]
         channel=r.channel,
-        metadata=r.meta or {},
+        metadata=scrub(r.meta or {}),
         created_at=aware(r.created_at),
         updated_at=aware(r.updated_at),
         topic=r.topic,
@@ -104,7 +110,7 @@ def message(r: MessageRow) -> Message:
 def turn(r: TurnRow) -> TurnRecord:
     """A stored turn, typed. The evidence column holds the answer's evidence (absent when no answer was composed)
     with the intent, the action and the tool calls beside it."""
-    ev = dict(r.evidence or {})
+    ev = dict(scrub(r.evidence or {}))
     intent, action, calls = ev.pop("intent", None), ev.pop("action", None), ev.pop("tool_calls", None) or []
     approved = ev.pop("approved", None) or {}
     return TurnRecord(
@@ -149,19 +155,23 @@ def turn_evidence(record: TurnRecord) -> dict[str, Any]:
 
 
 def handoff(r: HandoffRow) -> Handoff:
+    # A reason that is not a label is a customer's free text stored before reasons were a fixed set (migration
+    # 0003 moves those): shown as what it is, the customer's note.
+    known = is_handoff_reason(r.reason)
     return Handoff(
         id=r.id,
         conversation_id=r.conversation_id,
-        reason=r.reason,
+        reason=r.reason if known else "customer_request",
         confidence=r.confidence,
         status=r.status,  # type: ignore[arg-type]
-        summary=HandoffSummary.model_validate(r.summary),
+        summary=HandoffSummary.model_validate(scrub(r.summary or {})),
         summary_source=r.summary_source,  # type: ignore[arg-type]
         created_at=aware(r.created_at),
         claimed_by=r.claimed_by,
         claimed_at=aware(r.claimed_at),
         resolved_at=aware(r.resolved_at),
         note=r.note,
+        customer_note=r.customer_note if known or r.customer_note else r.reason,
     )
 
 
@@ -176,7 +186,7 @@ def signal(r: SignalEventRow) -> SignalEvent:
         at=aware(r.at),
         value=r.value,
         turn_id=r.turn_id,
-        data=r.data or {},
+        data=scrub(r.data or {}),
     )
 
 

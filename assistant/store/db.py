@@ -82,11 +82,14 @@ class Database:
         listen: bool = True,
         pool_size: int = 10,
         max_overflow: int = 20,
+        keep_originals: bool = False,
     ) -> None:
         """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
         together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
-        `cxa db upgrade`). `listen`: PostgreSQL LISTEN/NOTIFY wakes live streams across processes."""
+        `cxa db upgrade`). `listen`: PostgreSQL LISTEN/NOTIFY wakes live streams across processes.
+        `keep_originals`: a message whose payment data was masked keeps its typed text beside it (for an audit)."""
         self.url = url
+        self.keep_originals = keep_originals
         try:
             self.engine = make_engine(url, busy_timeout_s, pool_size, max_overflow)
             if migrate_schema == "auto":

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from assistant import states
 from assistant.errors import ConflictError, HandoffNotFoundError
-from assistant.models import Conversation, Handoff, HandoffSummary, utcnow
+from assistant.models import Conversation, Handoff, HandoffSummary, is_handoff_reason, utcnow
 from assistant.store import convert
 from assistant.store.conversations import update_status
 from assistant.store.db import Database, Repository, new_id
@@ -40,10 +40,14 @@ class Handoffs(Repository):
         confidence: float | None,
         summary: HandoffSummary,
         summary_source: str = "extractive",
+        customer_note: str | None = None,
     ) -> Handoff:
         """Open a handoff and put the conversation in the agent queue (`waiting_for_agent`), through the
         state machine. If another writer opened one first (two handoffs racing), that one is returned and
-        no second handoff exists. Listeners (`add_listener`) hear of a new one after it commits."""
+        no second handoff exists. Listeners (`add_listener`) hear of a new one after it commits. `reason` must be
+        a label (`assistant.models.is_handoff_reason`): what the customer wrote goes in `customer_note`."""
+        if not is_handoff_reason(reason):
+            raise ValueError(f"not a handoff reason label: {reason[:40]!r}")
         with self.db.session() as s:
             try:
                 conv = update_status(s, conversation_id, "waiting_for_agent")
@@ -65,6 +69,7 @@ class Handoffs(Repository):
                 status="waiting",
                 summary=summary.model_dump(),
                 summary_source=summary_source,
+                customer_note=customer_note,
                 created_at=conv.updated_at,
             )
             s.add(row)

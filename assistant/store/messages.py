@@ -1,6 +1,7 @@
 """Messages: numbered in their conversation by one atomic counter (`next_seq`), so concurrent writers never
 collide or reorder. `insert_message(s, ...)` writes one in the caller's transaction (a turn's customer message
-beside its turn record)."""
+beside its turn record). Every message is stored with payment data masked (`assistant.safety.redact`), so nothing
+read from here (prompts, summaries, the agent's view) holds a card number."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from assistant.errors import ConflictError, ConversationNotFoundError
 from assistant.models import Citation, Message, Role, utcnow
+from assistant.safety.redact import mask_payment_data
 from assistant.store import convert, live
 from assistant.store.db import Repository, new_id
 from assistant.store.tables import ConversationRow, HandoffRow, MessageRow
@@ -28,7 +30,9 @@ class Messages(Repository):
         created_at: datetime | None = None,
     ) -> Message:
         with self.db.session() as s:
-            return insert_message(s, conversation_id, role, text_, citations, author_id, turn_id, created_at)
+            return insert_message(
+                s, conversation_id, role, text_, citations, author_id, turn_id, created_at, self.db.keep_originals
+            )
 
     def add_agent(self, conversation_id: str, text_: str) -> Message:
         """An agent's reply, authored by the agent who claimed the conversation. Only while the
@@ -56,7 +60,7 @@ class Messages(Repository):
                 conversation_id=conversation_id,
                 seq=seq,
                 role="agent",
-                text=text_,
+                text=mask_payment_data(text_),
                 created_at=now,
                 citations=[],
                 author_id=agent,
@@ -64,6 +68,16 @@ class Messages(Repository):
             s.add(row)
             s.flush()
             return convert.message(row)
+
+    def purge_originals(self, before: datetime) -> int:
+        """Forget the typed text of messages stored before `before` (only the masked text remains)."""
+        with self.db.session() as s:
+            done = s.execute(
+                update(MessageRow)
+                .where(MessageRow.original_text.is_not(None), MessageRow.created_at < before)
+                .values(original_text=None)
+            )
+            return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
     def list_for(self, conversation_id: str, after_seq: int = 0, limit: int = 1000) -> list[Message]:
         with self.db.session() as s:
@@ -85,8 +99,11 @@ def insert_message(
     author_id: str | None,
     turn_id: str | None,
     created_at: datetime | None = None,
+    keep_original: bool = False,
 ) -> Message:
-    """`Messages.add` in the caller's transaction."""
+    """`Messages.add` in the caller's transaction. Payment data in the text is masked (`mask_payment_data`); with
+    `keep_original`, the text as typed is kept beside it (`original_text`) until `purge_originals`."""
+    masked = mask_payment_data(text_)
     now = created_at or utcnow()
     seq = next_seq(s, conversation_id, now)
     if seq is None:
@@ -96,7 +113,8 @@ def insert_message(
         conversation_id=conversation_id,
         seq=int(seq),
         role=role,
-        text=text_,
+        text=masked,
+        original_text=text_ if keep_original and masked != text_ else None,
         created_at=now,
         citations=[c.model_dump() for c in citations or []],
         author_id=author_id,

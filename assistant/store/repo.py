@@ -17,6 +17,7 @@ models (never rows).
 | `insights` | `insights.py` | what the loop-back reports read: turns with what came of them, handoffs |
 | `suggestions` | `suggestions.py` | the copilot's drafted replies and what agents did with them |
 | `simulated` | `simulated.py` | simulated conversations (the demo's history): counted, moved back in time |
+| `idempotency` | `idempotency.py` | idempotency keys of the customer's POSTs and their first responses |
 
 The engine, the transactions and what happens around a commit (migrations at start, the live bus, locks) are
 `assistant.store.db`; the row-to-model converters `assistant.store.convert`.
@@ -38,6 +39,7 @@ from assistant.store.customers import Customers
 from assistant.store.db import Database, make_engine, new_id
 from assistant.store.feedback import FeedbackLog
 from assistant.store.handoffs import HandoffListener, Handoffs
+from assistant.store.idempotency import IdempotencyKeys
 from assistant.store.insights import Insights
 from assistant.store.llm_calls import LLMCallLog
 from assistant.store.messages import Messages
@@ -60,6 +62,7 @@ class Store:
         listen: bool = True,
         pool_size: int = 10,
         max_overflow: int = 20,
+        keep_originals: bool = False,
     ) -> None:
         """`migrate_schema`: auto = upgrade the schema to this code's head now (under a lock: workers starting
         together migrate once); off = only check it is there (`StoreUnavailableError` if it is behind: run
@@ -71,6 +74,7 @@ class Store:
             listen=listen,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            keep_originals=keep_originals,
         )
         self.url, self.engine, self.live = db.url, db.engine, db.live
         self.session, self.try_exclusive, self.ping, self.close = db.session, db.try_exclusive, db.ping, db.close
@@ -89,6 +93,7 @@ class Store:
         self.insights = Insights(db)
         self.suggestions = Suggestions(db)
         self.simulated = SimulatedHistory(db)
+        self.idempotency = IdempotencyKeys(db)
 
         # -- the flat API, by repository --
         self.upsert_customer = self.customers.upsert
@@ -157,4 +162,5 @@ class Store:
             listen=settings.live.listen,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            keep_originals=settings.privacy.payment_data_retention_days > 0,
         )

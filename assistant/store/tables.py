@@ -103,6 +103,8 @@ class MessageRow(Base):
     citations: Mapped[list[Any]] = mapped_column(default=list)
     author_id: Mapped[str | None] = mapped_column(SafeString(200))
     turn_id: Mapped[str | None] = mapped_column(SafeString(64))
+    # The text as typed when it held payment data (`text` is masked), kept CXA_PRIVACY__PAYMENT_DATA_RETENTION_DAYS.
+    original_text: Mapped[str | None] = mapped_column(SafeText)
     __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),)
 
 
@@ -164,6 +166,7 @@ class HandoffRow(Base):
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(SafeText)
+    customer_note: Mapped[str | None] = mapped_column(SafeText)  # what the customer wrote asking for a person
 
 
 class FeedbackRow(Base):
@@ -280,3 +283,17 @@ class SuggestionRow(Base):
     outcome: Mapped[str | None] = mapped_column(SafeString(16))
     outcome_at: Mapped[datetime | None]
     reply_message_id: Mapped[str | None] = mapped_column(SafeString(64))
+
+
+class IdempotencyKeyRow(Base):
+    """A customer POST sent with an `Idempotency-Key` (assistant.store.idempotency): the first request's
+    fingerprint and, once it finished, its response, replayed to a retry within the key's lifetime."""
+
+    __tablename__ = "idempotency_keys"
+    scope: Mapped[str] = mapped_column(SafeString(200), primary_key=True)
+    key: Mapped[str] = mapped_column(SafeString(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(SafeString(64))
+    status_code: Mapped[int | None]
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None]

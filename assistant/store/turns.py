@@ -21,7 +21,7 @@ class Turns(Repository):
     def begin(self, conversation_id: str, text_: str) -> tuple[Message, str]:
         """Persist the customer's message and open its turn record, in one transaction."""
         with self.db.session() as s:
-            return _begin(s, conversation_id, text_)
+            return _begin(s, conversation_id, text_, self.db.keep_originals)
 
     def open(self, conversation_id: str, text_: str) -> tuple[Conversation, list[Message], Message, str]:
         """`begin` plus what a turn reads first, in the same transaction: the conversation (as it was
@@ -40,7 +40,7 @@ class Turns(Repository):
                     .limit(1000)  # as Messages.list_for
                 )
             ]
-            msg, turn_id = _begin(s, conversation_id, text_)
+            msg, turn_id = _begin(s, conversation_id, text_, self.db.keep_originals)
             return conversation, previous, msg, turn_id
 
     def finish(self, record: TurnRecord) -> None:
@@ -105,9 +105,9 @@ class Turns(Repository):
             return out
 
 
-def _begin(s: Session, conversation_id: str, text_: str) -> tuple[Message, str]:
+def _begin(s: Session, conversation_id: str, text_: str, keep_original: bool = False) -> tuple[Message, str]:
     turn_id = new_id("turn")
-    msg = insert_message(s, conversation_id, "customer", text_, None, None, turn_id)
+    msg = insert_message(s, conversation_id, "customer", text_, None, None, turn_id, keep_original=keep_original)
     s.add(
         TurnRow(
             id=turn_id,

@@ -16,10 +16,11 @@ from collections.abc import Generator
 
 import numpy as np
 
+from assistant.errors import ModelSlowError
 from assistant.llm import ChatGateway
 from assistant.models import AnswerEvidence, AnswerResult, Citation, CustomerContext, Message, SearchHit
 from assistant.prompts import ANSWER
-from assistant.safety.guard import OutputGuard, neutralize
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, OutputGuard, neutralize
 from assistant.settings import AnswerSettings
 from assistant.turn.grounding import (
     Passages,
@@ -83,7 +84,9 @@ class Answerer:
         words_per_chunk: int | None = None,
         history_tokens: int | None = None,
         guard: OutputGuard | None = None,
+        first_token_s: float | None = None,
     ) -> None:
+        self.first_token_s = first_token_s
         self.guard = guard or OutputGuard()
         self.chat = chat
         self.embedder = embedder
@@ -178,20 +181,29 @@ class Answerer:
                 )
             ),
             "customer": neutralize(trim_lines(context.text, self.history_tokens)) or "(none)",
-            "transcript": neutralize(format_transcript(transcript, self.transcript_turns)),
+            "transcript": neutralize(format_transcript(transcript, self.transcript_turns), TRANSCRIPT_SPEAKERS),
             "question": neutralize(" ".join(question.split())),
         }
-        for piece in self.chat.stream(ANSWER, values, turn_id=turn_id, conversation_id=conversation_id):
-            generated.append(piece)
-            buffer += piece
-            while True:
-                m = _BOUNDARY.search(buffer)
-                if not m:
-                    break
-                sentence, buffer = buffer[: m.start()], buffer[m.end() :]
-                ok = judge(sentence)
-                if ok:
-                    yield ("" if len(shown) == 1 else " ") + ok
+        slow = False
+        try:
+            for piece in self.chat.stream(
+                ANSWER, values, turn_id=turn_id, conversation_id=conversation_id, first_token_s=self.first_token_s
+            ):
+                generated.append(piece)
+                buffer += piece
+                while True:
+                    m = _BOUNDARY.search(buffer)
+                    if not m:
+                        break
+                    sentence, buffer = buffer[: m.start()], buffer[m.end() :]
+                    ok = judge(sentence)
+                    if ok:
+                        yield ("" if len(shown) == 1 else " ") + ok
+        except ModelSlowError as exc:  # the customer is not kept waiting: the best passage now, or "I couldn't find"
+            logger.info("answer model too slow (%s): quoting the best passage", exc)
+            slow = True
+        if slow:
+            buffer = ""
         if re.search(r"[.!?][\"')\]]*$", clean_sentence(buffer)):  # an unfinished last sentence is dropped
             ok = judge(buffer)
             if ok:
@@ -201,9 +213,12 @@ class Answerer:
 
         if not shown:
             if hits:
-                return (
-                    yield from self._extractive(passages, top, dropped, abstained, full, said=earlier, guarded=guarded)
+                quoted = yield from self._extractive(
+                    passages, top, dropped, abstained, full, said=earlier, guarded=guarded
                 )
+                if slow:
+                    quoted.evidence.fallback = "model_slow"
+                return quoted
             return AnswerResult(
                 text=DECLINE_TEXT,
                 citations=[],

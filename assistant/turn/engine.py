@@ -39,19 +39,21 @@ from assistant.models import (
     Reply,
     SearchHit,
     TokenEvent,
+    ToolCall,
     Turn,
     TurnEvent,
     TurnRecord,
     TurnState,
 )
 from assistant.prompts import CONDENSE_QUESTION
-from assistant.safety.guard import neutralize
+from assistant.prompts.replies import GREETING
+from assistant.safety.guard import TRANSCRIPT_SPEAKERS, neutralize
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.telemetry.observability import TurnObserver
 from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
-from assistant.turn.answer import Answerer
+from assistant.turn.answer import Answerer, format_transcript
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
@@ -72,6 +74,18 @@ _MORE_TO_SAY = re.compile(
     r"|(?:^|[.,!;:]\s*)(?:and\s+|so\s+)?(?:how|what|why|when|where|which|who)\b",
     re.IGNORECASE,
 )
+
+
+_GREETING = re.compile(
+    r"^\W*(hi|hiya|hey|hello|hallo|howdy|yo|good (morning|afternoon|evening)|morning|afternoon|evening|"
+    r"bonjour|salut|hola|ciao|hej|guten tag|moin)( there| all| team| you| again| guys)?[\W\d]*$",
+    re.IGNORECASE,
+)
+
+
+def is_greeting_only(text: str) -> bool:
+    """ "hi", "hello there!", "good morning": a greeting and nothing else."""
+    return bool(_GREETING.match(text.strip()))
 
 
 def is_thanks_only(text: str) -> bool:
@@ -152,18 +166,21 @@ class ConversationEngine:
         """New messages after `after_seq` and the conversation's state now (what a live stream sends)."""
         return self.store.list_messages(conversation_id, after_seq), self.store.get_conversation(conversation_id)
 
-    def request_handoff(self, conversation_id: str, reason: str = "customer_request") -> Handoff:
-        """The customer asked for a person (or a rule decided so)."""
+    def request_handoff(
+        self, conversation_id: str, reason: str = "customer_request", note: str | None = None
+    ) -> Handoff:
+        """The customer asked for a person (or a rule decided so); `note` is what they wrote, if anything."""
         conv = self.store.get_conversation(conversation_id)
         ctx = self.history.build(conv)
-        handoff, created = self.handoffs.hand_off(conversation_id, reason, None, ctx)
+        handoff, created = self.handoffs.hand_off(conversation_id, reason, None, ctx, note)
         if created and self.telemetry is not None:
             self.telemetry.on_handoff(conversation_id, reason)
         return handoff
 
-    def ask_for_person(self, conversation_id: str, reason: str = "customer_request") -> HandoffReceipt:
-        """The widget's "talk to a person": the handoff, where it left the conversation, and the queue."""
-        handoff = self.request_handoff(conversation_id, reason)
+    def ask_for_person(self, conversation_id: str, note: str | None = None) -> HandoffReceipt:
+        """The widget's "talk to a person": the handoff (reason `customer_request`, with what the customer wrote
+        as its note), where it left the conversation, and the queue."""
+        handoff = self.request_handoff(conversation_id, "customer_request", note)
         status = self.store.get_conversation(conversation_id).status
         return HandoffReceipt(handoff=handoff, status=status, queue=self.handoffs.queue_info(handoff))
 
@@ -212,6 +229,9 @@ class ConversationEngine:
             decision = self._decide_on_intent(t)
             if decision is None and self._is_closing(t):
                 yield from self._close_politely(t)
+                return
+            if decision is None and is_greeting_only(t.text):
+                yield from self._greet(t)
                 return
             if decision is None:
                 approved = self._match_approved(t)
@@ -272,11 +292,22 @@ class ConversationEngine:
         (`assistant.account`): None for any other question."""
         if self.account is None:
             return None
-        answer = self.account.answer(t.text, t.conversation, t.previous)
+        answer = self.account.answer(t.text, t.conversation, t.previous, self._last_account_call(t))
         if answer is not None:
             t.record.tool_calls = answer.tool_calls
         t.timer.lap("account")
         return answer
+
+    def _last_account_call(self, t: TurnContext) -> ToolCall | None:
+        """The account tool the previous answer of this conversation called, if it was an account answer (read
+        only then: most conversations never touch the record)."""
+        last_reply = next((m for m in reversed(t.previous) if m.role == "assistant"), None)
+        if last_reply is None or not any(c.source_id.startswith("account:") for c in last_reply.citations):
+            return None
+        for turn in reversed(self.store.list_turns(t.conversation_id)):
+            if turn.tool_calls and turn.reply_message_id == last_reply.id:
+                return turn.tool_calls[-1]
+        return None
 
     def _retrieve(self, t: TurnContext) -> None:
         """The message as a standalone question, and the knowledge's best chunks for it."""
@@ -328,6 +359,19 @@ class ConversationEngine:
         """The record's answer, completed by the help center's best passage when the message also asks
         something general ("my sofa is late, can I still return it?"); handed to a person when the record itself
         needs one (a late delivery, an overdue refund)."""
+        if self.account is not None and self.account.phraser is not None:
+            gen = self.account.phrase(
+                account,
+                t.text,
+                format_transcript(t.previous, self.settings.history.transcript_turns),
+                turn_id=t.turn_id,
+                conversation_id=t.conversation_id,
+            )
+            account = yield from self._relay(gen, t.timer)
+            t.record.tool_calls = account.tool_calls
+            t.timer.lap("generate")
+        else:
+            yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
             t.record.query = account.help_query
@@ -339,6 +383,7 @@ class ConversationEngine:
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
+                yield TokenEvent(text=f"\n\n{quoted.text}")
         action: Action = "handoff" if account.handoff_reason else "answer_and_offer" if account.offer else "answer"
         t.record.evidence = AnswerEvidence(
             mode="account",
@@ -350,7 +395,6 @@ class ConversationEngine:
         )
         t.record.action = action
         t.record.cited_chunk_ids = [c.chunk_id for c in citations if c.chunk_id]
-        yield TokenEvent(text=text)
         if citations:
             yield CitationsEvent(citations=citations)
         reply = self._store_reply(t, Reply(text=text, citations=citations, mode="account"))
@@ -396,6 +440,17 @@ class ConversationEngine:
         yield TokenEvent(text=CLOSING_TEXT)
         t.record.action = "answer"
         reply = self._store_reply(t, Reply(text=CLOSING_TEXT, citations=[], mode="closing"))
+        self._signals(t)
+        yield self._finish(t, reply, 1.0, t.conversation.status)
+
+    def _greet(self, t: TurnContext) -> Iterator[TurnEvent]:
+        """ "Hi": greeted back by name when the customer is known; no search, no handoff."""
+        profile = t.customer.profile
+        first = (profile.name or "").split()[0] if profile is not None and profile.name else ""
+        text = GREETING.fill(name=f" {first}" if first else "")
+        yield TokenEvent(text=text)
+        t.record.action = "answer"
+        reply = self._store_reply(t, Reply(text=text, citations=[], mode="greeting"))
         self._signals(t)
         yield self._finish(t, reply, 1.0, t.conversation.status)
 
@@ -521,11 +576,11 @@ class ConversationEngine:
         if mode == "off" or not turns:
             return text
         if mode == "llm":
-            transcript = "\n".join(f"{r}: {t}" for r, t in turns[-6:])
+            transcript = "\n".join(f"{r}: {' '.join(t.split())}" for r, t in turns[-6:])  # one line a message
             try:
                 rewritten = self.chat.complete(
                     CONDENSE_QUESTION,
-                    {"transcript": neutralize(transcript), "question": neutralize(text)},
+                    {"transcript": neutralize(transcript, TRANSCRIPT_SPEAKERS), "question": neutralize(text)},
                     turn_id=turn_id,
                     conversation_id=conversation_id,
                 ).strip()

@@ -78,9 +78,18 @@ def negative_count(text: str) -> int:
     return len(_NEGATIVE.findall(text))
 
 
+# Contact in the past ("I was chatting to someone on Saturday", "I spoke to an agent yesterday") is history, not a
+# request for a person now.
+_PAST_CONTACT = re.compile(
+    r"\b(was|were|had|have been|'ve been|i've|did (i|you|we))\s+(\w+\s+)?(talk|speak|chat|call|contact)\w*"
+    r"|\b(talked|spoke|spoken|chatted|called|contacted)\b",
+    _FLAGS,
+)
+
+
 def wants_human(text: str) -> bool:
-    """The customer explicitly asks for a person."""
-    return bool(_HUMAN.search(text))
+    """The customer explicitly asks for a person (now: not "I spoke to someone yesterday")."""
+    return bool(_HUMAN.search(text)) and not _PAST_CONTACT.search(text)
 
 
 def frustration(

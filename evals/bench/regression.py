@@ -71,7 +71,7 @@ def replay_case(services: Services, case: RegressionCase, vectors: SentenceVecto
     for text in case.customer_turns:
         turn = engine.run_turn(conv.id, text)
         sent += 1
-        if turn.reply is not None and turn.reply.text.strip() and turn.reply.mode not in ("closing",):
+        if turn.reply is not None and turn.reply.text.strip() and turn.reply.mode not in ("closing", "greeting"):
             replies.append(turn.reply.text)
             g = groundedness(
                 turn.reply.text,

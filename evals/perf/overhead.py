@@ -254,6 +254,7 @@ async def _measure(
                             r = await client.post("/v1/conversations", json=body, headers=headers)
                             r.raise_for_status()
                             conversation_id = r.json()["id"]
+                            opened = {**headers, "X-Conversation-Token": r.json()["token"]}
                         run.starts[via].append(time.perf_counter() - t)
                         for text in script:
                             m0, (s0, x0) = model.spent(), sql.read()
@@ -265,7 +266,7 @@ async def _measure(
                                 r = await client.post(
                                     f"/v1/conversations/{conversation_id}/messages",
                                     json={"text": text},
-                                    headers=headers,
+                                    headers=opened,
                                 )
                                 r.raise_for_status()
                                 turn = r.json()

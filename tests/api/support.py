@@ -66,20 +66,34 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
     return body
 
 
+_TOKENS: dict[str, str] = {}  # conversation id -> its X-Conversation-Token, as a widget keeps it
+
+
 def start(client: TestClient, **body: Any) -> dict[str, Any]:
+    """A new conversation (its token remembered for `customer_headers`, as the widget keeps it)."""
     r = client.post("/v1/conversations", json=body, headers=widget_headers())
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    conv: dict[str, Any] = r.json()
+    _TOKENS[conv["id"]] = conv["token"]
+    return conv
+
+
+def customer_headers(conversation_id: str, **extra: str) -> dict[str, str]:
+    """What the customer's widget sends for this conversation: the widget key and the conversation's token."""
+    token = _TOKENS.get(conversation_id)
+    return widget_headers(**({"X-Conversation-Token": token} if token else {}), **extra)
 
 
 def say(client: TestClient, conversation_id: str, text: str) -> dict[str, Any]:
-    r = client.post(f"/v1/conversations/{conversation_id}/messages", json={"text": text}, headers=widget_headers())
+    r = client.post(
+        f"/v1/conversations/{conversation_id}/messages", json={"text": text}, headers=customer_headers(conversation_id)
+    )
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 def messages_of(client: TestClient, conversation_id: str) -> list[dict[str, Any]]:
-    r = client.get(f"/v1/conversations/{conversation_id}", headers=widget_headers())
+    r = client.get(f"/v1/conversations/{conversation_id}", headers=customer_headers(conversation_id))
     assert r.status_code == 200, r.text
     return r.json()["messages"]  # type: ignore[no-any-return]
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
+from tests.api.support import assert_error
 from tests.conftest import (
     ADMIN_TOKEN,
     AGENT_TOKEN,
@@ -87,7 +88,8 @@ def test_a_verified_customer_gets_their_history(client: TestClient) -> None:
     body = {"customer_id": "cus_1001", "customer_hash": customer_hash("cus_1001")}
     conv = client.post("/v1/conversations", json=body, headers=WIDGET).json()
     assert conv["verified"] is True
-    handoff = client.post(f"/v1/conversations/{conv['id']}/handoff", json={}, headers=WIDGET).json()["handoff"]
+    opened = {**WIDGET, "X-Conversation-Token": conv["token"]}
+    handoff = client.post(f"/v1/conversations/{conv['id']}/handoff", json={}, headers=opened).json()["handoff"]
     packet = client.get(f"/v1/handoffs/{handoff['id']}", headers=AGENT).json()
     assert packet["customer"]["id"] == "cus_1001" and packet["customer_events"]
 
@@ -142,3 +144,42 @@ def test_the_demo_page_is_refused_beyond_loopback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "1"], env=env)
     assert result.exit_code == 2
     assert "127.0.0.1 only" in result.output
+
+
+def test_a_verified_customers_conversation_opens_only_with_its_token(client: TestClient) -> None:
+    """Finding 10: the id alone (it is in the page, the logs, a shared screenshot) must not open a verified
+    customer's conversation, with their profile and orders in it."""
+    body = {"customer_id": "cus_1001", "customer_hash": customer_hash("cus_1001")}
+    conv = client.post("/v1/conversations", json=body, headers=WIDGET).json()
+    cid, token = conv["id"], conv["token"]
+    other = client.post("/v1/conversations", json=body, headers=WIDGET).json()
+    for headers in (
+        WIDGET,
+        {**WIDGET, "X-Conversation-Token": other["token"]},
+        {**WIDGET, "X-Conversation-Token": "x"},
+    ):
+        assert_error(client.get(f"/v1/conversations/{cid}", headers=headers), 403, "forbidden")
+        assert_error(client.get(f"/v1/conversations/{cid}/events", headers=headers), 403, "forbidden")
+        said = client.post(f"/v1/conversations/{cid}/messages", json={"text": "my orders?"}, headers=headers)
+        assert_error(said, 403, "forbidden")
+        assert_error(client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=headers), 403, "forbidden")
+        rated = client.post(f"/v1/conversations/{cid}/feedback", json={"csat": 1}, headers=headers)
+        assert_error(rated, 403, "forbidden")
+    opened = {**WIDGET, "X-Conversation-Token": token}
+    got = client.get(f"/v1/conversations/{cid}", headers=opened)
+    assert got.status_code == 200 and got.json()["messages"] == []  # nothing the refused calls sent was stored
+    assert client.post(f"/v1/conversations/{cid}/messages", json={"text": "hello"}, headers=opened).status_code == 200
+    # the stream, for a client that cannot set headers (EventSource): the token as ?token=
+    streamed = client.get(f"/v1/conversations/{cid}/events", params={"token": token, "max_s": 1}, headers=WIDGET)
+    assert streamed.status_code == 200 and "event: status" in streamed.text
+    # staff read it with their own credentials
+    assert client.get(f"/v1/conversations/{cid}", headers=AGENT).status_code == 200
+
+
+def test_an_anonymous_conversation_still_opens_with_its_id(client: TestClient) -> None:
+    conv = client.post("/v1/conversations", json={}, headers=WIDGET).json()
+    assert conv["verified"] is False and conv["token"]
+    assert (
+        client.post(f"/v1/conversations/{conv['id']}/messages", json={"text": "hi"}, headers=WIDGET).status_code == 200
+    )
+    assert client.get(f"/v1/conversations/{conv['id']}", headers=WIDGET).status_code == 200

@@ -23,6 +23,7 @@ from tests.api.support import (
     app_client,
     assert_error,
     assert_turn_shape,
+    customer_headers,
     messages_of,
     parse_sse,
     private_app,
@@ -54,7 +55,7 @@ def handed_off(client: TestClient, **conversation: Any) -> tuple[str, dict[str, 
     assert_turn_shape(turn)
     assert turn["reply"] is None or turn["reply"]["citations"] == []  # nothing in the help center covers it
     if turn["handoff"] is None:  # declined, with a person offered: the customer presses "talk to a person"
-        r = client.post(f"/v1/conversations/{cid}/handoff", headers=widget_headers())
+        r = client.post(f"/v1/conversations/{cid}/handoff", headers=customer_headers(cid))
         assert r.status_code == 200, r.text
         return cid, r.json()["handoff"]
     return cid, turn["handoff"]
@@ -119,7 +120,7 @@ def test_customer_to_agent_and_back_end_to_end(client: TestClient) -> None:
     packet and claims -> agent replies -> the customer receives it live -> resolve."""
     cid, handoff = handed_off(client, customer_id="cus_1001", customer_hash=customer_hash("cus_1001"))
     hid = handoff["id"]
-    assert client.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()["status"] == "waiting_for_agent"
+    assert client.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()["status"] == "waiting_for_agent"
 
     # the queue lists it, with the summary fields of API.md
     queue = client.get("/v1/handoffs", params={"status": "waiting"}, headers=AGENT)
@@ -142,7 +143,7 @@ def test_customer_to_agent_and_back_end_to_end(client: TestClient) -> None:
 
     # the customer's widget is listening before the agent acts
     with client.stream(
-        "GET", events_url(cid), params={"poll_s": 0.2, "max_s": STREAM_LIMIT_S}, headers=widget_headers()
+        "GET", events_url(cid), params={"poll_s": 0.2, "max_s": STREAM_LIMIT_S}, headers=customer_headers(cid)
     ) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -172,7 +173,7 @@ def test_customer_to_agent_and_back_end_to_end(client: TestClient) -> None:
     assert done["note"] == "Refund issued for the missing cushion."
     assert done["conversation_status"] == "resolved"
     assert done["outcome"] == "resolved_by_agent"
-    conv = client.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()
+    conv = client.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()
     assert conv["status"] == "resolved"
     assert conv["handoff"] is None  # nothing open any more
     assert hid in [h["id"] for h in client.get("/v1/handoffs?status=resolved", headers=AGENT).json()["items"]]
@@ -231,7 +232,7 @@ def test_after_resolve_the_bot_picks_up_and_sees_the_agents_messages(shared: Tes
     agent_text = "I have reset your delivery slot to Friday morning."
     reply(shared, cid, agent_text)
     resolve(shared, handoff["id"], False)
-    assert shared.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()["status"] == "resolved"
+    assert shared.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()["status"] == "resolved"
 
     turn = say(shared, cid, TWO_FA_QUESTION)  # the customer comes back with a new question
     assert_turn_shape(turn)
@@ -340,7 +341,7 @@ def test_no_resolve_before_claim(shared: TestClient) -> None:
     cid, handoff = handed_off(shared)
     r = shared.post(f"/v1/handoffs/{handoff['id']}/resolve", json={"resolved": True}, headers=AGENT)
     assert_error(r, 409, "conflict")
-    assert shared.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()["status"] == "waiting_for_agent"
+    assert shared.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()["status"] == "waiting_for_agent"
 
 
 def test_unknown_ids_are_404(shared: TestClient) -> None:
@@ -461,4 +462,4 @@ def test_a_dead_webhook_never_fails_the_handoff(sample_data_dir: Path) -> None:
         t0 = time.perf_counter()
         cid, _ = handed_off(c)
         assert time.perf_counter() - t0 < 5
-        assert c.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()["status"] == "waiting_for_agent"
+        assert c.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()["status"] == "waiting_for_agent"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_error, assert_turn_shape, say, start
+from tests.api.support import assert_error, assert_turn_shape, customer_headers, say, start
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
 
 AGENT = bearer(AGENT_TOKEN)
@@ -186,10 +186,11 @@ def test_a_matching_question_gets_the_answer_verbatim_and_counts_a_hit(client: T
     assert again["reply"] is None or again["reply"]["mode"] != "approved"
 
     # streamed: the same reply, as tokens then citations
+    streamed = start(client)["id"]
     r = client.post(
-        f"/v1/conversations/{start(client)['id']}/messages",
+        f"/v1/conversations/{streamed}/messages",
         json={"text": GIFT_Q},
-        headers=widget_headers(Accept="text/event-stream"),
+        headers=customer_headers(streamed, Accept="text/event-stream"),
     )
     assert r.status_code == 200 and f"approved:{made['id']}" in r.text
     assert client.get(f"/v1/approved-answers/{made['id']}", headers=CX).json()["hits"] == 2

@@ -15,6 +15,7 @@ from tests.api.support import (
     app_client,
     assert_error,
     assert_turn_shape,
+    customer_headers,
     messages_of,
     parse_sse,
     private_app,
@@ -44,7 +45,7 @@ def test_anonymous_conversation_starts_with_the_bot(client: TestClient) -> None:
     assert conv["customer_id"] is None
     assert conv["verified"] is False
     # and it exists: the transcript is there, empty
-    got = client.get(f"/v1/conversations/{conv['id']}", headers=widget_headers())
+    got = client.get(f"/v1/conversations/{conv['id']}", headers=customer_headers(conv["id"]))
     assert got.status_code == 200
     assert got.json()["messages"] == []
     assert got.json()["status"] == "bot"
@@ -124,7 +125,7 @@ def test_an_off_topic_question_goes_to_a_person(client: TestClient) -> None:
     assert turn["confidence"] < 0.3
     assert turn["handoff"]["reason"] == "low_confidence"
     assert turn["status"] == "waiting_for_agent" and turn["action"] == "handoff"
-    transcript = client.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()
+    transcript = client.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()
     assert "paris" not in " ".join(m["text"].lower() for m in transcript["messages"])
 
 
@@ -149,9 +150,9 @@ def test_only_a_verified_customer_gets_their_account_details(sample_data_dir: Pa
             assert "LHD7730412" not in turn["reply"]["text"], turn
 
         # what an agent would see is consistent with that
-        ctx = c.post(f"/v1/conversations/{verified['id']}/handoff", headers=widget_headers()).json()
+        ctx = c.post(f"/v1/conversations/{verified['id']}/handoff", headers=customer_headers(verified["id"])).json()
         assert "Amara Okafor" in ctx["handoff"]["summary"]["customer_context"]
-        ctx = c.post(f"/v1/conversations/{claimed['id']}/handoff", headers=widget_headers()).json()
+        ctx = c.post(f"/v1/conversations/{claimed['id']}/handoff", headers=customer_headers(claimed["id"])).json()
         assert "Amara" not in ctx["handoff"]["summary"]["customer_context"]
         assert "LH-482913" not in ctx["handoff"]["summary"]["customer_context"]
 
@@ -215,7 +216,7 @@ def test_a_streamed_handoff_turn_has_no_tokens_or_citations(client: TestClient) 
 def test_asking_for_a_person_without_a_body(client: TestClient) -> None:
     cid = start(client)["id"]
     say(client, cid, TWO_FA_QUESTION)
-    r = client.post(f"/v1/conversations/{cid}/handoff", headers=widget_headers())
+    r = client.post(f"/v1/conversations/{cid}/handoff", headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "waiting_for_agent"
@@ -224,7 +225,7 @@ def test_asking_for_a_person_without_a_body(client: TestClient) -> None:
     assert h["reason"] == "customer_request"
     assert h["summary"]["issue"] == TWO_FA_QUESTION
     assert h["summary"]["customer_context"].startswith("Anonymous")
-    conv = client.get(f"/v1/conversations/{cid}", headers=widget_headers()).json()
+    conv = client.get(f"/v1/conversations/{cid}", headers=customer_headers(cid)).json()
     assert conv["status"] == "waiting_for_agent"
     assert conv["handoff"]["id"] == h["id"]
     assert conv["messages"][-1]["role"] == "assistant"  # the customer is told a person is coming
@@ -232,16 +233,19 @@ def test_asking_for_a_person_without_a_body(client: TestClient) -> None:
 
 def test_asking_for_a_person_with_a_reason_is_queued_for_agents(client: TestClient) -> None:
     cid = start(client)["id"]
-    r = client.post(f"/v1/conversations/{cid}/handoff", json={"reason": "billing_dispute"}, headers=widget_headers())
+    said = "URGENT: refund me now or the agent must give me 100 euros"
+    r = client.post(f"/v1/conversations/{cid}/handoff", json={"reason": said}, headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "waiting_for_agent"
-    assert body["handoff"]["reason"] == "billing_dispute"
+    # the label is ours, from a fixed set; what the customer wrote is their note, never the label (finding 8)
+    assert body["handoff"]["reason"] == "customer_request"
+    assert body["handoff"]["customer_note"] == said
     # before writing anything: the summary says so rather than failing
     assert body["handoff"]["summary"]["issue"]
 
     # asking twice does not open a second handoff
-    again = client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=widget_headers())
+    again = client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=customer_headers(cid))
     assert again.status_code == 200
     assert again.json()["handoff"]["id"] == body["handoff"]["id"]
 
@@ -255,7 +259,7 @@ def test_asking_for_a_person_with_a_reason_is_queued_for_agents(client: TestClie
 
 def test_while_waiting_for_an_agent_the_bot_is_silent_and_the_message_is_kept(client: TestClient) -> None:
     cid = start(client)["id"]
-    handoff = client.post(f"/v1/conversations/{cid}/handoff", headers=widget_headers()).json()["handoff"]
+    handoff = client.post(f"/v1/conversations/{cid}/handoff", headers=customer_headers(cid)).json()["handoff"]
     before = messages_of(client, cid)
     turn = say(client, cid, TWO_FA_QUESTION)
     assert_turn_shape(turn)
@@ -274,7 +278,7 @@ def test_feedback_is_accepted_and_stored(client: TestClient) -> None:
     cid = start(client)["id"]
     say(client, cid, TWO_FA_QUESTION)
     fb = {"csat": 5, "ces": 2, "resolved": True, "comment": "Quick and clear, thanks"}
-    r = client.post(f"/v1/conversations/{cid}/feedback", json=fb, headers=widget_headers())
+    r = client.post(f"/v1/conversations/{cid}/feedback", json=fb, headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     assert r.json()["feedback"] == fb
     assert r.json()["conversation_id"] == cid
@@ -285,8 +289,21 @@ def test_feedback_is_accepted_and_stored(client: TestClient) -> None:
 @pytest.mark.parametrize("fb", [{"csat": 1}, {"ces": 7}, {"resolved": False}, {"comment": "meh"}])
 def test_partial_feedback_at_the_scale_edges_is_accepted(shared: TestClient, fb: dict[str, object]) -> None:
     cid = start(shared)["id"]
-    r = shared.post(f"/v1/conversations/{cid}/feedback", json=fb, headers=widget_headers())
+    r = shared.post(f"/v1/conversations/{cid}/feedback", json=fb, headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     echoed = r.json()["feedback"]
     assert {k: echoed[k] for k in fb} == fb
     assert all(echoed[k] is None for k in set(echoed) - set(fb))
+
+
+def test_a_follow_up_prompt_keeps_the_assistants_earlier_answer(sample_data_dir: Path) -> None:
+    """Finding 6, end to end: the answer prompt of the second turn carries the first answer as `Assistant: ...`."""
+    from tests.fakes import FakeChatModel
+
+    model = FakeChatModel(reply="You can turn on two-factor authentication in your account settings.")
+    with app_client(sample_data_dir, chat_model=model) as c:
+        cid = start(c)["id"]
+        first = say(c, cid, TWO_FA_QUESTION)["reply"]["text"]
+        say(c, cid, "And can I use an authenticator app for that?")
+        prompt = " ".join(str(m.content) for m in model.calls[-1].messages)
+        assert f"Assistant: {' '.join(first.split())}" in prompt

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_error, say, start
+from tests.api.support import assert_error, customer_headers, say, start
 from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash
 
 AGENT = bearer(AGENT_TOKEN)
@@ -21,9 +21,7 @@ def handed_off(client: TestClient, *texts: str, **conversation: Any) -> tuple[st
     cid = start(client, **conversation)["id"]
     for text in texts:
         turn = say(client, cid, text)
-    r = client.post(
-        f"/v1/conversations/{cid}/handoff", json={}, headers={"X-Widget-Key": "pk_test_widget_key_0123456789"}
-    )
+    r = client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     assert turn is not None
     return cid, r.json()["handoff"]["id"]

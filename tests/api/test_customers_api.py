@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_error, private_app, start
+from tests.api.support import assert_error, customer_headers, private_app, start
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, customer_hash, widget_headers
 
 ADMIN = bearer(ADMIN_TOKEN)
@@ -155,13 +155,13 @@ def test_a_new_customer_is_seen_by_their_verified_conversation(shared: TestClien
 
     conv = start(shared, customer_id=cid, customer_hash=customer_hash(cid))
     assert conv["verified"] is True and conv["customer_id"] == cid
-    r = shared.post(f"/v1/conversations/{conv['id']}/handoff", headers=widget_headers())
+    r = shared.post(f"/v1/conversations/{conv['id']}/handoff", headers=customer_headers(conv["id"]))
     assert r.status_code == 200, r.text
     context = r.json()["handoff"]["summary"]["customer_context"]
     assert "Noor Haddad" in context
     assert "LH-900001" in context
 
     stranger = start(shared, customer_id=cid)  # no hash: anonymous
-    r = shared.post(f"/v1/conversations/{stranger['id']}/handoff", headers=widget_headers())
+    r = shared.post(f"/v1/conversations/{stranger['id']}/handoff", headers=customer_headers(stranger["id"]))
     context = r.json()["handoff"]["summary"]["customer_context"]
     assert "Noor" not in context and "LH-900001" not in context

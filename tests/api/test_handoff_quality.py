@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from assistant.insights.quality import asked_for
-from tests.api.support import assert_error, say, start
-from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash, widget_headers
+from tests.api.support import assert_error, customer_headers, say, start
+from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash
 
 AGENT = bearer(AGENT_TOKEN)
 CX = bearer(CX_TOKEN)
@@ -19,7 +19,7 @@ def handoff(client: TestClient, *texts: str, agent_says: str | None = None, **co
     cid = start(client, **conversation)["id"]
     for text in texts:
         say(client, cid, text)
-    r = client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=widget_headers())
+    r = client.post(f"/v1/conversations/{cid}/handoff", json={}, headers=customer_headers(cid))
     hid = r.json()["handoff"]["id"]
     if agent_says is not None:
         client.post(f"/v1/handoffs/{hid}/claim", json={"agent_id": "ana"}, headers=AGENT)

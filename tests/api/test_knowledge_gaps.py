@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_error, say, start
-from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
+from tests.api.support import assert_error, customer_headers, say, start
+from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer
 
 AGENT = bearer(AGENT_TOKEN)
 CX = bearer(CX_TOKEN)
@@ -41,7 +41,7 @@ def gaps(client: TestClient, **params: str) -> dict[str, Any]:
 def test_gaps_grouped_worst_first_with_the_agents_answers(client: TestClient) -> None:
     gift = [handed_off_and_answered(client, q, GIFT_REPLY) for q in GIFT]
     student = [handed_off_and_answered(client, q, STUDENT_REPLY) for q in STUDENT]
-    handed_off_and_answered(client, "Where can I see your furniture in person?", "Not yet, sorry.")  # alone: no gap
+    handed_off_and_answered(client, "Is there a showroom near London?", "Not yet, sorry.")  # alone: no gap
     answered = say(client, start(client)["id"], "How do I turn on two-factor authentication for my account?")
     assert answered["handoff"] is None
 
@@ -99,7 +99,7 @@ def test_an_answer_rated_badly_is_a_gap_too(client: TestClient) -> None:
         cid = start(client)["id"]
         assert say(client, cid, q)["handoff"] is None  # answered...
         r = client.post(
-            f"/v1/conversations/{cid}/feedback", json={"csat": 1, "resolved": False}, headers=widget_headers()
+            f"/v1/conversations/{cid}/feedback", json={"csat": 1, "resolved": False}, headers=customer_headers(cid)
         )
         assert r.status_code == 200, r.text  # ...badly
     [gap] = gaps(client)["items"]

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import OFF_TOPIC_QUESTION, TWO_FA_QUESTION, assert_error, private_app, say, start
+from tests.api.support import (
+    OFF_TOPIC_QUESTION,
+    TWO_FA_QUESTION,
+    assert_error,
+    customer_headers,
+    private_app,
+    say,
+    start,
+)
 from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash, widget_headers
 
 CX = bearer(CX_TOKEN)
@@ -29,7 +37,7 @@ def app(sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def conversation(client: TestClient, cid: str) -> dict[str, Any]:
-    r = client.get(f"/v1/conversations/{cid}", headers=widget_headers())
+    r = client.get(f"/v1/conversations/{cid}", headers=customer_headers(cid))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -72,7 +80,7 @@ def test_handoff_agent_wait_and_agent_resolution(app: TestClient) -> None:
     cid = start(app)["id"]
     turn = say(app, cid, OFF_TOPIC_QUESTION)
     if turn["handoff"] is None:
-        r = app.post(f"/v1/conversations/{cid}/handoff", headers=widget_headers())
+        r = app.post(f"/v1/conversations/{cid}/handoff", headers=customer_headers(cid))
         turn = {"handoff": r.json()["handoff"]}
     hid = turn["handoff"]["id"]
     assert app.post(f"/v1/handoffs/{hid}/claim", json={"agent_id": "sam"}, headers=AGENT).status_code == 200
@@ -91,7 +99,7 @@ def test_handoff_agent_wait_and_agent_resolution(app: TestClient) -> None:
 
 def test_waiting_with_nobody_coming_is_abandoned(app: TestClient) -> None:
     cid = start(app)["id"]
-    r = app.post(f"/v1/conversations/{cid}/handoff", headers=widget_headers())
+    r = app.post(f"/v1/conversations/{cid}/handoff", headers=customer_headers(cid))
     assert r.status_code == 200
     time.sleep(IDLE_S + 0.2)
     got = item(app, cid)
@@ -103,7 +111,9 @@ def test_rephrasing_loop_is_the_worst_and_feedback_is_counted(app: TestClient) -
     for text in ("my sofa cushion is torn", "my sofa cushion is torn", "I already told you, the cushion is torn!!"):
         say(app, cid, text)
     r = app.post(
-        f"/v1/conversations/{cid}/feedback", json={"csat": 1, "ces": 6, "resolved": False}, headers=widget_headers()
+        f"/v1/conversations/{cid}/feedback",
+        json={"csat": 1, "ces": 6, "resolved": False},
+        headers=customer_headers(cid),
     )
     assert r.status_code == 200
     got = item(app, cid)

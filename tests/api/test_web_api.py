@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from tests.api.support import TWO_FA_QUESTION, app_client, assert_error, say, start
-from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash, widget_headers
+from tests.api.support import TWO_FA_QUESTION, app_client, assert_error, customer_headers, say, start
+from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer, customer_hash
 
 
 def test_pages_are_served_with_a_strict_csp(client: TestClient) -> None:
@@ -26,6 +26,19 @@ def test_pages_are_served_with_a_strict_csp(client: TestClient) -> None:
     vendor = client.get("/web/vendor/chart.umd.min.js")
     assert vendor.status_code == 200 and "max-age=604800" in vendor.headers["cache-control"]
     assert_error(client.get("/web/nope.js"), 404)
+
+
+def test_every_html_response_carries_the_csp_and_cannot_be_framed(client: TestClient) -> None:
+    """Finding 5: the pages' static files (/web/*.html) had neither the CSP nor the framing ban."""
+    for path in ("/console", "/dashboard", "/web/console.html", "/web/dashboard.html", "/web/demo.html"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), path
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, path
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff", path
+    docs = client.get("/docs")  # Swagger UI: its own policy (an inline start-up script), never framed either
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert docs.headers["x-frame-options"] == "DENY"
 
 
 def test_the_demo_page_is_off_unless_enabled(client: TestClient, sample_data_dir) -> None:  # noqa: ANN001
@@ -78,20 +91,20 @@ def test_handoff_queue_position_and_list_items(client: TestClient) -> None:
     first = start(client, customer_id="cus_1001", customer_hash=customer_hash("cus_1001"))["id"]
     second = start(client)["id"]
     say(client, first, TWO_FA_QUESTION)
-    a = client.post(f"/v1/conversations/{first}/handoff", json={}, headers=widget_headers()).json()
-    b = client.post(f"/v1/conversations/{second}/handoff", json={}, headers=widget_headers()).json()
+    a = client.post(f"/v1/conversations/{first}/handoff", json={}, headers=customer_headers(first)).json()
+    b = client.post(f"/v1/conversations/{second}/handoff", json={}, headers=customer_headers(second)).json()
     assert (a["queue_position"], b["queue_position"]) == (1, 2)
     assert "expected_wait_s" in a
-    transcript = client.get(f"/v1/conversations/{second}", headers=widget_headers()).json()
+    transcript = client.get(f"/v1/conversations/{second}", headers=customer_headers(second)).json()
     assert transcript["queue_position"] == 2
     items = client.get("/v1/handoffs", params={"status": "waiting"}, headers=bearer(AGENT_TOKEN)).json()["items"]
     by_conv = {i["conversation_id"]: i for i in items}
     assert by_conv[first]["customer_id"] == "cus_1001" and by_conv[second]["customer_id"] is None
     assert by_conv[first]["conversation_status"] == "waiting_for_agent"
     client.post(f"/v1/handoffs/{a['handoff']['id']}/claim", json={"agent_id": "sam"}, headers=bearer(AGENT_TOKEN))
-    after = client.get(f"/v1/conversations/{second}", headers=widget_headers()).json()
+    after = client.get(f"/v1/conversations/{second}", headers=customer_headers(second)).json()
     assert after["queue_position"] == 1
-    claimed = client.get(f"/v1/conversations/{first}", headers=widget_headers()).json()
+    claimed = client.get(f"/v1/conversations/{first}", headers=customer_headers(first)).json()
     assert claimed["queue_position"] is None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,23 +44,16 @@ class LiveServer:
     cx_token: str = CX_TOKEN
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="package")
 def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real app on a private copy of the sample data, with the demo page on."""
     data = tmp_path_factory.mktemp("browser") / "data"
     shutil.copytree(sample_template, data)
     settings = make_settings(data, web={"demo_page": True})
-    port = _free_port()
     config = uvicorn.Config(
         create_app(settings, chat_model=slow_quoting_model()),
         host="127.0.0.1",
-        port=port,
+        port=0,  # the server picks its port as it binds it (one found free first could be taken meanwhile)
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,
@@ -74,6 +66,7 @@ def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory)
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     yield LiveServer(url=f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(10)

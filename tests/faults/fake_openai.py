@@ -16,6 +16,11 @@ server's behaviour is scripted:
     broken_stream   200, two chunks, then the socket closes mid-body (incomplete chunked encoding)
     no_done_hang    200, two chunks, then silence with the connection open (no [DONE], never ends)
     reset           the connection is accepted and reset before any response (TCP RST)
+    invent          like ok, but an answer after tool results adds a sentence the results do not support
+
+Function calling (any mode that answers): a request offering `tools` is answered with one tool call chosen from
+the question's words (an order number in it becomes `order_id`); a request carrying tool results is answered
+with the first sentence of the first result's facts.
 
 `requests` counts the chat-completion requests received (each retry is one more).
 """
@@ -45,9 +50,49 @@ MODES = (
     "broken_stream",
     "no_done_hang",
     "reset",
+    "invent",
 )
 
 _SOURCE = re.compile(r"^\[1\]\s*(?:\([^)]*\)\s*)?(.*)$", re.M)
+
+
+_TOOL_WORDS = (
+    ("refund", "refund_status"),
+    ("return", "return_status"),
+    ("rma", "return_status"),
+    ("member", "membership"),
+    ("renew", "membership"),
+    ("subscription", "membership"),
+    ("payment", "payments"),
+    ("declin", "payments"),
+    ("complaint", "tickets"),
+    ("ticket", "tickets"),
+)
+
+
+def tool_call_for(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool call a request offering tools gets (None: it carries tool results already, or offers none)."""
+    messages = body.get("messages", [])
+    if not body.get("tools") or any(m.get("role") == "tool" for m in messages):
+        return None
+    question = str(messages[-1].get("content") or "").rsplit("Question:", 1)[-1].lower()
+    name = next((tool for word, tool in _TOOL_WORDS if word in question), "order_status")
+    order = re.search(r"\b[a-z]{2,5}-\d{4,10}\b", question)
+    args = {"order_id": order.group(0).upper()} if order else {}
+    return {"id": "call_1", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+def tool_answer_for(body: dict[str, Any], invent: bool) -> str | None:
+    """After tool results: the first sentence of the first result's facts (and, `invent`, one it does not say)."""
+    results = [m for m in body.get("messages", []) if m.get("role") == "tool"]
+    if not results:
+        return None
+    try:
+        facts = str(json.loads(results[0].get("content") or "{}").get("facts") or "")
+    except ValueError:
+        facts = str(results[0].get("content") or "")
+    first = re.split(r"(?<=[.!?])\s+", facts.strip())[0] if facts.strip() else "I can't see that."
+    return first + (" We have also refunded you £999.99 as a goodwill gesture." if invent else "")
 
 
 def answer_for(body: dict[str, Any]) -> str:
@@ -187,7 +232,13 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._respond(fake.mode, body, bool(body.get("stream")))
 
         def _respond(self, mode: str, body: dict[str, Any], stream: bool) -> None:
-            text = answer_for(body)
+            call = tool_call_for(body)
+            if call is not None and mode in ("ok", "invent"):
+                self._tool_call(call, stream)
+                return
+            after_tools = tool_answer_for(body, invent=mode == "invent")
+            text = after_tools if after_tools is not None else answer_for(body)
+            mode = "ok" if mode == "invent" else mode
             if mode == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
@@ -214,6 +265,20 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     self._send(200, json.dumps(_completion(content)).encode(), "application/json")
             else:
                 self._stream(mode, text)
+
+        def _tool_call(self, call: dict[str, Any], stream: bool) -> None:
+            if not stream:
+                body = _completion(None)
+                body["choices"][0]["message"]["tool_calls"] = [call]
+                body["choices"][0]["finish_reason"] = "tool_calls"
+                self._send(200, json.dumps(body).encode(), "application/json")
+                return
+            self._start_stream()
+            chunk = _chunk(None)
+            chunk["choices"][0]["delta"]["tool_calls"] = [{"index": 0, **call}]
+            self._event(chunk)
+            self._event(_chunk(None, "tool_calls"))
+            self._end_stream()
 
         def _stream(self, mode: str, text: str) -> None:
             self._start_stream()

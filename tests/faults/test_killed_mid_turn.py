@@ -7,6 +7,7 @@ is clean, and the next message is answered normally."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +36,6 @@ from tests.conftest import (
     widget_headers,
 )
 from tests.faults.fake_openai import FakeOpenAI
-from tests.faults.support import free_port
 
 pytestmark = pytest.mark.slow  # two real server starts (~10 s each on 2 cores)
 
@@ -61,18 +61,30 @@ def server_env(data: Path, model_url: str) -> dict[str, str]:
     }
 
 
+def _port_after(log: Path, start: int, proc: subprocess.Popen[bytes]) -> int:
+    """The port this start of `cxa serve --port 0` bound (the log holds earlier starts' lines too)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        found = re.search(r"Uvicorn running on http://[^\s:]+:(\d+)", log.read_bytes()[start:].decode(errors="replace"))
+        if found:
+            return int(found.group(1))
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.1)
+    pytest.fail("the server did not report its port within 90 s:\n" + log.read_text()[-3000:])
+
+
 @contextmanager
 def server(data: Path, model_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
+    start = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
             cwd=ROOT,
             env=server_env(data, model_url),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{_port_after(log, start, proc)}"
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

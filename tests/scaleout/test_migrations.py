@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -21,21 +22,11 @@ from assistant.errors import StoreUnavailableError
 from assistant.models import utcnow
 from assistant.store import migrate
 from assistant.store.repo import Store, make_engine
-from assistant.store.tables import Base, ConversationRow, MessageRow
+from assistant.store.tables import ConversationRow, HandoffRow, MessageRow
 from tests.conftest import backend_env, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-def create_all_as_before_migrations(engine: Any) -> None:
-    """What `Base.metadata.create_all` made before migrations existed: the baseline revision's tables (those the
-    models have gained since come from later revisions, which the stamped database then runs)."""
-    scratch = create_engine("sqlite://")
-    migrate.upgrade(scratch, migrate.BASELINE)
-    baseline = set(inspect(scratch).get_table_names()) - {"alembic_version"}
-    scratch.dispose()
-    Base.metadata.create_all(engine, tables=[t for t in Base.metadata.sorted_tables if t.name in baseline])
 
 
 def test_the_migrated_schema_is_the_models_schema(database_url: str) -> None:
@@ -47,6 +38,14 @@ def test_the_migrated_schema_is_the_models_schema(database_url: str) -> None:
         assert migrate.upgrade(engine).changed is False  # at head: nothing to do
     finally:
         engine.dispose()
+
+
+def create_all_as_before_migrations(engine: Engine) -> None:
+    """The schema `Base.metadata.create_all` made before migrations existed: the baseline revision's (that is what
+    the baseline is), without `alembic_version`. Not today's `create_all`: the models have moved on since."""
+    migrate.upgrade(engine, migrate.BASELINE)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
 
 
 def test_a_create_all_database_is_stamped_and_keeps_its_data(
@@ -70,8 +69,8 @@ def test_a_create_all_database_is_stamped_and_keeps_its_data(
             )
         )
         s.flush()
-        s.add(
-            MessageRow(
+        s.execute(  # the columns of then (a row object would name the ones added since)
+            insert(MessageRow).values(
                 id="msg_old",
                 conversation_id="conv_old",
                 seq=1,
@@ -235,3 +234,48 @@ def test_the_migrations_ship_with_the_package() -> None:
     ids = [r.id for r in migrate.revisions()]
     assert ids[0] == migrate.BASELINE and ids[-1] == migrate.head()
     assert all(Path(r.path).name.startswith(r.id + "_") for r in migrate.revisions())
+
+
+def test_revision_0003_moves_free_text_reasons_into_the_customer_note(database_url: str) -> None:
+    """Handoffs stored when a customer's words could be the reason label come out of the upgrade labelled
+    `customer_request`, with the words as their note; real labels are kept."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, migrate.BASELINE)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(ConversationRow).values(
+                id="conv_r",
+                verified=False,
+                status="waiting_for_agent",
+                channel="web",
+                meta={},
+                created_at=now,
+                updated_at=now,
+                next_seq=0,
+            )
+        )
+        for hid, reason in [
+            ("ho_text", "URGENT!! give me a refund"),
+            ("ho_label", "low_confidence"),
+            ("ho_policy", "policy:legal"),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO handoffs (id, conversation_id, reason, status, summary, summary_source, created_at)"
+                    " VALUES (:id, 'conv_r', :reason, 'resolved', '{}', 'extractive', :at)"
+                ),
+                {"id": hid, "reason": reason, "at": now},
+            )
+    engine.dispose()
+    store = Store(database_url)
+    try:
+        with store.session() as s:
+            rows = {r.id: (r.reason, r.customer_note) for r in s.scalars(select(HandoffRow))}
+        assert rows == {
+            "ho_text": ("customer_request", "URGENT!! give me a refund"),
+            "ho_label": ("low_confidence", None),
+            "ho_policy": ("policy:legal", None),
+        }
+    finally:
+        store.close()

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from evals.sse import iter_sse
-from tests.backends import free_port
+from tests.backends import BackendUnavailableError, served_port
 from tests.conftest import (
     ADMIN_TOKEN,
     AGENT_TOKEN,
@@ -87,20 +87,27 @@ class Server:
 
 @contextmanager
 def servers(*specs: tuple[dict[str, str], int, Path]) -> Iterator[list[str]]:
-    """`python -m api.cli serve --workers N` for each (env, N, log), started together on free loopback ports;
-    yields their base URLs once each answers /readyz with 200 and all its workers have started."""
+    """`python -m api.cli serve --workers N` for each (env, N, log), started together, each on a port it picks itself
+    (`--port 0`: no port found free can be taken before it is bound); yields their base URLs once each answers
+    /readyz with 200 and all its workers have started."""
     started: list[Server] = []
     try:
+        launched = []
         for env, workers, log in specs:
-            port = free_port()
             with log.open("wb") as out:  # the child keeps its own copy of the descriptor
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+                    [sys.executable, "-m", "api.cli", "serve", "--port", "0", "--workers", str(workers)],
                     cwd=ROOT,
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
+            launched.append((proc, log, workers))
+        for proc, log, workers in launched:
+            try:
+                port = served_port(log, proc, READY_S)
+            except BackendUnavailableError as exc:
+                pytest.fail(str(exc))
             started.append(Server(proc, f"http://127.0.0.1:{port}", log, workers))
         deadline = time.monotonic() + READY_S
         waiting = list(started)
@@ -214,7 +221,9 @@ def test_live_messages_cross_server_processes(
             201,
         )
         cid = conv["id"]
-        customer = Stream(f"{a}/v1/conversations/{cid}/events", widget_headers(), "customer stream on A")
+        # the conversation's token, checked by whichever worker or server gets the call (the shared secret)
+        as_customer = widget_headers(**{"X-Conversation-Token": conv["token"]})
+        customer = Stream(f"{a}/v1/conversations/{cid}/events", as_customer, "customer stream on A")
         agent: Stream | None = None
         try:
             customer.wait_for("the first status", is_status("bot"))
@@ -222,7 +231,7 @@ def test_live_messages_cross_server_processes(
                 on_a.post(
                     f"/v1/conversations/{cid}/messages",
                     json={"text": "How do I return an item?"},
-                    headers=widget_headers(),
+                    headers=as_customer,
                 )
             )
             assert turn["reply"] is not None
@@ -236,7 +245,7 @@ def test_live_messages_cross_server_processes(
                 on_a.post(
                     f"/v1/conversations/{cid}/messages",
                     json={"text": "I want to talk to a person"},
-                    headers=widget_headers(),
+                    headers=as_customer,
                 )
             )
             assert turn["status"] == "waiting_for_agent", turn
@@ -266,7 +275,7 @@ def test_live_messages_cross_server_processes(
                 on_a.post(
                     f"/v1/conversations/{cid}/messages",
                     json={"text": "It's order 1042, thanks"},
-                    headers=widget_headers(),
+                    headers=as_customer,
                 )
             )
             heard = agent.wait_for(

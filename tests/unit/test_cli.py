@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,30 @@ def test_every_command_and_option_says_what_it_does() -> None:
     for path, _ in commands(typer.main.get_command(app), "cxa"):
         r = runner.invoke(app, [*path.split()[1:], "--help"])
         assert r.exit_code == 0, (path, r.output)
+
+
+def test_configured_tokens_are_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Finding 7: `cxa serve` printed configured staff tokens ("kept in keys.json" though none was written)."""
+    from api.cli.serve import print_keys
+    from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, WIDGET_KEY, make_settings
+
+    print_keys(make_settings(tmp_path / "configured"), "127.0.0.1", 8000)
+    said = capsys.readouterr().out.replace("\n", "")  # rich folds long lines
+    for token in (WIDGET_KEY, AGENT_TOKEN, CX_TOKEN, ADMIN_TOKEN):
+        assert token not in said
+    assert "keys.json" not in said and "CXA_ADMIN_TOKEN" in said
+    # generated ones are printed (a newcomer needs them) and said to be kept in keys.json, which exists
+    generated = make_settings(tmp_path / "generated", admin_token=None)
+    print_keys(generated, "127.0.0.1", 8000)
+    said = capsys.readouterr().out.replace("\n", "")
+    kept = json.loads((generated.data_dir / "keys.json").read_text())
+    assert "keys.json" in said and "admin token:" in said and AGENT_TOKEN not in said
+    assert list(kept) == ["admin_token"] and kept["admin_token"] in said
+
+
+def test_short_secrets_are_refused_beyond_loopback(tmp_path: Path) -> None:
+    env = {**backend_env(tmp_path / "data"), "CXA_ADMIN_TOKEN": "admin-short", "CXA_IDENTITY_SECRET": "s3cret-15-chars"}
+    r = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "data")], env=env)
+    assert r.exit_code == 2, r.output
+    assert "CXA_ADMIN_TOKEN, CXA_IDENTITY_SECRET: at least 16 characters" in r.output
+    assert "admin-short" not in r.output
