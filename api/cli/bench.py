@@ -25,6 +25,7 @@ from api.cli.common import (
     metrics_table,
     parse_time,
     progress_bars,
+    side_by_side,
     stage_progress,
     write_figures,
 )
@@ -372,19 +373,38 @@ def bench_ingest(
 @app.command("ttft")
 def bench_ttft(
     questions: Annotated[int, typer.Option(min=2, max=40, help="sample help-center questions asked")] = 12,
+    busy_cores: Annotated[
+        int, typer.Option(min=0, max=64, help="also run with N processes burning a core each; figures side by side")
+    ] = 0,
     out: FiguresOut = None,
     data_dir: DataDir = None,
 ) -> None:
     """Time to first token with the embedded model against llama.cpp called directly on the same messages
     (same model file, n_ctx, threads, options), alternating: at the gateway, and end to end through a server
     started here (POST -> the model's first token, and -> the first `token` SSE event). Target: within 10%."""
+    from evals.perf.busy import busy_cores as burning
     from evals.perf.ttft import run_ttft, summary_rows
 
     settings, result = run_bench(
         data_dir, None, lambda st, _path, progress: run_ttft(st, n_questions=questions, progress=progress)
     )
-    metrics_table("Time to first token vs llama.cpp", summary_rows(result))
-    write_figures(settings, "ttft", result.model_dump(), out)
+    if not busy_cores:
+        metrics_table("Time to first token vs llama.cpp", summary_rows(result))
+        write_figures(settings, "ttft", result.model_dump(), out)
+        return
+    with burning(busy_cores):
+        _, busy = run_bench(
+            data_dir, None, lambda st, _path, progress: run_ttft(st, n_questions=questions, progress=progress)
+        )
+    side_by_side(
+        f"Time to first token vs llama.cpp: quiet, and {busy_cores} core(s) busy",
+        summary_rows(result),
+        summary_rows(busy),
+        ("quiet", f"{busy_cores} busy"),
+    )
+    write_figures(
+        settings, "ttft", {"quiet": result.model_dump(), "busy": busy.model_dump(), "busy_cores": busy_cores}, out
+    )
 
 
 @app.command("stream")
@@ -396,6 +416,9 @@ def bench_stream(
         str, typer.Option(help="the fake model's pause before each streamed piece (ms), comma-separated")
     ] = "0,20",
     seed: Annotated[int, typer.Option(help="question choice seed")] = 0,
+    busy_cores: Annotated[
+        int, typer.Option(min=0, max=64, help="also run with N processes burning a core each; both tables printed")
+    ] = 0,
     out: FiguresOut = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -409,17 +432,26 @@ def bench_stream(
         delays = tuple(float(d) for d in token_delay_ms.split(","))
     except ValueError:
         fail("--workers and --token-delay-ms take comma-separated numbers, e.g. 1,2", 2)
+    from evals.perf.busy import busy_cores as burning
+
     settings = load_settings(data_dir)
     configure_logging(settings, "WARNING")
-    with progress_bars() as bar:
-        result = run_stream_bench(concurrency, duration, worker_counts, delays, seed=seed, progress=stage_progress(bar))
-    table = Table(title=f"{concurrency} concurrent streaming conversations, {duration:g} s per configuration")
-    for col in summary_columns():
-        table.add_column(col, justify="right")
-    for run in result.runs:
-        table.add_row(*summary_row(run))
-    console.print(table)
-    console.print(f"load average {result.machine.load_1m:.2f} -> {result.load_after:.2f}, {result.wall_s:.0f} s")
-    write_figures(settings, "stream", result.model_dump(), out)
-    if not result.clean:
+    results = {}
+    for label, n in [("quiet", 0), *([(f"{busy_cores} core(s) busy", busy_cores)] if busy_cores else [])]:
+        with burning(n), progress_bars() as bar:
+            result = run_stream_bench(
+                concurrency, duration, worker_counts, delays, seed=seed, progress=stage_progress(bar)
+            )
+        table = Table(
+            title=f"{concurrency} concurrent streaming conversations, {duration:g} s per configuration, {label}"
+        )
+        for col in summary_columns():
+            table.add_column(col, justify="right")
+        for run in result.runs:
+            table.add_row(*summary_row(run))
+        console.print(table)
+        console.print(f"load average {result.machine.load_1m:.2f} -> {result.load_after:.2f}, {result.wall_s:.0f} s")
+        results[label] = result
+    write_figures(settings, "stream", {k: r.model_dump() for k, r in results.items()}, out)
+    if not all(r.clean for r in results.values()):
         fail("stream: 5xx, transport errors, lost or duplicated messages (see the table and the JSON)")

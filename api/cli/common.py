@@ -98,6 +98,20 @@ def metrics_table(title: str, rows: list[tuple[str, object]]) -> None:
     console.print(table)
 
 
+def side_by_side(
+    title: str, a: list[tuple[str, object]], b: list[tuple[str, object]], headers: tuple[str, str]
+) -> None:
+    """Two runs' (label, value) rows in one table, matched by label (e.g. quiet and busy)."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for h in headers:
+        table.add_column(h, justify="right")
+    other = dict(b)
+    for name, value in a:
+        table.add_row(name, str(value), str(other.get(name, "")))
+    console.print(table)
+
+
 def write_figures(settings: Settings, name: str, figures: dict[str, Any], out: Path | None) -> None:
     """Write a run's figures as JSON to `out`, by default <data-dir>/bench/<name>.json."""
     target = out or settings.data_dir / "bench" / f"{name}.json"

@@ -70,3 +70,17 @@ def test_a_busy_embedded_model_is_not_queued_for_without_bound() -> None:
             next(model._stream([], None, None))
     finally:
         model._lock.release()
+
+
+def test_busy_cores_burns_while_entered_and_stops() -> None:
+    import os
+
+    from evals.perf.busy import busy_cores
+
+    with busy_cores(2) as pids:
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # alive
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
