@@ -107,7 +107,7 @@ class AccountAnswerer:
         previous_tool = (str(last_call.arguments.get("for") or last_call.name) if last_call else None) or None
         candidates = [str(c) for c in last_call.arguments.get("candidates", [])] if last_call else []
         if not conversation.verified or not conversation.customer_id:  # no record details, ever
-            intent = self.router.route(text, follow_up=follow_up)
+            intent = self.router.route(text, follow_up=follow_up, anonymous=True)
             if intent is None:
                 return None
             return self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)

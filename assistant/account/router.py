@@ -318,6 +318,7 @@ class AccountRouter:
         follow_up: bool = False,
         items: frozenset[str] = frozenset(),
         previous_tool: str | None = None,
+        anonymous: bool = False,
     ) -> AccountIntent | None:
         """`follow_up`: the conversation is already about one of the customer's orders, and the message refers
         back to it ("when will it arrive?"): it need not say "my" to be about the record. `items`: words of the
@@ -386,9 +387,13 @@ class AccountRouter:
         # a question about what could be done is weighed on meaning alone: "when's the last day I can order for
         # delivery?" names a tool's word, not one of the customer's things
         best = gate.raw if hypothetical and not (named or order_ids or rmas) else gate.best
-        is_account = best >= self.min_score and best > gate.general + margin
-        # a short message far closer to a tool than to any general question ("where is my lamp?")
-        is_account = is_account or (best >= self.min_score - 0.15 and best > gate.general + margin + 0.1)
+        # an anonymous visitor can only be told to sign in: that reply must be for a question that needs the record
+        floor = self.min_score + (0.1 if anonymous else 0.0)
+        is_account = best >= floor and best > gate.general + margin
+        # a short message far closer to a tool than to any general question, that says what it is about ("where is
+        # my lamp?", "tracking for my parcel")
+        says_what = named or any(p.search(text) for p in KEYWORDS.values())
+        is_account = is_account or (says_what and best >= floor - 0.15 and best > gate.general + margin + 0.1)
         if not is_account and (named or s.strong) and best > gate.general - 0.05:
             is_account = True  # their own thing, or a question only their record answers ("did I talk to you before")
         if not is_account and (order_ids or rmas):
