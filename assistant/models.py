@@ -480,6 +480,7 @@ class TurnRecord(BaseModel):
     handoff_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    prompt_tokens: int | None = Field(None, description="tokens of the prompts this turn sent to the chat model")
 
 
 # -- what the customer's widget and the agent queue read ----------------------------------------------------------
@@ -901,6 +902,7 @@ class TurnTrace(BaseModel):
     handoff_id: str | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    prompt_tokens: int | None = Field(None, description="tokens of the prompts this turn sent to the chat model")
 
     @classmethod
     def of(cls, r: TurnRecord) -> TurnTrace:

@@ -64,6 +64,8 @@ class ChatGateway:
         self.structured_output = structured_output
         self.retries = retries
         self.max_retry_wait_s = max_retry_wait_s
+        self._usage: dict[str, int] = {}  # prompt tokens sent per turn, until the turn takes them
+        self._usage_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -141,6 +143,7 @@ class ChatGateway:
         answer never keeps a core, or the model, after the customer has been answered."""
         rendered = self._redact(prompt.render(**values), prompt)
         messages = to_messages(rendered) + list(after)
+        prompt_tokens = self._count_prompt(rendered, after, turn_id)
         limit = min(timeout_s, self.timeout_s) if timeout_s is not None else self.timeout_s
         started = time.perf_counter()
         first: float | None = None
@@ -190,7 +193,7 @@ class ChatGateway:
                         model=self.model_name,
                         messages=[{"role": r, "content": t} for r, t in rendered] + _logged(after),
                         output=mask_payment_data("".join(out)),
-                        input_tokens=None,
+                        input_tokens=prompt_tokens,
                         output_tokens=len(out),
                         duration_ms=(time.perf_counter() - started) * 1000,
                         first_token_ms=((first - started) * 1000) if first else None,
@@ -198,6 +201,29 @@ class ChatGateway:
                     )
                 except Exception:  # logging must never break a customer's turn
                     logger.exception("could not log the chat-model call")
+
+    def _count_prompt(
+        self, rendered: list[tuple[PromptRole, str]], after: Sequence[BaseMessage], turn_id: str | None
+    ) -> int:
+        """The prompt's length in tokens (the embedded model's own tokenizer; about 4 characters a token for any
+        other), added to its turn's total (`take_usage`): prompt length is the embedded model's latency."""
+        text = "\n".join([t for _, t in rendered] + [str(m.content) for m in after])
+        n = 0
+        if isinstance(self.model, LlamaCppChatModel):
+            try:
+                n = self.model.count_tokens(text)
+            except ModelUnavailableError:
+                n = 0
+        n = n or (len(text) + 3) // 4
+        if turn_id is not None:
+            with self._usage_lock:
+                self._usage[turn_id] = self._usage.get(turn_id, 0) + n
+        return n
+
+    def take_usage(self, turn_id: str) -> int | None:
+        """The prompt tokens this turn's model calls sent (None: it made none); forgotten once taken."""
+        with self._usage_lock:
+            return self._usage.pop(turn_id, None)
 
     def _bounded(
         self,

@@ -113,6 +113,7 @@ def turn(r: TurnRow) -> TurnRecord:
     ev = dict(scrub(r.evidence or {}))
     intent, action, calls = ev.pop("intent", None), ev.pop("action", None), ev.pop("tool_calls", None) or []
     approved = ev.pop("approved", None) or {}
+    prompt_tokens = ev.pop("prompt_tokens", None)
     return TurnRecord(
         id=r.id,
         conversation_id=r.conversation_id,
@@ -136,6 +137,7 @@ def turn(r: TurnRow) -> TurnRecord:
         handoff_id=r.handoff_id,
         timings_ms=dict(r.timings_ms or {}),
         error=r.error,
+        prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
     )
 
 
@@ -151,6 +153,8 @@ def turn_evidence(record: TurnRecord) -> dict[str, Any]:
         evidence["tool_calls"] = [c.model_dump(mode="json") for c in record.tool_calls]
     if record.approved_id is not None:
         evidence["approved"] = {"id": record.approved_id, "score": record.approved_score}
+    if record.prompt_tokens is not None:
+        evidence["prompt_tokens"] = record.prompt_tokens
     return evidence
 
 

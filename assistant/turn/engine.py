@@ -511,6 +511,7 @@ class ConversationEngine:
         r.state, r.confidence = state, confidence
         r.reply_mode = (reply.mode if reply else None) if reply_mode is _UNSET else reply_mode
         r.timings_ms = t.timer.total()
+        r.prompt_tokens = self.chat.take_usage(t.turn_id)
         self.store.finish_turn(r)
         return t.done(reply, confidence, status, handoff)
 

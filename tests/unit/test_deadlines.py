@@ -84,3 +84,16 @@ def test_busy_cores_burns_while_entered_and_stops() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_turn_record_counts_the_prompt_tokens(sample_data_dir: Path) -> None:
+    sv = Services.build(make_settings(sample_data_dir), warm=False)
+    try:
+        conv = sv.engine.start_conversation(None, False)
+        turn = sv.engine.run_turn(conv.id, "How do I turn on two-factor authentication?")
+        record = sv.store.get_turn(turn.turn_id)
+        assert record is not None and record.prompt_tokens is not None and record.prompt_tokens > 50
+        greeting = sv.engine.run_turn(conv.id, "hello")
+        assert sv.store.get_turn(greeting.turn_id).prompt_tokens is None  # type: ignore[union-attr]
+    finally:
+        sv.close()
