@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from assistant.models import Citation, Suggestion, SuggestionOutcome, utcnow
 from assistant.store.convert import aware
-from assistant.store.db import Repository
+from assistant.store.db import Repository, rowcount
 from assistant.store.tables import SuggestionRow
 
 
@@ -76,7 +76,7 @@ class Suggestions(Repository):
                 .where(SuggestionRow.id == suggestion_id, SuggestionRow.outcome.is_(None))
                 .values(outcome=outcome, outcome_at=utcnow(), reply_message_id=message_id)
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return bool(rowcount(done))
 
     def find(self, since: datetime | None, until: datetime | None) -> list[Suggestion]:
         with self.db.session() as s:
