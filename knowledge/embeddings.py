@@ -206,7 +206,11 @@ def shared_embedder(
 
 @register_embedding_function
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma's view of `MiniLMEmbedder`."""
+    """Chroma's view of `MiniLMEmbedder`.
+
+    A function of text only (`Documents`), which chromadb's `get_or_create_collection` does not accept statically:
+    it is typed for a function of `Documents | Images`, and the protocol is invariant in its input. Hence the one
+    `# type: ignore[arg-type]` where index.py passes it."""
 
     def __init__(self, embedder: MiniLMEmbedder | None = None, max_length: int = 256) -> None:
         self.embedder = embedder or shared_embedder(max_length=max_length)

@@ -22,7 +22,7 @@ def _model(r: SuggestionRow) -> Suggestion:
         citations=[Citation.model_validate(c) for c in r.citations or []],
         sources=list(r.sources or []),
         created_at=aware(r.created_at),
-        outcome=r.outcome,  # type: ignore[arg-type]
+        outcome=r.outcome,  # type: ignore[arg-type]  # a str column; pydantic checks the literal (see convert.py)
         outcome_at=aware(r.outcome_at),
     )
 
