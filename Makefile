@@ -92,6 +92,7 @@ serve: install
 test: install $(CHROMIUM)
 	@$(HAVE_REDIS) || echo "redis-server unavailable: the shared rate-limit test will be skipped (failed under CI)" >&2
 	$(BIN)/ruff check assistant knowledge evals api tests scripts
+	$(BIN)/mypy knowledge assistant
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	CXA_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-servers SERVERS_TESTS="$(SERVERS_SUBSET)"
@@ -119,6 +120,7 @@ docs: install
 
 lint: install
 	$(BIN)/ruff check assistant knowledge evals api tests scripts
+	$(BIN)/mypy knowledge assistant
 
 clean:
 	rm -rf $(VENV) .cxa-data .pytest_cache

@@ -739,6 +739,8 @@ class ApprovedMatch(BaseModel):
 
 
 GapReason = Literal["declined", "low_confidence", "escalated", "contradicted", "rephrased", "rated_badly"]
+GapTrend = Literal["rising", "steady", "falling", "new"]
+DraftAuthor = Literal["extractive", "model"]
 
 
 class GapQuestion(BaseModel):
@@ -768,7 +770,7 @@ class KnowledgeGap(BaseModel):
     agent_answers: list[str] = Field(default_factory=list)
     first_seen: datetime
     last_seen: datetime
-    trend: Literal["rising", "steady", "falling", "new"] = "steady"
+    trend: GapTrend = "steady"
     daily: list[int] = Field(default_factory=list, description="conversations per day over the period, oldest first")
     covered_by: str | None = Field(None, description="an approved answer that now matches it (approved:<id>)")
     simulated: int = Field(0, description="of its conversations, how many were simulated (cxa demo)")
@@ -785,11 +787,12 @@ class GapDraft(BaseModel):
     variants: list[str] = Field(default_factory=list)
     answer: str = Field("", description="the approved answer's text (kind approved_answer)")
     outline: str = Field("", description="a help-article outline in Markdown (kind article_outline)")
-    written_by: Literal["extractive", "model"] = "extractive"
+    written_by: DraftAuthor = "extractive"
     source_conversation_id: str | None = None
 
 
 SuggestionOutcome = Literal["sent", "edited", "ignored"]
+SuggestionSource = Literal["approved", "account", "help_center"]
 
 
 class Suggestion(BaseModel):
@@ -801,7 +804,7 @@ class Suggestion(BaseModel):
     conversation_id: str
     text: str
     citations: list[Citation] = Field(default_factory=list)
-    sources: list[Literal["approved", "account", "help_center"]] = Field(default_factory=list)
+    sources: list[SuggestionSource] = Field(default_factory=list)
     created_at: datetime
     outcome: SuggestionOutcome | None = None
     outcome_at: datetime | None = None

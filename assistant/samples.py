@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assistant.models import CustomerEvent, CustomerProfile, Role
+from assistant.models import ConversationStatus, CustomerEvent, CustomerProfile, Role
 from assistant.store.repo import Store
 
 SAMPLE_CUSTOMERS = Path(__file__).parent / "samples" / "customers.json"
@@ -49,7 +49,8 @@ class LoadReport(BaseModel):
 
 def _rows(path: Path) -> list[dict[str, object]]:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return raw["customers"] if isinstance(raw, dict) else raw  # type: ignore[no-any-return]
+    rows: list[dict[str, object]] = raw["customers"] if isinstance(raw, dict) else raw
+    return rows
 
 
 def sample_profiles(path: Path = SAMPLE_CUSTOMERS) -> list[CustomerProfile]:
@@ -72,7 +73,7 @@ def load_customers(store: Store, path: Path = SAMPLE_CUSTOMERS) -> LoadReport:
             store.add_event(CustomerEvent(customer_id=c.id, type=e.type, at=e.at, data=dict(e.data)))
             report.events += 1
         for conv in c.conversations:
-            status = "abandoned" if conv.outcome == "abandoned" else "resolved"
+            status: ConversationStatus = "abandoned" if conv.outcome == "abandoned" else "resolved"
             made = store.create_conversation(
                 c.id,
                 True,

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ChatProvider = Literal["embedded", "openai", "fake"]
+RedactKind = Literal["email", "phone", "card", "account"]
+REDACT_KINDS: tuple[RedactKind, ...] = ("email", "phone", "card", "account")
 
 
 class OpenAISettings(BaseModel):
@@ -200,8 +202,8 @@ class TelemetrySettings(BaseModel):
     )
     long_gap_s: float = Field(600, gt=0, description="a customer message after this much silence is a long gap")
     sweep_interval_s: float = Field(60, gt=0, description="how often idle conversations are closed in the background")
-    redact: list[Literal["email", "phone", "card", "account"]] = Field(
-        default_factory=lambda: ["email", "phone", "card", "account"],
+    redact: list[RedactKind] = Field(
+        default_factory=lambda: list(REDACT_KINDS),
         description="what is redacted from stored telemetry and exports (JSON list; [] = nothing)",
     )
     otel_endpoint: str | None = Field(None, description="OTLP/gRPC endpoint for OpenTelemetry traces; None = off")

@@ -34,7 +34,7 @@ Why each transition exists (and why the others do not):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import get_args
+from typing import TypeGuard, get_args
 
 from assistant.errors import ConflictError
 from assistant.models import ConversationStatus
@@ -58,8 +58,13 @@ class TransitionError(ConflictError):
         super().__init__(detail or f"the conversation is {current}; it cannot become {target}")
 
 
+def is_status(value: str) -> TypeGuard[ConversationStatus]:
+    """A status the table knows (a column holds a plain string)."""
+    return value in STATUSES
+
+
 def can(current: str, target: str) -> bool:
-    return target in TRANSITIONS.get(current, frozenset())  # type: ignore[call-overload]
+    return is_status(current) and target in TRANSITIONS[current]
 
 
 def sources(target: ConversationStatus) -> frozenset[ConversationStatus]:

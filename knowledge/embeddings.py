@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from knowledge.errors import EmbeddingModelError
@@ -137,14 +137,14 @@ class MiniLMEmbedder:
             if vec is not None:
                 self._recent.move_to_end(text)
                 return vec
-        vec = self.embed([text])[0]
-        vec.flags.writeable = False
+        fresh: np.ndarray = self.embed([text])[0]
+        fresh.flags.writeable = False
         if self.cache_size > 0:
             with self._recent_lock:
-                self._recent[text] = vec
+                self._recent[text] = fresh
                 while len(self._recent) > self.cache_size:
                     self._recent.popitem(last=False)
-        return vec
+        return fresh
 
     def recent(self, text: str) -> np.ndarray | None:
         """The vector `embed_one` kept for `text`, or None (nothing is embedded here)."""
@@ -206,7 +206,11 @@ def shared_embedder(
 
 @register_embedding_function
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma's view of `MiniLMEmbedder`."""
+    """Chroma's view of `MiniLMEmbedder`.
+
+    A function of text only (`Documents`), which chromadb's `get_or_create_collection` does not accept statically:
+    it is typed for a function of `Documents | Images`, and the protocol is invariant in its input. Hence the one
+    `# type: ignore[arg-type]` where index.py passes it."""
 
     def __init__(self, embedder: MiniLMEmbedder | None = None, max_length: int = 256) -> None:
         self.embedder = embedder or shared_embedder(max_length=max_length)
@@ -218,10 +222,10 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     def name() -> str:
         return "cxa-minilm-l6-int8"
 
-    def default_space(self) -> str:  # type: ignore[override]
+    def default_space(self) -> Space:
         return "cosine"
 
-    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+    def supported_spaces(self) -> list[Space]:
         return ["cosine"]
 
     def get_config(self) -> dict[str, Any]:

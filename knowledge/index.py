@@ -261,7 +261,7 @@ class KnowledgeIndex:
         offset, page = 0, 5000
         while True:
             with self._reaching():
-                res = self.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)  # type: ignore[arg-type]
+                res = self.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)
             metas = res["metadatas"] or []
             yield from (dict(m) for m in metas)
             if len(metas) < page:
@@ -272,7 +272,8 @@ class KnowledgeIndex:
         ids: list[str] = []
         for i in range(0, len(source_ids), 500):
             with self._reaching():
-                res = self.collection.get(where={"source_id": {"$in": source_ids[i : i + 500]}}, include=[])
+                where: dict[str, Any] = {"source_id": {"$in": source_ids[i : i + 500]}}
+                res = self.collection.get(where=where, include=[])
             ids.extend(res["ids"])
         return ids
 
@@ -330,9 +331,9 @@ class KnowledgeIndex:
             with self._reaching():
                 self.collection.upsert(
                     ids=[c.chunk_id for _, _, c in batch],
-                    embeddings=vectors,  # type: ignore[arg-type]
+                    embeddings=vectors,
                     documents=[c.text for _, _, c in batch],
-                    metadatas=[_chunk_metadata(c, doc, h, origin) for doc, h, c in batch],  # type: ignore[misc]
+                    metadatas=[_chunk_metadata(c, doc, h, origin) for doc, h, c in batch],
                 )
             clock.lap("writing")
             done += len(batch)
@@ -461,7 +462,7 @@ class KnowledgeIndex:
                 ids=[c.chunk_id for c, _, _ in rows],
                 embeddings=vectors,
                 documents=[c.text for c, _, _ in rows],
-                metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],  # type: ignore[misc]
+                metadatas=[_chunk_metadata(c, doc, h, origin) for c, doc, h in rows],
             )
         self._bump_revision()
 

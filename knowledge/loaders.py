@@ -62,7 +62,7 @@ def hidden_element(el: Tag) -> bool:
         return True
     if el.name == "input" and str(el.get("type", "")).lower() == "hidden":
         return True
-    classes = el.get("class") or []
+    classes: str | list[str] = el.get("class") or []
     if any(str(c).lower() in _HIDDEN_CLASSES for c in (classes if isinstance(classes, list) else [classes])):
         return True
     css = _declarations(str(el.get("style", "")))
@@ -266,8 +266,8 @@ def document_from_json(payload: bytes | str | dict[str, object]) -> Document:
     if not isinstance(data, dict):
         raise DocumentParseError("expected a JSON object with source_id, title and text")
     for key in ("title", "text"):
-        if isinstance(data.get(key), str):
-            data[key] = visible_text(data[key])
+        if isinstance(value := data.get(key), str):
+            data[key] = visible_text(value)
     try:
         return Document.model_validate({"format": "markdown", **data})
     except ValidationError as exc:

@@ -133,9 +133,9 @@ class BM25:
         self.postings: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         for term, plist in postings.items():
             idx = np.fromiter((p[0] for p in plist), dtype=np.int64, count=len(plist))
-            tf = np.fromiter((p[1] for p in plist), dtype=np.float32, count=len(plist))
+            tfs = np.fromiter((p[1] for p in plist), dtype=np.float32, count=len(plist))
             idf = math.log(1 + (n - len(plist) + 0.5) / (len(plist) + 0.5))
-            self.postings[term] = (idx, tf, idf)
+            self.postings[term] = (idx, tfs, idf)
 
     def top(self, query: str, k: int) -> list[tuple[int, float]]:
         if not self.chunks:

@@ -292,8 +292,8 @@ class AccountAnswerer:
         if not pool:
             return recent[:1]
         if intent.tool in ("refund_status", "return_status"):
-            newest = max((r.at for o in pool for r in [*o.refunds, *o.returns]), default=None)
-            latest = [o for o in pool if any(r.at == newest for r in [*o.refunds, *o.returns])]
+            newest = max((t for o in pool for t in _refund_return_times(o)), default=None)
+            latest = [o for o in pool if newest in _refund_return_times(o)]
             return latest[:1] or pool[:1]
         return pool
 
@@ -375,7 +375,7 @@ class AccountAnswerer:
             parts, help_query = tools.membership_parts(tools.facts.membership)
             parts = parts[1:] + parts[:1]  # what failed first, then where the membership stands
             return self._reply(intent, parts, [result], help_query=help_query)
-        parts: list[tuple[R.ReplyTemplate, dict[str, str]]] = [(R.PAYMENT_FAILED, tools.payment_values(failures))]
+        parts = [(R.PAYMENT_FAILED, tools.payment_values(failures))]
         results = [result]
         after = tools.order_after_failure(failures[0])
         if after is not None:  # the customer tried again and it went through: one charge, not two
@@ -471,6 +471,11 @@ def _merge(a: AccountAnswer, b: AccountAnswer) -> AccountAnswer:
             "confidence": min(a.confidence, b.confidence),
         }
     )
+
+
+def _refund_return_times(o: OrderFacts) -> list[datetime]:
+    """When each of the order's refunds and returns happened."""
+    return [r.at for r in o.refunds] + [r.at for r in o.returns]
 
 
 def _subject(t: TicketFacts) -> str:

@@ -32,9 +32,11 @@ from assistant.models import (
     ReturnFacts,
     TicketFacts,
 )
-from assistant.settings import AccountSettings as AccountPolicy
+from assistant.settings import AccountSettings
 
 logger = logging.getLogger(__name__)
+
+AccountPolicy = AccountSettings  # the account settings, as the facts and answers read them (a public name here)
 
 
 def add_business_days(start: datetime, days: int) -> datetime:

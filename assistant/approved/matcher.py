@@ -37,7 +37,8 @@ def match_scores(sims: np.ndarray, query_negated: np.ndarray, text_negated: np.n
     """The matcher's score of each (query, text) pair from their cosine similarities (queries x texts): the
     similarity, less `penalty` where exactly one of the two is negated. `cxa eval bench --only approved` measures
     this same function."""
-    return sims - penalty * (query_negated[:, None] != text_negated[None, :])
+    scores: np.ndarray = sims - penalty * (query_negated[:, None] != text_negated[None, :])
+    return scores
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,6 @@ class ApprovedAnswerService:
         """Raises `ApprovedAnswerNotFoundError` for an unknown id."""
         return self._with_staleness([self.store.approved.get(answer_id)])[0]
 
-    def list(self, status: str | None = "active") -> list[ApprovedAnswer]:
-        return self._with_staleness(self.store.approved.find(status))
-
     def _with_staleness(self, answers: list[ApprovedAnswer]) -> list[ApprovedAnswer]:
         now = utcnow()
         ids = sorted({s.source_id for a in answers for s in a.sources})
@@ -111,12 +108,13 @@ class ApprovedAnswerService:
             reasons = []
             if a.review_at is not None and a.review_at <= now:
                 reasons.append(f"past its review date ({a.review_at:%Y-%m-%d})")
-            for s in a.sources if current is not None else []:
-                name = s.title or s.source_id
-                if s.source_id not in current:
-                    reasons.append(f'the article "{name}" it rests on was removed')
-                elif s.doc_hash and current[s.source_id][0] != s.doc_hash:
-                    reasons.append(f'the article "{name}" changed since it was approved')
+            if current is not None:
+                for s in a.sources:
+                    name = s.title or s.source_id
+                    if s.source_id not in current:
+                        reasons.append(f'the article "{name}" it rests on was removed')
+                    elif s.doc_hash and current[s.source_id][0] != s.doc_hash:
+                        reasons.append(f'the article "{name}" changed since it was approved')
             out.append(a.model_copy(update={"stale": bool(reasons), "stale_reasons": reasons}))
         return out
 
@@ -276,3 +274,8 @@ class ApprovedAnswerService:
         except ConversationNotFoundError:
             return False
         return True
+
+    # -- listing: last in the class, since below a method named `list` mypy reads `list[...]` in annotations as it
+
+    def list(self, status: str | None = "active") -> list[ApprovedAnswer]:
+        return self._with_staleness(self.store.approved.find(status))

@@ -36,6 +36,7 @@ from assistant.models import (
     SearchHit,
     Suggestion,
     SuggestionOutcome,
+    SuggestionSource,
     utcnow,
 )
 from assistant.settings import Settings
@@ -83,7 +84,7 @@ class Copilot:
         texts = [m.text for m in questions] or ([handoff.summary.issue] if handoff.summary.issue else [])
         parts: list[str] = []
         citations: list[Citation] = []
-        sources: list[str] = []
+        sources: list[SuggestionSource] = []
 
         approved = next(
             (m for t in texts if (m := self.matcher.match(t, min_score=self.settings.approved.copilot_min_score))),
@@ -115,7 +116,7 @@ class Copilot:
                 conversation_id=conversation.id,
                 text=text,
                 citations=citations,
-                sources=sources,  # type: ignore[arg-type]
+                sources=sources,
                 created_at=utcnow(),
             )
         )

@@ -20,7 +20,7 @@ from assistant.errors import ModelUnavailableError
 from assistant.insights.gaps import Grouped
 from assistant.insights.replies import content
 from assistant.llm import ChatGateway
-from assistant.models import GapDraft, KnowledgeGap
+from assistant.models import DraftAuthor, GapDraft, KnowledgeGap
 from assistant.prompts import GAP_ANSWER, GAP_OUTLINE
 from assistant.safety.guard import OutputGuard, neutralize
 from assistant.settings import InsightsSettings
@@ -130,9 +130,12 @@ class GapDrafter:
         sims = vecs @ vecs.T
         n = len(replies)
         agreement = (sims.sum(axis=1) - 1.0) / (n - 1) if n > 1 else np.zeros(n)
-        return np.argsort(-(0.6 * relevance + 0.4 * agreement)).tolist()
+        ranked: list[int] = np.argsort(-(0.6 * relevance + 0.4 * agreement)).tolist()
+        return ranked
 
-    def _answer(self, question: str, grouped: Grouped, replies: list[tuple[str, str]]) -> tuple[str, str | None, str]:
+    def _answer(
+        self, question: str, grouped: Grouped, replies: list[tuple[str, str]]
+    ) -> tuple[str, str | None, DraftAuthor]:
         if not replies:
             return "", None, "extractive"
         best = self._ranked(grouped, replies)[0]
@@ -166,7 +169,7 @@ class GapDrafter:
 
     def _outline(
         self, gap: KnowledgeGap, question: str, grouped: Grouped, replies: list[tuple[str, str]]
-    ) -> tuple[str, str]:
+    ) -> tuple[str, DraftAuthor]:
         if self.uses_model and replies and self.chat is not None:
             allowed = "\n".join(t for _, t in replies)
             try:

@@ -36,7 +36,7 @@ import numpy as np
 from assistant.approved.matcher import ApprovedMatcher
 from assistant.errors import GapNotFoundError
 from assistant.insights.replies import content
-from assistant.models import AskedTurn, GapQuestion, GapReason, KnowledgeGap
+from assistant.models import AskedTurn, GapQuestion, GapReason, GapTrend, KnowledgeGap
 from assistant.settings import InsightsSettings
 from assistant.store.repo import Store
 from assistant.telemetry.signals import is_contradiction
@@ -196,7 +196,8 @@ class KnowledgeGaps:
             return vecs
         out = vecs.copy()
         out[have] += ANSWER_WEIGHT * self.vectors.embed([answers[i] for i in have])
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        normalised: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return normalised
 
     def report(self, since: datetime | None = None, until: datetime | None = None) -> list[KnowledgeGap]:
         return [gap for gap, _ in self.groups(since, until)]
@@ -221,7 +222,7 @@ class KnowledgeGaps:
                 examples.append(q.text)
             if len(examples) == EXAMPLES:
                 break
-        reasons = Counter(q.reason for q in qs)
+        reasons: Counter[str] = Counter(q.reason for q in qs)
         topics = Counter(q.topic for q in qs if q.topic)
         answers = list(dict.fromkeys(a for q in qs for a in q.agent_answers))
         days = max(1, -(-(until - since) // timedelta(days=1)))
@@ -253,7 +254,7 @@ class KnowledgeGaps:
         )
 
 
-def _trend(qs: list[GapQuestion], since: datetime, until: datetime) -> str:
+def _trend(qs: list[GapQuestion], since: datetime, until: datetime) -> GapTrend:
     """rising / falling: the second half of the period has half as many again / two thirds of the first's
     conversations; new: none before the last quarter of the period."""
     middle = since + (until - since) / 2

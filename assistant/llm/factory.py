@@ -18,14 +18,16 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
         o = settings.openai
+        # Field names rather than their aliases (model, base_url, api_key, timeout, max_completion_tokens): ChatOpenAI
+        # takes both (populate_by_name), and the pydantic mypy plugin checks the names.
         return ChatOpenAI(
-            model=o.model,
-            base_url=o.base_url,
-            api_key=o.api_key,
-            timeout=o.timeout_s,
+            model_name=o.model,
+            openai_api_base=o.base_url,
+            openai_api_key=o.api_key,
+            request_timeout=o.timeout_s,
             max_retries=0,  # ChatGateway retries, within the turn's deadline (the client would honour any Retry-After)
             temperature=o.temperature,
-            max_completion_tokens=o.max_tokens,
+            max_tokens=o.max_tokens,
             streaming=True,
         )
     e = settings.embedded

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 CallLogger = Callable[..., None]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+LenientT = TypeVar("LenientT", bound=BaseModel)
+
+
+class CallIds(TypedDict, total=False):
+    """What a call is logged under: `complete` and `structured` pass these on to `stream`."""
+
+    turn_id: str | None
+    conversation_id: str | None
 
 
 def to_messages(rendered: list[tuple[PromptRole, str]]) -> list[BaseMessage]:
@@ -350,7 +358,7 @@ class ChatGateway:
         wait = after if after is not None else min(0.5 * 2**attempt, self.max_retry_wait_s)
         return wait if wait < remaining_s else None
 
-    def complete(self, prompt: Prompt, values: dict[str, str], **ids: str | None) -> str:
+    def complete(self, prompt: Prompt, values: dict[str, str], **ids: Unpack[CallIds]) -> str:
         return "".join(self.stream(prompt, values, **ids))
 
     def _call_options(self, options: dict[str, Any] | None, prompt: Prompt | None = None) -> dict[str, Any]:
@@ -375,6 +383,7 @@ class ChatGateway:
             opts["response_format"] = {"type": "json_object"}
         return opts
 
+    @overload
     def structured(
         self,
         prompt: Prompt,
@@ -383,9 +392,32 @@ class ChatGateway:
         *,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
+        validate_as: None = None,
+        **ids: Unpack[CallIds],
+    ) -> ModelT: ...
+    @overload
+    def structured(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        schema: type[BaseModel],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        validate_as: type[LenientT],
+        **ids: Unpack[CallIds],
+    ) -> LenientT: ...
+    def structured(
+        self,
+        prompt: Prompt,
+        values: dict[str, str],
+        schema: type[BaseModel],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
         validate_as: type[BaseModel] | None = None,
-        **ids: str | None,
-    ) -> ModelT:
+        **ids: Unpack[CallIds],
+    ) -> BaseModel:
         """One call whose reply must be a JSON object valid for `schema` (constrained by a JSON schema
         where the provider supports it, and always validated here). Raises `ModelUnavailableError` when
         the provider fails or the reply is not such an object. `validate_as` parses the reply with a more
@@ -406,7 +438,7 @@ class ChatGateway:
             logger.warning("the endpoint refuses response_format json_schema; asking for json_object from now on")
             self.structured_output = "json_object"
             text = "".join(self.stream(prompt, values, options=options, timeout_s=timeout_s, **ids))
-        return parse_json_reply(text, validate_as or schema)  # type: ignore[arg-type]
+        return parse_json_reply(text, validate_as or schema)
 
 
 def _logged(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:

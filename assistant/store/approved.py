@@ -33,7 +33,7 @@ def _model(r: ApprovedAnswerRow) -> ApprovedAnswer:
         question=r.question,
         answer=r.answer,
         variants=list(r.variants or []),
-        status=r.status,  # type: ignore[arg-type]
+        status=r.status,  # type: ignore[arg-type]  # a str column; pydantic checks the literal (see convert.py)
         approved_by=r.approved_by,
         created_at=aware(r.created_at),
         updated_at=aware(r.updated_at),

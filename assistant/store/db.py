@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +37,13 @@ logger = logging.getLogger(__name__)
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. `Session.execute` is typed to return any `Result`; for those
+    statements it is a `CursorResult`, the one that counts them."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def make_engine(url: str, busy_timeout_s: float = 15.0, pool_size: int = 10, max_overflow: int = 20) -> Engine:

@@ -93,6 +93,7 @@ class Insights(Repository):
                 q = q.where(HandoffRow.claimed_at < until)
             out = []
             for hid, cid, claimed in s.execute(q.order_by(HandoffRow.claimed_at)).all():
+                assert claimed is not None  # the query keeps claimed handoffs only
                 first = s.scalar(
                     select(func.min(MessageRow.created_at)).where(
                         MessageRow.conversation_id == cid, MessageRow.role == "agent", MessageRow.created_at >= claimed

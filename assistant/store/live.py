@@ -30,11 +30,15 @@ import logging
 import threading
 from collections.abc import Iterable
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    import psycopg
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +198,9 @@ class PostgresBus(LocalBus):
     def _listen_once(self) -> None:
         with self._engine.connect() as conn:
             conn.exec_driver_sql(f"LISTEN {CHANNEL}")
-            raw = conn.connection.driver_connection
-            self.backend_pid = raw.info.backend_pid  # type: ignore[union-attr]
+            # the listener's engine is always PostgreSQL through psycopg (SQLAlchemy types the driver's as Any | None)
+            raw = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+            self.backend_pid = raw.info.backend_pid
             self.connections += 1
             self.listening.set()
             if self.connections > 1:
@@ -205,7 +210,7 @@ class PostgresBus(LocalBus):
             while not self._stop.is_set():
                 heard = False
                 # Yields each notification as it arrives; ends after a second of silence (to check `_stop`).
-                for note in raw.notifies(timeout=1.0):  # type: ignore[union-attr]
+                for note in raw.notifies(timeout=1.0):
                     self.wake((note.payload,))
                     heard = True
                 quiet = 0.0 if heard else quiet + 1.0

@@ -14,7 +14,7 @@ from assistant.errors import ConflictError, ConversationNotFoundError
 from assistant.models import Citation, Message, Role, utcnow
 from assistant.safety.redact import mask_payment_data
 from assistant.store import convert, live
-from assistant.store.db import Repository, new_id
+from assistant.store.db import Repository, new_id, rowcount
 from assistant.store.tables import ConversationRow, HandoffRow, MessageRow
 
 
@@ -77,7 +77,7 @@ class Messages(Repository):
                 .where(MessageRow.original_text.is_not(None), MessageRow.created_at < before)
                 .values(original_text=None)
             )
-            return int(done.rowcount or 0)  # type: ignore[attr-defined]
+            return int(rowcount(done) or 0)
 
     def list_for(self, conversation_id: str, after_seq: int = 0, limit: int = 1000) -> list[Message]:
         with self.db.session() as s:

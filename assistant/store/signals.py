@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from assistant.errors import ConversationNotFoundError
@@ -39,7 +40,9 @@ class Signals(Repository):
         ]
         with self.db.session() as s:
             if rows:  # one INSERT for all of them (the ORM would insert row by row to learn their ids)
-                s.execute(SignalEventRow.__table__.insert(), rows)
+                # the Table itself: declarative types `__table__` as any FromClause, which has no insert()
+                table = SignalEventRow.metadata.tables[SignalEventRow.__tablename__]
+                s.execute(table.insert(), rows)
             row = s.get(ConversationRow, conversation_id)
             if row is None:
                 raise ConversationNotFoundError(conversation_id)
@@ -85,7 +88,7 @@ class Signals(Repository):
         for column, value in ((f.status, status), (f.outcome, outcome), (f.topic, topic), (f.customer_id, customer_id)):
             if value is not None:
                 q = q.where(column == value)
-        orders = {
+        orders: dict[str, list[ColumnElement[Any]]] = {
             "recent": [f.started_at.desc()],
             "oldest": [f.started_at.asc()],
             # unrated after the worst-rated: NULLs sort first on SQLite and last on PostgreSQL unless told

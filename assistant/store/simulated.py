@@ -72,9 +72,7 @@ class SimulatedHistory(Repository):
             cut = aware(claimed) if claimed is not None and agent_wait else None
             pause = agent_wait
 
-            def moved(t: datetime | None) -> datetime | None:
-                if t is None:
-                    return None
+            def moved(t: datetime) -> datetime:
                 t = aware(t)
                 return t - by + (pause if cut is not None and t >= cut else timedelta(0))
 
@@ -84,5 +82,6 @@ class SimulatedHistory(Repository):
                     if waited and cut is not None and aware(row.at) >= cut:
                         row.value = round(row.value + pause.total_seconds(), 3)
                     for col in columns:
-                        setattr(row, col, moved(getattr(row, col)))
+                        value = getattr(row, col)
+                        setattr(row, col, None if value is None else moved(value))
             conv.created_at, conv.updated_at = moved(conv.created_at), moved(conv.updated_at)

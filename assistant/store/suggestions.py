@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from assistant.models import Citation, Suggestion, SuggestionOutcome, utcnow
 from assistant.store.convert import aware
-from assistant.store.db import Repository
+from assistant.store.db import Repository, rowcount
 from assistant.store.tables import SuggestionRow
 
 
@@ -22,7 +22,7 @@ def _model(r: SuggestionRow) -> Suggestion:
         citations=[Citation.model_validate(c) for c in r.citations or []],
         sources=list(r.sources or []),
         created_at=aware(r.created_at),
-        outcome=r.outcome,  # type: ignore[arg-type]
+        outcome=r.outcome,  # type: ignore[arg-type]  # a str column; pydantic checks the literal (see convert.py)
         outcome_at=aware(r.outcome_at),
     )
 
@@ -76,7 +76,7 @@ class Suggestions(Repository):
                 .where(SuggestionRow.id == suggestion_id, SuggestionRow.outcome.is_(None))
                 .values(outcome=outcome, outcome_at=utcnow(), reply_message_id=message_id)
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+            return bool(rowcount(done))
 
     def find(self, since: datetime | None, until: datetime | None) -> list[Suggestion]:
         with self.db.session() as s:

@@ -72,7 +72,7 @@ def _p(values: list[float], q: float) -> float | None:
 
 def metrics_of(facts: list[ConversationFacts], since: datetime | None, until: datetime | None) -> Metrics:
     n = len(facts)
-    outcomes = Counter(f.outcome for f in facts)
+    outcomes: Counter[str] = Counter(f.outcome for f in facts)
 
     def rate(count: int, of: int = n) -> float:
         return round(count / of, 4) if of else 0.0

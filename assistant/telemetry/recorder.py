@@ -101,6 +101,7 @@ class Telemetry:
             if not earlier_customer or not known:  # the topic is found once (first or second message)
                 events += self._topic_events(conv, [*earlier_customer, message.text], first=not earlier_customer)
         if result is not None:
+            # the engine's str, "answered" or "dead_end": SignalEvent checks it against SignalKind
             events.append(self._event(conv.id, result, confidence))  # type: ignore[arg-type]
         if handoff_reason is not None:
             events.append(self._event(conv.id, "handoff", reason=handoff_reason))

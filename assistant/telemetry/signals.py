@@ -203,7 +203,7 @@ def derive(
     conv: Conversation, events: list[SignalEvent], now: datetime, settings: TelemetrySettings
 ) -> ConversationFacts:
     """The facts of one conversation from its events (sorted by time) and its current status."""
-    counts = Counter(e.kind for e in events)
+    counts: Counter[str] = Counter(e.kind for e in events)
     activity = [e.at for e in events if e.kind in ("customer_turn", "answered", "dead_end", "agent_reply", "handoff")]
     last_activity = max([conv.created_at, *activity])
     inactive = (now - last_activity).total_seconds() >= settings.inactivity_s

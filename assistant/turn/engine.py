@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from assistant.account.answer import AccountAnswer, AccountAnswerer
 from assistant.approved.matcher import ApprovedMatcher
@@ -62,6 +62,7 @@ from assistant.turn.rewrite import heuristic_standalone
 from knowledge.errors import KnowledgeError
 
 logger = logging.getLogger(__name__)
+ResultT = TypeVar("ResultT")  # what a relayed generation returns: an AnswerResult, an AccountAnswer
 
 CLOSING_TEXT = "You're welcome! Is there anything else I can help you with?"
 
@@ -553,15 +554,14 @@ class ConversationEngine:
             frustration_score=fr.score,
         )
 
-    def _relay(
-        self, gen: Generator[str, None, AnswerResult], timer: StepTimer
-    ) -> Generator[TokenEvent, None, AnswerResult]:
+    def _relay(self, gen: Generator[str, None, ResultT], timer: StepTimer) -> Generator[TokenEvent, None, ResultT]:
         """Pass the answer's text on as token events; the consumer's time is not charged to `generate`."""
         while True:
             try:
                 piece = next(gen)
             except StopIteration as stop:
-                return stop.value
+                result: ResultT = stop.value
+                return result
             timer.lap("generate")
             yield TokenEvent(text=piece)
             timer.skip()

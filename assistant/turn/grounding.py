@@ -194,7 +194,8 @@ class Passages:
         out = []
         for h in range(min(n_hits, len(self.hits))):
             idx = [i for i, o in enumerate(self.owners) if o == h]
-            chosen, words = [], 0
+            chosen: list[int] = []
+            words = 0
             for i in sorted(idx, key=lambda i: -sims[i]):
                 n = len(self.sentences[i].split())
                 if words + n > max_words and chosen:

@@ -12,6 +12,7 @@ with a capable configured model; a 135M model rewrites worse than this heuristic
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from knowledge.retriever import tokenize
 
@@ -35,7 +36,7 @@ def is_bare_reply(utterance: str) -> bool:
     return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance))
 
 
-def heuristic_standalone(utterance: str, previous: list[tuple[str, str]]) -> str:
+def heuristic_standalone(utterance: str, previous: Sequence[tuple[str, str]]) -> str:
     """`previous` is the conversation before `utterance` as (role, text); role 'customer'/'user' or other.
     A follow-up adds the last customer message; a bare reply also the other side's last message."""
     if not previous or not is_follow_up(utterance):
