@@ -190,25 +190,54 @@ class ChatGateway:
             logger.warning("chat model call failed (%s %s): %s", prompt.name, prompt.version, error)
             raise ModelUnavailableError(f"the chat model failed: {error}") from exc
         finally:
-            if self.log is not None:
-                try:
-                    self.log(
-                        turn_id=turn_id,
-                        conversation_id=conversation_id,
-                        prompt_name=prompt.name,
-                        prompt_version=prompt.version,
-                        provider=self.provider,
-                        model=self.model_name,
-                        messages=[{"role": r, "content": t} for r, t in rendered] + _logged(after),
-                        output=mask_payment_data("".join(out)),
-                        input_tokens=prompt_tokens,
-                        output_tokens=len(out),
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        first_token_ms=((first - started) * 1000) if first else None,
-                        error=error,
-                    )
-                except Exception:  # logging must never break a customer's turn
-                    logger.exception("could not log the chat-model call")
+            self._log_call(
+                prompt,
+                turn_id,
+                conversation_id,
+                [{"role": r, "content": text} for r, text in rendered] + _logged(after),
+                mask_payment_data("".join(out)),
+                started,
+                input_tokens=prompt_tokens,
+                output_tokens=len(out),
+                first_token_ms=((first - started) * 1000) if first else None,
+                error=error,
+            )
+
+    def _log_call(
+        self,
+        prompt: Prompt,
+        turn_id: str | None,
+        conversation_id: str | None,
+        messages: list[dict[str, Any]],
+        output: str,
+        started: float,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        first_token_ms: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One row of the call log (`llm_calls`): never raises, a customer's turn does not depend on it."""
+        if self.log is None:
+            return
+        try:
+            self.log(
+                turn_id=turn_id,
+                conversation_id=conversation_id,
+                prompt_name=prompt.name,
+                prompt_version=prompt.version,
+                provider=self.provider,
+                model=self.model_name,
+                messages=messages,
+                output=output,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                first_token_ms=first_token_ms,
+                error=error,
+            )
+        except Exception:  # logging must never break a customer's turn
+            logger.exception("could not log the chat-model call")
 
     def _count_prompt(
         self, rendered: list[tuple[PromptRole, str]], after: Sequence[BaseMessage], turn_id: str | None
@@ -313,27 +342,18 @@ class ChatGateway:
             logger.warning("chat model tool call failed (%s %s): %s", prompt.name, prompt.version, error)
             raise ModelUnavailableError(f"the chat model failed: {error}") from exc
         finally:
-            if self.log is not None:
-                try:
-                    self.log(
-                        turn_id=turn_id,
-                        conversation_id=conversation_id,
-                        prompt_name=prompt.name,
-                        prompt_version=prompt.version,
-                        provider=self.provider,
-                        model=self.model_name,
-                        messages=[{"role": r, "content": t} for r, t in rendered],
-                        output=json.dumps([{"name": c["name"], "args": c["args"]} for c in reply.tool_calls])
-                        if reply is not None and reply.tool_calls
-                        else (str(reply.content) if reply is not None else ""),
-                        input_tokens=None,
-                        output_tokens=None,
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                        first_token_ms=None,
-                        error=error,
-                    )
-                except Exception:  # logging must never break a customer's turn
-                    logger.exception("could not log the chat-model call")
+            calls = reply.tool_calls if reply is not None else []
+            self._log_call(
+                prompt,
+                turn_id,
+                conversation_id,
+                [{"role": r, "content": text} for r, text in rendered],
+                json.dumps([{"name": c["name"], "args": c["args"]} for c in calls])
+                if calls
+                else (str(reply.content) if reply is not None else ""),
+                started,
+                error=error,
+            )
 
     def _retry_wait(self, exc: Exception, attempt: int, remaining_s: float) -> float | None:
         """Seconds to wait before retrying a failed call, or None to give up now. Only timeouts, connection
