@@ -453,6 +453,7 @@ class ToolCall(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict, description="the tool's typed result, as JSON")
     cited: list[str] = Field(default_factory=list, description="ids of the customer events the result rests on")
     error: str | None = None
+    summary: str = Field("", description="the result as the reply templates word it: what an answer may say")
 
 
 class TurnRecord(BaseModel):

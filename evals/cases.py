@@ -137,6 +137,10 @@ def transcript_from_store(store: Store, conversation_id: str, index: KnowledgeIn
     `ConversationNotFoundError`."""
     conv = store.get_conversation(conversation_id)
     by_reply = {t.reply_message_id: t for t in store.list_turns(conversation_id) if t.reply_message_id}
+    # what the account tools returned, worded as the templates word it: the "source" of an account answer
+    record_facts = {
+        m: " ".join(dict.fromkeys(c.summary for c in t.tool_calls if c.summary)) for m, t in by_reply.items()
+    }
     facts = store.get_facts(conversation_id)
     events = store.list_signals(conversation_id)
     sources: dict[str, str] = {}
@@ -146,6 +150,11 @@ def transcript_from_store(store: Store, conversation_id: str, index: KnowledgeIn
         turn = by_reply.get(m.id)
         mode = turn.reply_mode if turn else None
         for c in m.citations:
+            if c.source_id.startswith("account:"):
+                facts_text = record_facts.get(m.id, "") or c.snippet
+                if facts_text not in sources.get(c.source_id, ""):
+                    sources[c.source_id] = (sources.get(c.source_id, "") + "\n" + facts_text).strip()
+                continue
             if index is not None and c.source_id not in chunks:
                 chunks[c.source_id] = _document_chunks(index, c.source_id)
             text = chunks.get(c.source_id, {}).get(c.chunk_id or "", c.snippet)

@@ -42,7 +42,7 @@ from knowledge.index import KnowledgeIndex
 
 logger = logging.getLogger(__name__)
 
-ANSWER_MODES = frozenset({"generated", "extractive"})
+ANSWER_MODES = frozenset({"generated", "extractive", "account"})  # account: checked against the tools' results
 RULES = "rules"
 
 

@@ -426,6 +426,8 @@ class AccountAnswerer:
     ) -> AccountAnswer:
         text = " ".join(t.fill(**values) for t, values in parts if t is not None)
         results = results or []
+        for r in results:
+            r.call.summary = " ".join(text.split())
         citations: list[Citation] = []
         for r in results:
             for c in r.citations:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from assistant.store.tables import CustomerRow
 from tests.api.support import assert_turn_shape, private_app, say, start
-from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, bearer, customer_hash
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, customer_hash
 
 ADMIN = bearer(ADMIN_TOKEN)
 
@@ -133,3 +133,12 @@ def test_a_deleted_customer_mid_conversation_gets_an_answer_not_an_error(app: Te
         s.delete(s.get(CustomerRow, "cus_acc_gone"))
     turn = say(app, cid, "where is my order?")
     assert turn["reply"] is not None and "can't open your account details" in turn["reply"]["text"]
+
+
+def test_the_scorecard_checks_an_account_answer_against_the_tools_results(app: TestClient) -> None:
+    cid = verified(app, "cus_acc_soon")
+    turn = say(app, cid, "when is my armchair coming?")
+    assert turn["reply"]["mode"] == "account"
+    card = app.get(f"/v1/conversations/{cid}/scorecard", headers=bearer(CX_TOKEN), params={"refresh": "true"})
+    assert card.status_code == 200, card.text
+    assert card.json()["scores"]["groundedness"] == 1.0  # every sentence of it is what the records say
