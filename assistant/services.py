@@ -259,7 +259,7 @@ class Services:
         answerer = Answerer(
             chat,
             index.embedder,
-            settings.answer,
+            settings.answer_settings(),
             settings.company_name,
             transcript,
             words,

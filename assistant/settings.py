@@ -115,7 +115,8 @@ class AnswerSettings(BaseModel):
 
     mode: Literal["auto", "generative", "extractive"] = Field(
         "auto",
-        description="auto = generate, and fall back to quoting the best passage when the text is not grounded",
+        description="auto = quote the best passage with the embedded model (measured better), generate with a "
+        "configured one; generative = generate, falling back to a quote when the text is not grounded",
     )
     min_retrieval_score: float = Field(
         0.35, ge=0, le=1, description="below this best-chunk similarity the knowledge does not support an answer"
@@ -590,6 +591,16 @@ class Settings(BaseSettings):
         if transcript is None:
             transcript = 2 if small else self.history.transcript_turns
         return words, history, transcript
+
+    def answer_settings(self) -> AnswerSettings:
+        """`answer` with `mode: auto` resolved: the embedded model's answers are quoted from the help center
+        (`extractive`: on doc2dial dev its generated answers scored below the quoted passage and took seconds
+        a turn; see docs/answers.md), a configured model's are generated (falling back to a quote when not
+        grounded)."""
+        if self.answer.mode != "auto":
+            return self.answer
+        mode = "extractive" if self.chat_provider == "embedded" else "generative"
+        return self.answer.model_copy(update={"mode": mode})
 
     def secret_values(self) -> list[str]:
         """Every configured credential in clear (keys generated at start are added by the API's lifespan):

@@ -117,8 +117,9 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
 def tables_to_text(body: str) -> str:
-    """Markdown tables -> one line per row, "Label: Header 2 value; Header 3 value.", so that a row quoted
-    on its own (an extractive answer, a citation snippet) still says what its cells mean."""
+    """Markdown tables -> a line introducing the rows ("Cost, Time by method:") and a list item per row,
+    "- Label: cost value; time value." (a two-column table's row is "- Label: value."), so that a row quoted on its
+    own or under its introducing line (an extractive answer, a citation snippet) still says what its cells mean."""
     lines = body.splitlines()
     out: list[str] = []
     i = 0
@@ -126,9 +127,14 @@ def tables_to_text(body: str) -> str:
         if i + 1 < len(lines) and _TABLE_ROW.match(lines[i]) and _TABLE_RULE.match(lines[i + 1]):
             header = [c.strip() for c in lines[i].strip().strip("|").split("|")]
             i += 2
+            if header[0] and all(header[1:]):  # a line that introduces the rows: "Time after we issue the refund,
+                out.append(f"{', '.join(header[1:])} by {header[0].lower()}:")  # by payment method:"
             while i < len(lines) and _TABLE_ROW.match(lines[i]):
                 cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                parts = [f"{h.lower()} {c}" if h else c for h, c in zip(header[1:], cells[1:], strict=False) if c]
+                if len(header) == 2:  # one value a row: the introducing line names it
+                    parts = cells[1:2] if len(cells) > 1 and cells[1] else []
+                else:
+                    parts = [f"{h.lower()} {c}" if h else c for h, c in zip(header[1:], cells[1:], strict=False) if c]
                 row = f"{cells[0]}: " + "; ".join(parts) if parts else cells[0]
                 out.append("- " + row.rstrip(".") + ".")
                 i += 1

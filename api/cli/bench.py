@@ -134,6 +134,44 @@ def bench_summaries(
     write_figures(settings, "summaries", result.model_dump(), out)
 
 
+@app.command("answers")
+def bench_answers(
+    limit: Annotated[int, typer.Option(min=1, help="sample N doc2dial dev turns")] = 60,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    modes: Annotated[
+        str, typer.Option(help="answer modes to compare, comma-separated: auto, extractive, generative")
+    ] = "extractive,generative",
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """doc2dial dev turns through the engine with the configured chat model: token-F1 vs the gold answer,
+    groundedness, handoffs and latency, one column per answer mode (quoted vs written by the model)."""
+    from evals.bench.answers import AnswersResult, run_answers
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    if not chosen or any(m not in ("auto", "extractive", "generative") for m in chosen):
+        fail("--modes takes auto, extractive and/or generative, comma-separated", 2)
+
+    def run(st: Settings, path: Path, progress: Any) -> list[AnswersResult]:
+        results = []
+        for mode in chosen:
+            one = st.model_copy(update={"answer": st.answer.model_copy(update={"mode": mode})})
+            results.append(run_answers(one, path, limit=limit, seed=seed, progress=progress))
+        return results
+
+    settings, results = run_bench(data_dir, data, run)
+    table = Table(title=f"answers on doc2dial dev ({limit} turns, seed {seed})")
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.mode, justify="right")
+    rows = [dict(r.summary_rows()) for r in results]
+    for name, _ in results[0].summary_rows():
+        table.add_row(name, *(str(row.get(name, "")) for row in rows))
+    console.print(table)
+    write_figures(settings, "answers", {r.mode: r.model_dump() for r in results}, out)
+
+
 @app.command("account")
 def bench_account(
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N cases")] = None,

@@ -211,14 +211,54 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  /** Text with **bold** spans (the help center's markdown), built as DOM nodes: never parsed as HTML. */
-  function setText(p, text) {
-    p.dataset.raw = text;
-    p.replaceChildren(...text.split("**").map((part, i) => (i % 2 ? el("strong", { text: part }) : document.createTextNode(part))));
+  /** Inline Markdown of a reply: **bold** and [label](http(s) link); everything else as text nodes. */
+  function inline(text) {
+    const out = [];
+    const re = /\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)\s]+)\)/g;
+    let last = 0;
+    let m;
+    while ((m = re.exec(text))) {
+      if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+      if (m[1] !== undefined) out.push(el("strong", { text: m[1] }));
+      else {
+        const href = safeUrl(m[3]);
+        out.push(href ? el("a", { href, target: "_blank", rel: "noopener noreferrer", text: m[2] }) : document.createTextNode(m[2]));
+      }
+      last = re.lastIndex;
+    }
+    if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+    return out;
+  }
+
+  /** A reply's small Markdown subset as DOM nodes (never parsed as HTML): paragraphs, "- " and "1. " lists, bold,
+   * links. A customer's own text is shown as written, a line a paragraph. */
+  function blocks(text, markdown) {
+    const nodes = [];
+    let list = null;
+    for (const line of text.split("\n")) {
+      const m = markdown && line.match(/^\s*(?:([-*•])|(\d{1,2})[.)])\s+(.*)$/);
+      if (m) {
+        const tag = m[1] ? "ul" : "ol";
+        if (!list || list.localName !== tag) {
+          list = el(tag, tag === "ol" && m[2] !== "1" ? { start: m[2] } : {});
+          nodes.push(list);
+        }
+        list.append(el("li", {}, ...inline(m[3])));
+      } else if (line.trim()) {
+        list = null;
+        nodes.push(el("p", {}, ...(markdown ? inline(line) : [line])));
+      } else list = null;
+    }
+    return nodes;
+  }
+
+  function setText(node, text) {
+    node.dataset.raw = text;
+    node.replaceChildren(...blocks(text, node.dataset.markdown === "true"));
   }
 
   function bubble(role, text, extra = {}) {
-    const body = el("p", { class: "text" });
+    const body = el("div", { class: "text", "data-markdown": role === "assistant" || role === "agent" ? "true" : "false" });
     setText(body, text || "");
     const node = el("div", { class: `msg ${role}`, "data-role": role }, role === "system" ? null : el("span", { class: "who", text: extra.who || WHO[role] }), body);
     log.append(node);

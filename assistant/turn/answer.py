@@ -42,6 +42,14 @@ DECLINE_TEXT = (
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 
 
+_PIECE = re.compile(r"(?<=[.!?:])(?= )|(?=\n)")
+
+
+def pieces(text: str) -> list[str]:
+    """A quote as the pieces it is streamed in (sentence by sentence, a list line by line); they join back to it."""
+    return [p for p in _PIECE.split(text) if p]
+
+
 def format_sources(hits: list[SearchHit], texts: list[str] | None = None) -> str:
     lines = []
     for n, h in enumerate(hits, 1):
@@ -118,7 +126,9 @@ class Answerer:
         has_history = context.profile is not None
         if not strong:
             hits = []  # weak matches are noise to a small model, and must not be cited
-        if not hits and not has_history:  # declines are not streamed: the engine decides what the customer sees
+        extractive_only = cfg.mode == "extractive"
+        if not hits and (not has_history or extractive_only):
+            # declines are not streamed: the engine decides what the customer sees
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )
@@ -137,7 +147,7 @@ class Answerer:
             exclude=lambda s: guard.check(s, allowed) is not None,
         )
         earlier = [m.text for m in transcript[-6:] if m.role == "assistant"]
-        if cfg.mode == "extractive" and hits:
+        if extractive_only:
             return (yield from self._extractive(passages, top, [], said=earlier))
 
         shown: list[SentenceSupport] = []
@@ -297,7 +307,7 @@ class Answerer:
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
             )
-        yield text
+        yield from pieces(text)
         relevance = passages.extractive_relevance
         citations = [citation_for(passages.hits[i], text) for i in owners]
         return AnswerResult(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.models import Citation, SearchHit
-from knowledge.chunking import split_sentences
+from knowledge.chunking import sentence_spans
 from knowledge.embeddings import MiniLMEmbedder
 from knowledge.retriever import tokenize
 
@@ -124,11 +124,19 @@ class Passages:
     _question_tokens: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self._units: list[list[_Unit]] = []  # per hit: its sentences and list items in order (for quoting)
+        self._unit_of: dict[int, tuple[int, int]] = {}  # sentence index -> (hit, unit index)
         for i, h in enumerate(self.hits):
-            for s in split_sentences(h.chunk.text):
+            units = _units(h.chunk.text)
+            self._units.append(units)
+            for u, unit in enumerate(units):
+                s = unit.text
                 if len(s.split()) >= 3 and not (self.exclude is not None and self.exclude(s)):
+                    self._unit_of[len(self.sentences)] = (i, u)
                     self.sentences.append(s)
                     self.owners.append(i)
+                elif self.exclude is not None and self.exclude(s):
+                    unit.refused = True
         self._quotable: set[int] = set()
         facts = {f.strip(" -") for f in self.facts}
         for line in self.history.splitlines():
@@ -206,20 +214,24 @@ class Passages:
         return out
 
     def extractive(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
-        """Quote what best answers the question: the best source sentence by meaning and shared words, plus
-        the sentence that follows it in the same chunk (answers often span two). A line of the customer's own
-        records wins when it matches better ("where is my order?"); it is quoted as such, without citation.
-        Returns the text and the indexes of the cited hits."""
+        """Quote what best answers the question, as a person would: the best source sentence by meaning and
+        shared words (a match in the section's heading counts a little), widened to a clean, contiguous span
+        (`quote_span`): whole sentences, a sentence that starts mid-thought ("This reverses the change") with the
+        one before it, a list item with its whole list and the line that introduces it. A line of the
+        customer's own records wins when it matches better ("where is my order?"); it is quoted as such,
+        without citation. Returns the text and the indexes of the cited hits."""
         if not self.sentences:
             return "", []
         qwords = set(tokenize(self.question))
         sims = self.vectors @ self.question_vector
 
         def score(i: int) -> float:
-            overlap = len(self._sentence_tokens[i] & qwords) / max(1, len(qwords))
+            overlap = len(self._quote_tokens(i) & qwords) / max(1, len(qwords))
             owner = self.owners[i]
-            rank_prior = 0.05 / (1 + owner) if owner is not None else 0.0
-            return 0.7 * float(sims[i]) + 0.3 * overlap + rank_prior
+            if owner is None:
+                return 0.7 * float(sims[i]) + 0.3 * overlap
+            context = len((self._context_tokens(i) - self._sentence_tokens[i]) & qwords) / max(1, len(qwords))
+            return 0.7 * float(sims[i]) + 0.3 * overlap + 0.1 * context + 0.05 / (1 + owner)
 
         already = " ".join(said or [])
         # An identifier in the question (an order number, a ticket id) decides which records can answer it.
@@ -230,7 +242,11 @@ class Passages:
                 return True
             return i in self._quotable and (not ids or bool(ids & self._sentence_tokens[i]))
 
-        candidates = [i for i in range(len(self.sentences)) if quotable(i) and self.sentences[i] not in already]
+        candidates = [
+            i
+            for i in range(len(self.sentences))
+            if quotable(i) and self.sentences[i] not in already and not self._is_title(i)
+        ]
         if not candidates:
             return "", []
         best = max(candidates, key=score)
@@ -238,13 +254,150 @@ class Passages:
         owner = self.owners[best]
         if owner is None:
             return "From your account: " + self.sentences[best].lstrip("- "), []
-        picked = [best]
-        nxt = best + 1
-        while len(picked) < max_sentences and nxt < len(self.owners) and self.owners[nxt] == owner:
-            if len(self.sentences[nxt].split()) >= 4:
-                picked.append(nxt)
-            nxt += 1
-        return " ".join(self.sentences[i] for i in picked), [owner]
+        hit, unit = self._unit_of[best]
+        scored = {u: score(i) for i, (h, u) in self._unit_of.items() if h == hit}
+        return quote_span(self._units[hit], unit, max_sentences, scored), [owner]
+
+    def _quote_tokens(self, i: int) -> set[str]:
+        """The words sentence `i` would be quoted with: a line introducing a list ("While the order is still
+        Processing you can:") stands for its items too."""
+        where = self._unit_of.get(i)
+        if where is None or not self.sentences[i].rstrip().endswith(":"):
+            return self._sentence_tokens[i]
+        hit, u = where
+        block = self._units[hit][u].block
+        items = [x.text for x in self._units[hit] if x.block == block and x.item]
+        return self._sentence_tokens[i] | set(tokenize(" ".join(items)))
+
+    def _is_title(self, i: int) -> bool:
+        where = self._unit_of.get(i)
+        return where is not None and self._units[where[0]][where[1]].heading
+
+    def _context_tokens(self, i: int) -> set[str]:
+        """The words of the headings above sentence `i`: its chunk's heading path and a title line in its block."""
+        where = self._unit_of.get(i)
+        if where is None:
+            return set()
+        hit, u = where
+        units = self._units[hit]
+        titles = [x.text for x in units if x.heading and x.block == units[u].block]
+        return set(tokenize(" ".join([*self.hits[hit].chunk.headings, *titles])))
+
+
+@dataclass
+class _Unit:
+    """One sentence or list item of a chunk, as written (list marker and Markdown kept)."""
+
+    text: str
+    item: bool  # a list item ("- ...", "1. ...")
+    block: int  # paragraphs and lists are blocks; a line ending in ":" belongs to the list that follows it
+    refused: bool = False  # the output guard refuses it: never quoted
+    heading: bool = False  # a title line inside the text ("1. Forgetting to Update Address"): context, not an answer
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+\S")
+# Openers that lean on the sentence before: "This reverses the change", "It's valid for 24 hours".
+_LEANS_BACK = re.compile(
+    r"^(?:this|that|these|those|it|its|it's|they|them|their|there|he|she|such|however|but|also|and|so|then"
+    r"|otherwise|instead|if so|if not|in that case|in this case|once (?:that|this|it)|after that|as a result)\b",
+    re.I,
+)
+_NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s")
+MAX_QUOTE_WORDS = 90
+MAX_LIST_ITEMS = 8
+ITEM_MARGIN = 0.06  # items of a bulleted list scoring within this of the best one are quoted with it
+
+
+def _units(text: str) -> list[_Unit]:
+    """The sentences and list items of `text` in order, grouped into blocks (paragraphs; lists with the line that
+    introduces them). A short line without a stop, standing above prose ("1. Forgetting to Update Address"), is a
+    title: it opens a block and is never quoted as an answer."""
+    raw = []  # (text, list item, newlines before it)
+    prev_end = 0
+    for s, e in sentence_spans(text):
+        raw.append((text[s:e], bool(_LIST_ITEM.match(text[s:e])), text[prev_end:s].count("\n")))
+        prev_end = e
+    units: list[_Unit] = []
+    block = 0
+    for n, (sentence, item, newlines) in enumerate(raw):
+        nxt = raw[n + 1] if n + 1 < len(raw) else None
+        heading = (
+            nxt is not None
+            and not nxt[1]
+            and nxt[2] >= 1
+            and (n == 0 or newlines >= 1)
+            and not re.search(r"[.!?:;,]\W*$", sentence)
+            and len(sentence.split()) <= 10
+            and not (item and n > 0 and raw[n - 1][1])  # an item of a list that goes on is not a title
+        )
+        if units:
+            last = units[-1]
+            if heading:
+                same = False
+            elif item:  # a list goes on, or starts under the line that introduces it
+                same = (last.item or last.text.rstrip().endswith(":")) and not last.heading
+            else:  # prose goes on within a paragraph (a blank line, or the end of a list, starts another)
+                same = last.heading or (not last.item and newlines < 2)
+            block += not same
+        units.append(_Unit(sentence, item and not heading, block, heading=heading))
+    return units
+
+
+def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: dict[int, float] | None = None) -> str:
+    """The contiguous span of a chunk to quote around `units[anchor]`, within the anchor's block, whole sentences
+    only. A list item (or the line introducing a list) quotes the list: its lead-in line and its items (up to
+    `MAX_LIST_ITEMS`), one a line; from a longer bulleted list of alternatives (a table's rows) only the items
+    scoring close to the best one (`scores`, by unit), when few do. Numbered steps are always quoted whole. Prose is the anchor, the sentence before when the anchor leans on it ("This
+    reverses the change"), and the sentences after up to `max_sentences` (and `MAX_QUOTE_WORDS` words)."""
+    block = units[anchor].block
+    members = [i for i, u in enumerate(units) if u.block == block and not u.refused and not u.heading]
+    items = [i for i in members if units[i].item]
+    if items and (units[anchor].item or units[anchor].text.rstrip().endswith(":")):
+        lead = [i for i in members if not units[i].item and i < items[0]][-1:]
+        first = items.index(anchor) if anchor in items else 0
+        shown = items[max(0, min(first - 2, len(items) - MAX_LIST_ITEMS)) :][:MAX_LIST_ITEMS]
+        if scores and units[anchor].item and len(items) > 3 and not _NUMBERED.match(units[anchor].text):
+            # a bulleted list of alternatives (a table's rows): the items that answer, when few stand out
+            best = scores.get(anchor, 0.0)
+            close = [i for i in items if scores.get(i, -1.0) >= best - ITEM_MARGIN][:3]
+            if len(close) <= len(items) // 2:
+                shown = close
+        return _within_words("\n".join(tidy(units[i].text) for i in [*lead, *shown]))
+    prose = [i for i in members if not units[i].item] or [anchor]
+    pos = prose.index(anchor) if anchor in prose else 0
+    picked = [prose[pos]]
+    if pos > 0 and _LEANS_BACK.match(units[prose[pos]].text):
+        picked.insert(0, prose[pos - 1])
+    words = sum(len(units[i].text.split()) for i in picked)
+    for i in prose[pos + 1 :]:
+        n = len(units[i].text.split())
+        if words + n > MAX_QUOTE_WORDS or (len(picked) >= max_sentences and not _LEANS_BACK.match(units[i].text)):
+            break
+        picked.append(i)
+        words += n
+    return " ".join(tidy(units[i].text) for i in picked)
+
+
+_CITE_MARK = re.compile(r"\s*\[\s*\d+\s*\]")
+
+
+def tidy(text: str) -> str:
+    """A source line as a customer should read it: one line, no "[1 ]" reference marks, no space before a
+    comma or stop ("statute , you" -> "statute, you")."""
+    text = _CITE_MARK.sub("", " ".join(text.split()))
+    return re.sub(r"(?<=\w)\s+([,.;:!?])(?=\s|$)", r"\1", text).strip()
+
+
+def _within_words(text: str, limit: int = MAX_QUOTE_WORDS + 30) -> str:
+    """Whole lines of `text` within `limit` words (a list longer than that keeps its first items)."""
+    out, words = [], 0
+    for line in text.splitlines():
+        n = len(line.split())
+        if out and words + n > limit:
+            break
+        out.append(line)
+        words += n
+    return "\n".join(out)
 
 
 def _numbers(text: str) -> set[str]:

@@ -94,6 +94,7 @@ class AnswersResult(BaseModel):
     benchmark: str = "answers/doc2dial-dev-engine"
     turns: int
     model: str
+    mode: str = "auto"  # the answer mode the engine ran with (extractive: quoted; generative: the model's text)
     token_f1: float  # over the turns that got a reply
     token_f1_all: float  # a turn without a reply scores 0
     groundedness: float  # over replies, share of sentences supported by the cited chunks
@@ -104,6 +105,20 @@ class AnswersResult(BaseModel):
     latency_ms_p50: float
     latency_ms_p95: float
     seconds: float
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [
+            ("turns", self.turns),
+            ("model", self.model),
+            ("token-F1 (replies)", f"{self.token_f1:.3f}"),
+            ("token-F1 (all turns, no reply = 0)", f"{self.token_f1_all:.3f}"),
+            ("groundedness", f"{self.groundedness:.3f}"),
+            ("replied", f"{self.replied:.3f}"),
+            ("handoff rate", f"{self.handoff_rate:.3f}"),
+            ("declined", f"{self.abstain_rate:.3f}"),
+            ("written by the model", f"{self.generated_share:.3f}"),
+            ("turn latency p50 / p95 (ms)", f"{self.latency_ms_p50:.0f} / {self.latency_ms_p95:.0f}"),
+        ]
 
     def suite_metrics(self) -> list[Metric]:
         return [
@@ -175,6 +190,7 @@ def run_answers(
     return AnswersResult(
         turns=len(turns),
         model=model,
+        mode=s.answer_settings().mode,
         token_f1=round(statistics.fmean(f1s), 4) if f1s else 0.0,
         token_f1_all=round(statistics.fmean(f1_all), 4) if f1_all else 0.0,
         groundedness=round(statistics.fmean(grounded), 4) if grounded else 0.0,

@@ -82,7 +82,27 @@ def test_readyz_is_503_when_the_embedded_model_cannot_load(no_model: TestClient)
     assert body["checks"]["database"]["ok"] is True and body["checks"]["index"]["ok"] is True
 
 
-def test_without_a_model_a_turn_is_handed_to_a_person(no_model: TestClient) -> None:
+def test_without_a_model_the_default_still_quotes_the_help_center(no_model: TestClient) -> None:
+    """auto quotes with the embedded model: a model file that cannot load costs the customer nothing."""
+    cid = start(no_model)["id"]
+    r = no_model.post(f"/v1/conversations/{cid}/messages", json={"text": TWO_FA_QUESTION}, headers=widget_headers())
+    assert r.status_code == 200, r.text
+    turn = r.json()
+    assert turn["reply"]["mode"] == "extractive" and turn["reply"]["citations"], turn
+    assert turn["handoff"] is None
+
+
+@pytest.fixture
+def no_writer(sample_data_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """Answers written by a model (`generative`) whose file cannot load."""
+    missing = tmp_path / "missing.gguf"
+    overrides = {"embedded": {"model_path": str(missing)}, "answer": {"mode": "generative"}}
+    with app_client(sample_data_dir, chat_provider="embedded", **overrides) as c:
+        yield c
+
+
+def test_without_a_model_a_written_answer_is_handed_to_a_person(no_writer: TestClient) -> None:
+    no_model = no_writer
     cid = start(no_model)["id"]
     r = no_model.post(f"/v1/conversations/{cid}/messages", json={"text": TWO_FA_QUESTION}, headers=widget_headers())
     assert r.status_code == 200, r.text

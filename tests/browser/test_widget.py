@@ -103,3 +103,40 @@ def test_host_page_css_cannot_reach_into_the_widget(live_server: LiveServer, new
     expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true")
     expect(page.locator(".msg.assistant").last).to_be_visible()
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server: LiveServer, new_page) -> None:  # noqa: ANN001
+    """An agent's reply in Markdown reaches the widget live as a list with bold text and a link; a link that is
+    not http(s) stays text, and nothing in a reply is parsed as HTML."""
+    import httpx
+
+    page: Page = new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/demo")
+    page.get_by_role("button", name=re.compile("Open chat")).click()
+    box = page.get_by_role("textbox", name="Your message")
+    box.fill("I need to change my order")
+    box.press("Enter")
+    expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true")
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.get_by_role("status").filter(has_text="A person will join")).to_be_visible()
+    conversation_id = page.evaluate("window.__cxaWidget.conversationId")
+    reply = (
+        "While the order is **Processing** you can:\n"
+        "- change the delivery address\n"
+        "- remove items\n"
+        "See [our guide](https://help.larkspurhome.example/orders/change) or [this](javascript:alert(1)) <b>x</b>"
+    )
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {live_server.agent_token}"}) as api:
+        r = api.post(f"/v1/conversations/{conversation_id}/agent-messages", json={"text": reply})
+        assert r.status_code in (200, 201), r.text
+    bubble = page.locator(".msg.agent .text").last
+    expect(bubble.locator("li")).to_have_count(2)
+    expect(bubble.locator("li").first).to_have_text("change the delivery address")
+    expect(bubble.locator("strong")).to_have_text("Processing")
+    link = bubble.get_by_role("link", name="our guide")
+    expect(link).to_have_attribute("href", "https://help.larkspurhome.example/orders/change")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(bubble.locator("a")).to_have_count(1)  # the javascript: link stays text
+    expect(bubble.locator("b")).to_have_count(0)  # HTML in a reply is text, never markup
+    expect(bubble).to_contain_text("<b>x</b>")
+    assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]

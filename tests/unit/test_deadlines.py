@@ -42,7 +42,8 @@ def test_a_slow_model_gives_the_customer_the_best_passage(sample_data_dir: Path)
         release.wait(5)
         return "Two-factor authentication is in Settings. [1]"
 
-    settings = make_settings(sample_data_dir, chat_provider="embedded")
+    # the embedded provider's deadline; the answer written by the model (auto would quote without asking it)
+    settings = make_settings(sample_data_dir, chat_provider="embedded", answer={"mode": "generative"})
     settings = settings.model_copy(update={"embedded": settings.embedded.model_copy(update={"first_token_s": 0.3})})
     sv = Services.build(settings, chat_model=FakeChatModel(reply=stuck), warm=False)
     try:

@@ -78,3 +78,63 @@ def test_markers_and_abstentions() -> None:
     assert clean_sentence("- Refunds take 5 days [1][2].") == "Refunds take 5 days ."
     assert clean_sentence("Visit the [Larkspur Home] website [2].") == "Visit the Larkspur Home website ."
     assert is_abstention("I'm sorry, I don't know.") and not is_abstention("Refunds take 5 days.")
+
+
+CANCEL = (
+    "You can change or cancel an order yourself while its status is **Received** or **Processing**.\n\n"
+    "While the order is still Processing you can:\n\n"
+    "- change the delivery address (to another address in the same country)\n"
+    "- switch between standard, express and Click & Collect delivery\n"
+    "- remove items\n\n"
+    "You can't add items to an existing order. If you want to add something, place a new order."
+)
+EMAIL = (
+    "We also send a notification to your old address. This reverses the change and locks the account, "
+    "and our account security team will be in touch. You can't reuse an address linked to another account."
+)
+DMV = (
+    "1. Forgetting to Update Address \n"
+    "By statute , you must report a change of address to DMV within ten days of moving [1 ] \n\n"
+    "2. Leaving the State \n"
+    "States communicate with each other."
+)
+
+
+def quote(vectors: SentenceVectors, text: str, question: str, headings: list[str] | None = None) -> str:
+    chunk = Chunk(
+        chunk_id="d::0",
+        source_id="d",
+        title="Help",
+        headings=headings or [],
+        text=text,
+        start=0,
+        end=len(text),
+        position=0,
+    )
+    p = Passages(hits=[SearchHit(chunk=chunk, score=0.7)], history="", embedder=vectors, question=question)
+    return p.extractive()[0]
+
+
+def test_a_list_is_quoted_whole_with_the_line_that_introduces_it(vectors: SentenceVectors) -> None:
+    text = quote(vectors, CANCEL, "can I switch my order to click and collect delivery?")
+    assert text.splitlines() == [
+        "While the order is still Processing you can:",
+        "- change the delivery address (to another address in the same country)",
+        "- switch between standard, express and Click & Collect delivery",
+        "- remove items",
+    ]
+
+
+def test_prose_is_quoted_in_whole_sentences_of_its_own_paragraph(vectors: SentenceVectors) -> None:
+    text = quote(vectors, CANCEL, "can I add an item to my existing order?")
+    assert text == "You can't add items to an existing order. If you want to add something, place a new order."
+
+
+def test_a_sentence_that_leans_on_the_one_before_brings_it(vectors: SentenceVectors) -> None:
+    text = quote(vectors, EMAIL, "does the change lock my account and reverse it?")
+    assert text.startswith("We also send a notification to your old address. This reverses the change")
+
+
+def test_title_lines_are_context_never_the_quote_and_reference_marks_go(vectors: SentenceVectors) -> None:
+    text = quote(vectors, DMV, "forgetting to update my address with the dmv after moving")
+    assert text == "By statute, you must report a change of address to DMV within ten days of moving"
