@@ -347,8 +347,9 @@ def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: 
     """The contiguous span of a chunk to quote around `units[anchor]`, within the anchor's block, whole sentences
     only. A list item (or the line introducing a list) quotes the list: its lead-in line and its items (up to
     `MAX_LIST_ITEMS`), one a line; from a longer bulleted list of alternatives (a table's rows) only the items
-    scoring close to the best one (`scores`, by unit), when few do. Numbered steps are always quoted whole. Prose is the anchor, the sentence before when the anchor leans on it ("This
-    reverses the change"), and the sentences after up to `max_sentences` (and `MAX_QUOTE_WORDS` words)."""
+    scoring close to the best one (`scores`, by unit), when few do. Numbered steps are always quoted whole.
+    Prose is the anchor, the sentence before when the anchor leans on it ("This reverses the change"), and the
+    sentences after up to `max_sentences` (and `MAX_QUOTE_WORDS` words)."""
     block = units[anchor].block
     members = [i for i, u in enumerate(units) if u.block == block and not u.refused and not u.heading]
     items = [i for i in members if units[i].item]
@@ -390,7 +391,8 @@ def tidy(text: str) -> str:
 
 def _within_words(text: str, limit: int = MAX_QUOTE_WORDS + 30) -> str:
     """Whole lines of `text` within `limit` words (a list longer than that keeps its first items)."""
-    out, words = [], 0
+    out: list[str] = []
+    words = 0
     for line in text.splitlines():
         n = len(line.split())
         if out and words + n > limit:
