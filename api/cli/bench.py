@@ -172,6 +172,28 @@ def bench_answers(
     write_figures(settings, "answers", {r.mode: r.model_dump() for r in results}, out)
 
 
+@app.command("quotes")
+def bench_quotes(
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev turns")] = None,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="cross-validation folds (grouped by page)")] = 5,
+    train: Annotated[bool, typer.Option(help="fit on all turns and write assistant/turn/quote_model.json")] = False,
+    data: SharedData = None,
+    out: FiguresOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Which sentence an answer quotes: the learned scorer against the hand-set one on doc2dial dev (token-F1 of
+    the quote, folds grouped by page); --train writes the model the assistant loads."""
+    from evals.bench.quotes import run_quotes
+
+    settings, result = run_bench(
+        data_dir,
+        data,
+        lambda st, path, progress: run_quotes(st, path, limit=limit, folds=folds, train=train, progress=progress),
+    )
+    metrics_table(result.benchmark, result.summary_rows())
+    write_figures(settings, "quotes", result.model_dump(), out)
+
+
 @app.command("account")
 def bench_account(
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N cases")] = None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.models import Citation, SearchHit
+from assistant.turn.quotes import QUOTE_FEATURES, rarity, score_candidates
 from knowledge.chunking import sentence_spans
 from knowledge.embeddings import MiniLMEmbedder
 from knowledge.retriever import tokenize
@@ -213,50 +214,108 @@ class Passages:
             out.append(" ".join(self.sentences[i] for i in sorted(chosen)) or self.hits[h].chunk.text)
         return out
 
-    def extractive(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
-        """Quote what best answers the question, as a person would: the best source sentence by meaning and
-        shared words (a match in the section's heading counts a little), widened to a clean, contiguous span
-        (`quote_span`): whole sentences, a sentence that starts mid-thought ("This reverses the change") with the
-        one before it, a list item with its whole list and the line that introduces it. A line of the
-        customer's own records wins when it matches better ("where is my order?"); it is quoted as such,
-        without citation. Returns the text and the indexes of the cited hits."""
+    def extractive(
+        self,
+        max_sentences: int = 2,
+        said: list[str] | None = None,
+        scorer: Callable[[np.ndarray], np.ndarray] = score_candidates,
+    ) -> tuple[str, list[int]]:
+        """Quote what best answers the question, as a person would: the help-center sentence the quote scorer
+        ranks first (`assistant.turn.quotes`: meaning, shared and rare words, headings, the chunk's rank, where
+        the sentence stands), widened to a clean, contiguous span (`quote_span`): whole sentences, a sentence
+        that starts mid-thought ("This reverses the change") with the one before it, a list item with its whole
+        list and the line that introduces it. A line of the customer's own records wins when it matches better
+        ("where is my order?"); it is quoted as such, without citation. Returns the text and the indexes of the
+        cited hits. `scorer` ranks the candidates' feature rows (the shipped model; benchmarks pass others)."""
         if not self.sentences:
             return "", []
-        qwords = set(tokenize(self.question))
+        qwords = self._question_tokens
         sims = self.vectors @ self.question_vector
 
-        def score(i: int) -> float:
-            overlap = len(self._quote_tokens(i) & qwords) / max(1, len(qwords))
-            owner = self.owners[i]
-            if owner is None:
-                return 0.7 * float(sims[i]) + 0.3 * overlap
-            context = len((self._context_tokens(i) - self._sentence_tokens[i]) & qwords) / max(1, len(qwords))
-            return 0.7 * float(sims[i]) + 0.3 * overlap + 0.1 * context + 0.05 / (1 + owner)
+        def plain(i: int) -> float:  # meaning and shared words: how a record line competes with a source sentence
+            return 0.7 * float(sims[i]) + 0.3 * len(self._quote_tokens(i) & qwords) / max(1, len(qwords))
 
         already = " ".join(said or [])
         # An identifier in the question (an order number, a ticket id) decides which records can answer it.
         ids = {t for t in qwords if len(t) >= 4 and any(ch.isdigit() for ch in t)}
-
-        def quotable(i: int) -> bool:
-            if self.owners[i] is not None:
-                return True
-            return i in self._quotable and (not ids or bool(ids & self._sentence_tokens[i]))
-
-        candidates = [
+        records = [
             i
-            for i in range(len(self.sentences))
-            if quotable(i) and self.sentences[i] not in already and not self._is_title(i)
+            for i in self._quotable
+            if self.sentences[i] not in already and (not ids or bool(ids & self._sentence_tokens[i]))
         ]
-        if not candidates:
+        candidates, features = self.quote_candidates(said)
+        best: int | None = None
+        scored: dict[int, float] = {}
+        if candidates:
+            scores = scorer(features)
+            best = candidates[int(np.argmax(scores))]
+            hit = self._unit_of[best][0]
+            scored = {
+                self._unit_of[i][1]: float(v)
+                for i, v in zip(candidates, scores, strict=True)
+                if self._unit_of[i][0] == hit
+            }
+        record = max(records, key=plain) if records else None
+        if record is not None and (best is None or plain(record) > plain(best)):
+            self.extractive_relevance = float(sims[record])
+            return "From your account: " + self.sentences[record].lstrip("- "), []
+        if best is None:
             return "", []
-        best = max(candidates, key=score)
         self.extractive_relevance = float(sims[best])
-        owner = self.owners[best]
-        if owner is None:
-            return "From your account: " + self.sentences[best].lstrip("- "), []
         hit, unit = self._unit_of[best]
-        scored = {u: score(i) for i, (h, u) in self._unit_of.items() if h == hit}
-        return quote_span(self._units[hit], unit, max_sentences, scored), [owner]
+        return quote_span(self._units[hit], unit, max_sentences, scored), [hit]
+
+    def quote_candidates(self, said: list[str] | None = None) -> tuple[list[int], np.ndarray]:
+        """The help-center sentences that may anchor a quote (not a title line, not already said in this
+        conversation) and their `QUOTE_FEATURES`, a row each."""
+        already = " ".join(said or [])
+        candidates = [i for i in self._unit_of if self.sentences[i] not in already and not self._is_title(i)]
+        if not candidates:
+            return [], np.zeros((0, len(QUOTE_FEATURES)))
+        sims = self.vectors @ self.question_vector
+        qwords = self._question_tokens
+        n = len(self.sentences)
+        df: dict[str, int] = {}
+        for toks in self._sentence_tokens:
+            for t in toks & qwords:
+                df[t] = df.get(t, 0) + 1
+        weight = {t: rarity(df.get(t, 0), n) for t in qwords}
+        total = sum(weight.values()) or 1.0
+        top = max(float(sims[i]) for i in candidates)
+        index_of = {where: i for i, where in self._unit_of.items()}
+        rows = []
+        for i in candidates:
+            hit, u = self._unit_of[i]
+            unit = self._units[hit][u]
+            words = self._quote_tokens(i) & qwords
+            prev = index_of.get((hit, u - 1)) if u > 0 else None
+            before = self._units[hit][u - 1] if u > 0 else None
+            first = before is None or before.block != unit.block or before.heading
+            rows.append(
+                [
+                    float(sims[i]),
+                    float(sims[i]) - top,
+                    len(words) / max(1, len(qwords)),
+                    sum(weight[t] for t in words) / total,
+                    len((self._context_tokens(i) - self._sentence_tokens[i]) & qwords) / max(1, len(qwords)),
+                    1.0 / (1 + hit),
+                    float(self.hits[hit].score),
+                    float(first),
+                    float(sims[prev]) if prev is not None else 0.0,
+                    float(before is not None and before.text.rstrip().endswith("?")),
+                    float(unit.text.rstrip().endswith("?")),
+                    min(1.0, len(unit.text.split()) / 40),
+                    float(unit.item),
+                    float(unit.text.rstrip().endswith(":")),
+                ]
+            )
+        return candidates, np.asarray(rows, dtype=np.float64)
+
+    def unit_span(self, i: int) -> tuple[int, int, int]:
+        """(hit, start, end) of sentence `i` in its chunk's document (offsets into `Document.text`)."""
+        hit, u = self._unit_of[i]
+        unit, chunk = self._units[hit][u], self.hits[hit].chunk
+        return hit, chunk.start + unit.start, chunk.start + unit.end
 
     def _quote_tokens(self, i: int) -> set[str]:
         """The words sentence `i` would be quoted with: a line introducing a list ("While the order is still
@@ -291,6 +350,8 @@ class _Unit:
     text: str
     item: bool  # a list item ("- ...", "1. ...")
     block: int  # paragraphs and lists are blocks; a line ending in ":" belongs to the list that follows it
+    start: int = 0  # [start, end) in the chunk's text
+    end: int = 0
     refused: bool = False  # the output guard refuses it: never quoted
     heading: bool = False  # a title line inside the text ("1. Forgetting to Update Address"): context, not an answer
 
@@ -313,8 +374,9 @@ def _units(text: str) -> list[_Unit]:
     introduces them). A short line without a stop, standing above prose ("1. Forgetting to Update Address"), is a
     title: it opens a block and is never quoted as an answer."""
     raw = []  # (text, list item, newlines before it)
+    spans = sentence_spans(text)
     prev_end = 0
-    for s, e in sentence_spans(text):
+    for s, e in spans:
         raw.append((text[s:e], bool(_LIST_ITEM.match(text[s:e])), text[prev_end:s].count("\n")))
         prev_end = e
     units: list[_Unit] = []
@@ -339,7 +401,7 @@ def _units(text: str) -> list[_Unit]:
             else:  # prose goes on within a paragraph (a blank line, or the end of a list, starts another)
                 same = last.heading or (not last.item and newlines < 2)
             block += not same
-        units.append(_Unit(sentence, item and not heading, block, heading=heading))
+        units.append(_Unit(sentence, item and not heading, block, spans[n][0], spans[n][1], heading=heading))
     return units
 
 

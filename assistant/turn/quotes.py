@@ -1,0 +1,101 @@
+"""Which source sentence to quote: a small learned scorer over features the turn already has.
+
+Each candidate sentence of the retrieved chunks is described by `QUOTE_FEATURES` (its similarity to the question
+and its gap to the best one, shared words plain and weighted by rarity, words in its headings, the rank and score of
+its chunk, where it stands in its paragraph, whether the sentence before it matches the question or is a question
+itself (an FAQ's answer follows its question), its length and kind). A logistic model over them, trained on
+doc2dial dev turns (a sentence is positive when it overlaps the turn's gold span) by `cxa bench quotes --train`,
+ranks the candidates; the best one anchors the quote (`assistant.turn.grounding.quote_span`).
+
+The model is a JSON file beside this module (`quote_model.json`: feature names, scaling, coefficients, the figures
+it was trained with). Without it, or when its features do not match these, the hand-set weights below rank (the
+scorer the project started with: 0.7 similarity + 0.3 shared words + 0.1 heading words + a rank prior).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = Path(__file__).with_name("quote_model.json")
+
+QUOTE_FEATURES: tuple[str, ...] = (
+    "similarity",  # cosine of the sentence and the question
+    "similarity_gap",  # similarity minus the best candidate's (0 for the best)
+    "overlap",  # share of the question's words in the sentence (a list's lead-in: with its items)
+    "rare_overlap",  # the same, each word weighted by its rarity among this turn's sentences
+    "heading_overlap",  # share of the question's words only in the sentence's headings
+    "chunk_rank",  # 1 / (1 + the chunk's retrieval rank)
+    "chunk_score",  # the chunk's retrieval score
+    "first_in_block",  # the sentence opens its paragraph or list
+    "previous_similarity",  # similarity of the sentence before it (same chunk), 0 when none
+    "after_question",  # the sentence before it is a question
+    "is_question",
+    "length",  # words / 40, at most 1
+    "list_item",
+    "lead_in",  # ends with ":" (introduces a list)
+)
+
+HAND_WEIGHTS = {"similarity": 0.7, "overlap": 0.3, "heading_overlap": 0.1, "chunk_rank": 0.05}
+
+
+class QuoteModel(BaseModel):
+    """A logistic scorer: sigmoid(intercept + coef . (x - mean) / scale)."""
+
+    version: str
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    trained_on: str = ""
+    figures: dict[str, float] = {}
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        logits = z @ np.asarray(self.coef) + self.intercept
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+        return out
+
+
+def hand_scores(x: np.ndarray) -> np.ndarray:
+    """The hand-set scorer over the same features (used when no trained model matches)."""
+    w = np.asarray([HAND_WEIGHTS.get(name, 0.0) for name in QUOTE_FEATURES])
+    out: np.ndarray = x @ w
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_model(path: Path = MODEL_PATH) -> QuoteModel | None:
+    """The shipped model, or None (hand weights) when it is missing or was trained on other features."""
+    if not path.is_file():
+        return None
+    try:
+        model = QuoteModel.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, OSError) as exc:
+        logger.warning("quote model %s unreadable (%s): hand-set weights rank the sentences", path, exc)
+        return None
+    if tuple(model.features) != QUOTE_FEATURES:
+        logger.warning("quote model %s has other features: hand-set weights rank the sentences", path)
+        return None
+    return model
+
+
+def score_candidates(x: np.ndarray, model: QuoteModel | None = None) -> np.ndarray:
+    """A score per row of `x` (rows = candidates, columns = `QUOTE_FEATURES`); higher is a better quote."""
+    if not len(x):
+        return np.zeros(0)
+    m = model if model is not None else load_model()
+    return m.scores(x) if m is not None else hand_scores(x)
+
+
+def rarity(df: int, n: int) -> float:
+    return math.log(1 + n / (1 + df))
