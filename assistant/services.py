@@ -105,6 +105,21 @@ def build_index(
     )
 
 
+def build_retriever(settings: Settings, index: KnowledgeIndex) -> Retriever:
+    """The hybrid retriever over `index` with `settings.retrieval`'s weights (the engine's and the benchmarks')."""
+    r = settings.retrieval
+    return Retriever(
+        index,
+        candidates=r.candidates,
+        lexical_weight=r.lexical_weight,
+        page_weight=r.page_weight,
+        context_keyword_weight=r.context_keyword_weight,
+        source_weight=r.source_weight,
+        topic_margin=r.topic_margin,
+        topic_min_similarity=r.topic_min_similarity,
+    )
+
+
 def _topic_fn(settings: Settings, index: KnowledgeIndex) -> TopicFn | None:
     """The conversation-topic classifier (trained from the help center, cached), or None without one."""
     try:
@@ -240,8 +255,7 @@ class Services:
         except KnowledgeError as exc:
             problems.append(str(exc))
             logger.error("knowledge index: %s", exc)
-        r = settings.retrieval
-        retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+        retriever = build_retriever(settings, index)
         if not problems:
             try:  # the keyword index now, not on the first customer's turn (~1 minute at 100k chunks)
                 retriever.warm()

@@ -106,7 +106,40 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(4, ge=1, le=50, description="chunks given to the model per turn")
     candidates: int = Field(20, ge=1, le=200, description="chunks fetched from the index before fusion/re-ranking")
     lexical_weight: float = Field(
-        0.5, ge=0, le=1, description="weight of the keyword (BM25) ranking in hybrid fusion; 0 = vectors only"
+        0.5,
+        ge=0,
+        le=1,
+        description="weight of the keyword (BM25) score in hybrid fusion (each score min-max normalised over the "
+        "candidates); 0 = vectors only",
+    )
+    page_weight: float = Field(
+        0.5, ge=0, le=2, description="a chunk's score gains this times the best score of its page (document evidence)"
+    )
+    context_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the message-with-context vector in the dense query of a self-contained message "
+        "after the first (the message alone has the rest)",
+    )
+    follow_up_context_weight: float = Field(
+        0.7, ge=0, le=1, description="the same for a follow-up ('and for cards?', 'yes'), which needs its context"
+    )
+    context_keyword_weight: float = Field(
+        0.3, ge=0, le=1, description="weight of the context's words in the keyword score (the message's own are 1)"
+    )
+    source_weight: float = Field(
+        0.3, ge=0, le=2, description="score added to chunks of the pages the conversation's latest replies cited"
+    )
+    source_replies: int = Field(2, ge=0, le=20, description="latest replies whose cited pages are preferred")
+    topic_margin: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        description="a topic change: the message alone prefers an uncited page by this fused-score margin",
+    )
+    topic_min_similarity: float = Field(
+        0.45, ge=0, le=1, description="... and that page's best chunk is at least this similar to the message alone"
     )
 
 

@@ -16,11 +16,12 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from knowledge.index import KnowledgeIndex
-from knowledge.types import Chunk, SearchHit
+from knowledge.types import Chunk, SearchContext, SearchHit
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class BM25:
         self.chunks = chunks
         self.by_id = {c.chunk_id: c for c in chunks}
         self.k1, self.b = k1, b
+        self.position = {c.chunk_id: i for i, c in enumerate(chunks)}
         postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         lengths = np.zeros(len(chunks), dtype=np.float32)
         for i, c in enumerate(chunks):
@@ -137,9 +139,10 @@ class BM25:
             idf = math.log(1 + (n - len(plist) + 0.5) / (len(plist) + 0.5))
             self.postings[term] = (idx, tfs, idf)
 
-    def top(self, query: str, k: int) -> list[tuple[int, float]]:
+    def scores(self, query: str) -> np.ndarray | None:
+        """The BM25 score of every chunk for `query` (None when no query term is in any chunk)."""
         if not self.chunks:
-            return []
+            return None
         acc = np.zeros(len(self.chunks), dtype=np.float32)
         touched = False
         for term in set(tokenize(query)):
@@ -149,12 +152,54 @@ class BM25:
             idx, tf, idf = hit
             acc[idx] += idf * tf * (self.k1 + 1) / (tf + self.norm[idx])
             touched = True
-        if not touched:
-            return []
-        k = min(k, len(self.chunks))
-        best = np.argpartition(-acc, k - 1)[:k]
-        best = best[np.argsort(-acc[best])]
-        return [(int(i), float(acc[i])) for i in best if acc[i] > 0]
+        return acc if touched else None
+
+    def top(self, query: str, k: int) -> list[tuple[int, float]]:
+        acc = self.scores(query)
+        return [] if acc is None else top_of(acc, k)
+
+
+def top_of(acc: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(position, score) of the `k` best positive scores of `acc`, best first."""
+    k = min(k, len(acc))
+    if k <= 0:
+        return []
+    best = np.argpartition(-acc, k - 1)[:k]
+    best = best[np.argsort(-acc[best])]
+    return [(int(i), float(acc[i])) for i in best if acc[i] > 0]
+
+
+@dataclass
+class _Candidate:
+    chunk: Chunk
+    cosine: float = 0.0
+    lexical: float = 0.0  # raw BM25
+    fused: float = 0.0
+
+
+@dataclass
+class _Ranking:
+    """The candidates of one query vector (and one keyword scoring), their fused scores, best first."""
+
+    candidates: dict[str, _Candidate] = field(default_factory=dict)
+    max_lexical: float = 0.0
+    keyword: bool = False  # a keyword scoring took part
+
+    def pages(self) -> dict[str, tuple[float, float]]:
+        """source_id -> (best fused score, best cosine) among the candidates: the evidence for a page."""
+        out: dict[str, tuple[float, float]] = {}
+        for c in self.candidates.values():
+            f, cos = out.get(c.chunk.source_id, (0.0, 0.0))
+            out[c.chunk.source_id] = (max(f, c.fused), max(cos, c.cosine))
+        return out
+
+
+def _normalised(values: list[float]) -> list[float]:
+    """Min-max over the candidates: 1 for the best, 0 for the worst (all 1 when they are equal and positive)."""
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        return [1.0 if hi > 0 else 0.0 for _ in values]
+    return [(v - lo) / (hi - lo) for v in values]
 
 
 class Retriever:
@@ -162,17 +207,25 @@ class Retriever:
         self,
         index: KnowledgeIndex,
         candidates: int = 20,
-        lexical_weight: float = 0.3,
+        lexical_weight: float = 0.5,
         refresh_s: float = 5.0,
-        rrf_k: int = 60,
         sync_rebuild_below: int = 20_000,
+        page_weight: float = 0.5,
+        context_keyword_weight: float = 0.3,
+        source_weight: float = 0.3,
+        topic_margin: float = 0.3,
+        topic_min_similarity: float = 0.45,
     ) -> None:
         self.index = index
         self.candidates = candidates
         self.lexical_weight = lexical_weight
         self.refresh_s = refresh_s
-        self.rrf_k = rrf_k
         self.sync_rebuild_below = sync_rebuild_below
+        self.page_weight = page_weight
+        self.context_keyword_weight = context_keyword_weight
+        self.source_weight = source_weight
+        self.topic_margin = topic_margin
+        self.topic_min_similarity = topic_min_similarity
         self._bm25: BM25 | None = None
         self._bm25_revision: str | None = None
         self._checked_at = -math.inf  # "never"; 0.0 is not: time.monotonic() may be < refresh_s after boot
@@ -226,54 +279,131 @@ class Retriever:
         `sync_rebuild_below` chunks; a bigger keyword index follows as soon as its background rebuild ends)."""
         self._checked_at = -math.inf
 
-    def _dense(self, bm25: BM25, qvec: np.ndarray, k: int, exclude_sources: list[str] | None) -> list[SearchHit]:
-        """The vector search's hits, their chunks taken from the keyword index (the same chunks: an id names
-        its content) and only those written since it was built read from the index."""
-        near = self.index.nearest(qvec, k=k, exclude_sources=exclude_sources)
-        known = bm25.by_id
-        fetched = self.index.chunks([cid for cid, _ in near if cid not in known])
-        hits = []
-        for cid, score in near:
-            chunk = known.get(cid) or fetched.get(cid)
-            if chunk is not None:  # removed between the two reads: gone
-                hits.append(SearchHit(chunk=chunk, score=score, vector_score=score))
-        return hits
-
-    def search(self, query: str, k: int = 4, exclude_sources: list[str] | None = None) -> list[SearchHit]:
-        """The k best chunks for `query`, best first; `score` is cosine similarity (0..1)."""
+    def search(
+        self,
+        query: str,
+        k: int = 4,
+        exclude_sources: list[str] | None = None,
+        context: SearchContext | None = None,
+    ) -> list[SearchHit]:
+        """The k best chunks for `query` (the customer's message), best first; `score` is the cosine similarity
+        (0..1) with the query vector. `context` is the conversation the message follows: its text joins the
+        query (see the module docstring), and the pages its latest replies cited are preferred unless the
+        message alone clearly points elsewhere (a topic change)."""
         if not query.strip():
             return []
         qvec = self.index.embedder.embed_one(query)
+        ctx = context.text.strip() if context is not None else ""
+        vec = qvec
+        if ctx and context is not None and context.weight > 0:
+            cvec = self.index.embedder.embed_one(f"{query}\n{ctx}")
+            mixed = (1.0 - context.weight) * qvec + context.weight * cvec
+            vec = mixed / max(float(np.linalg.norm(mixed)), 1e-9)
         bm25 = self._lexical()
-        if bm25 is None or not bm25.chunks:
-            dense = self.index.search(query, k=max(k, self.candidates), vector=qvec, exclude_sources=exclude_sources)
-            return dense[:k]
-        dense = self._dense(bm25, qvec, max(k, self.candidates), exclude_sources)
-        lex = bm25.top(query, self.candidates + (40 if exclude_sources else 0))
-        if exclude_sources:
-            excluded = set(exclude_sources)
-            lex = [(i, sc) for i, sc in lex if bm25.chunks[i].source_id not in excluded][: self.candidates]
-        fused: dict[str, float] = defaultdict(float)
-        hits: dict[str, SearchHit] = {}
-        w_dense, w_lex = 1.0 - self.lexical_weight, self.lexical_weight
-        for rank, h in enumerate(dense):
-            fused[h.chunk.chunk_id] += w_dense / (self.rrf_k + rank + 1)
-            hits[h.chunk.chunk_id] = h
-        max_lex = lex[0][1] if lex else 1.0
-        missing: list[Chunk] = []
-        for rank, (i, s) in enumerate(lex):
-            c = bm25.chunks[i]
-            fused[c.chunk_id] += w_lex / (self.rrf_k + rank + 1)
-            if c.chunk_id in hits:
-                hits[c.chunk_id].lexical_score = s / max_lex
-            else:
-                missing.append(c)
-                hits[c.chunk_id] = SearchHit(chunk=c, score=0.0, lexical_score=s / max_lex)
-        if missing:  # keyword-only finds get their real cosine similarity, so scores stay comparable
-            vecs = self.index.embeddings([c.chunk_id for c in missing])
-            for c in missing:
-                v = vecs.get(c.chunk_id)
-                sim = float(np.dot(v, qvec)) if v is not None else 0.0
-                hits[c.chunk_id].score = hits[c.chunk_id].vector_score = max(0.0, min(1.0, sim))
-        order = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        return [hits[cid] for cid in order]
+        n = max(k, self.candidates)
+        if bm25 is None or not bm25.chunks:  # vectors alone
+            return self.index.search(query, k=n, vector=vec, exclude_sources=exclude_sources)[:k]
+        excluded = set(exclude_sources or [])
+        lex_message = bm25.scores(query)
+        sources = list(context.sources) if context is not None else []
+        alone = self._rank(bm25, qvec, lex_message, n, exclude_sources, excluded) if (sources or not ctx) else None
+        ranking = alone
+        if ctx:
+            lex = lex_message
+            lex_ctx = bm25.scores(ctx) if self.context_keyword_weight > 0 else None
+            if lex_ctx is not None:
+                lex = self.context_keyword_weight * lex_ctx + (lex if lex is not None else 0.0)
+            ranking = self._rank(bm25, vec, lex, n, exclude_sources, excluded)
+        assert ranking is not None
+        preferred = set(sources)
+        if alone is not None and sources and self._topic_changed(alone, preferred):
+            ranking, preferred = alone, set()
+        return self._top(ranking, k, preferred)
+
+    def _rank(
+        self,
+        bm25: BM25,
+        vec: np.ndarray,
+        lex: np.ndarray | None,
+        n: int,
+        exclude_sources: list[str] | None,
+        excluded: set[str],
+    ) -> _Ranking:
+        """Candidates of `vec` (vector search) and of `lex` (keyword scores), each scored on both, then fused:
+        a convex combination of the two scores, each min-max normalised over the candidates."""
+        ranking = _Ranking(keyword=lex is not None)
+        cands = ranking.candidates
+        for cid, cos in self.index.nearest(vec, k=n, exclude_sources=exclude_sources):
+            cands[cid] = _Candidate(chunk=bm25.by_id.get(cid, _PENDING), cosine=cos)
+        keyword_only: list[str] = []
+        if lex is not None:
+            extra = 40 if excluded else 0
+            found = [(i, sc) for i, sc in top_of(lex, n + extra) if bm25.chunks[i].source_id not in excluded][:n]
+            ranking.max_lexical = found[0][1] if found else 0.0
+            for i, _ in found:
+                c = bm25.chunks[i]
+                if c.chunk_id not in cands:
+                    cands[c.chunk_id] = _Candidate(chunk=c)
+                    keyword_only.append(c.chunk_id)
+        pending = [cid for cid, c in cands.items() if c.chunk is _PENDING]
+        if pending:  # written since the keyword index was built: read from the index (removed meanwhile: gone)
+            fetched = self.index.chunks(pending)
+            for cid in pending:
+                if cid in fetched:
+                    cands[cid].chunk = fetched[cid]
+                else:
+                    del cands[cid]
+        if keyword_only:  # keyword-only finds get their real cosine similarity, so scores stay comparable
+            vecs = self.index.embeddings(keyword_only)
+            for cid in keyword_only:
+                v = vecs.get(cid)
+                cands[cid].cosine = max(0.0, min(1.0, float(np.dot(v, vec)))) if v is not None else 0.0
+        if not cands:
+            return ranking
+        ids = list(cands)
+        if lex is not None:
+            for cid in ids:
+                pos = bm25.position.get(cid)
+                cands[cid].lexical = float(lex[pos]) if pos is not None else 0.0
+        dense = _normalised([cands[c].cosine for c in ids])
+        keyword = _normalised([cands[c].lexical for c in ids]) if lex is not None else [0.0] * len(ids)
+        w = self.lexical_weight if lex is not None else 0.0
+        for cid, d, kw in zip(ids, dense, keyword, strict=True):
+            cands[cid].fused = (1.0 - w) * d + w * kw
+        return ranking
+
+    def _topic_changed(self, alone: _Ranking, preferred: set[str]) -> bool:
+        """The message alone clearly prefers a page the conversation has not cited: its best page is not one of
+        them, leads the best of them by `topic_margin` (fused score), and is similar enough on its own."""
+        pages = alone.pages()
+        if not pages:
+            return False
+        best = max(pages, key=lambda s: pages[s][0])
+        if best in preferred:
+            return False
+        earlier = max((pages[s][0] for s in preferred if s in pages), default=0.0)
+        return pages[best][0] - earlier >= self.topic_margin and pages[best][1] >= self.topic_min_similarity
+
+    def _top(self, ranking: _Ranking, k: int, preferred: set[str]) -> list[SearchHit]:
+        """The final order: a chunk's fused score, plus `page_weight` x its page's best fused score (evidence
+        gathered over a document's chunks), plus `source_weight` on the pages the conversation cited."""
+        pages = ranking.pages()
+
+        def final(c: _Candidate) -> float:
+            s = c.fused + self.page_weight * pages[c.chunk.source_id][0]
+            return s + (self.source_weight if c.chunk.source_id in preferred else 0.0)
+
+        order = sorted(ranking.candidates.values(), key=lambda c: -final(c))[:k]
+        top = ranking.max_lexical or 1.0
+        return [
+            SearchHit(
+                chunk=c.chunk,
+                score=max(0.0, min(1.0, c.cosine)),
+                vector_score=max(0.0, min(1.0, c.cosine)),
+                lexical_score=c.lexical / top if ranking.keyword and c.lexical > 0 else None,
+            )
+            for c in order
+        ]
+
+
+_PENDING = Chunk(chunk_id="", source_id="", title="", text="", start=0, end=0, position=0)

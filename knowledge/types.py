@@ -44,6 +44,18 @@ class Chunk(BaseModel):
         return f"{path}\n{self.text}"
 
 
+class SearchContext(BaseModel):
+    """What the conversation so far adds to a search for its latest message (see `knowledge.retriever`)."""
+
+    text: str = Field("", description="the conversation the message follows (last customer message, last reply)")
+    weight: float = Field(
+        0.5, ge=0, le=1, description="share of the message-with-context vector in the dense query (0 = message alone)"
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="documents cited by the conversation's latest replies, newest last"
+    )
+
+
 class SearchHit(BaseModel):
     """A chunk found for a query; `score` is cosine similarity in 0..1 (higher is better)."""
 

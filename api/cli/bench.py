@@ -73,12 +73,33 @@ def bench_retrieval(
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N dev turns")] = None,
     data: SharedData = None,
     fresh: Annotated[bool, typer.Option(help="re-embed all documents (measures ingest throughput)")] = False,
+    dialogues: Annotated[
+        bool,
+        typer.Option(
+            "--dialogues",
+            help="replay whole dev dialogues through the engine (--limit: the first N dialogues): gold-page "
+            "citation rate per turn, by position, dialogues cut short by a handoff, topic switches",
+        ),
+    ] = False,
+    switches: Annotated[int, typer.Option(min=0, help="with --dialogues: spliced topic-switch dialogues")] = 60,
     out: FiguresOut = None,
     data_dir: DataDir = None,
 ) -> None:
-    """doc2dial dev: recall@k and MRR over all 273 pages, query latency, ingest throughput."""
+    """doc2dial dev: recall@k and MRR over all 273 pages, query latency, ingest throughput; with --dialogues,
+    follow-ups through the real engine."""
     from evals.bench.retrieval import run_retrieval
 
+    if dialogues:
+        from evals.bench.dialogues import run_dialogues
+
+        settings, dial = run_bench(
+            data_dir,
+            data,
+            lambda st, path, progress: run_dialogues(st, path, limit=limit, switches=switches, progress=progress),
+        )
+        metrics_table(dial.benchmark, dial.summary_rows())
+        write_figures(settings, "dialogues", dial.model_dump(), out)
+        return
     settings, result = run_bench(
         data_dir,
         data,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from assistant.models import ApprovedAnswer, ApprovedMatch, Chunk, SearchHit
 from assistant.settings import ApprovedSettings
 from assistant.store.approved import ApprovedAnswers
 from assistant.turn.grounding import SentenceVectors
+from knowledge.types import SearchContext
 
 NEGATION = re.compile(r"\b(?:not|no|never|cannot|unable|fail\w*|declin\w*|reject\w*|wrong|stuck|broken)\b|n't\b", re.I)
 
@@ -127,17 +129,21 @@ def as_hit(match: ApprovedMatch) -> SearchHit:
     return SearchHit(chunk=chunk, score=max(0.0, min(1.0, match.score)), vector_score=match.score)
 
 
+class ContextSearch(Protocol):
+    def __call__(self, query: str, k: int, *, context: SearchContext | None = None) -> list[SearchHit]: ...
+
+
 class ApprovedSearch:
     """The help center's search with the approved answers as one more source: those at least `floor` similar to the
     query join the hits, by score (the engine's `Search`)."""
 
-    def __init__(self, search: Callable[[str, int], list[SearchHit]], matcher: ApprovedMatcher, floor: float) -> None:
+    def __init__(self, search: ContextSearch, matcher: ApprovedMatcher, floor: float) -> None:
         self.search = search
         self.matcher = matcher
         self.floor = floor
 
-    def __call__(self, query: str, k: int) -> list[SearchHit]:
-        hits = self.search(query, k)
+    def __call__(self, query: str, k: int, *, context: SearchContext | None = None) -> list[SearchHit]:
+        hits = self.search(query, k, context=context)
         extra = [as_hit(m) for m in self.matcher.candidates(query, self.floor, k)]
         if not extra:
             return hits

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Generator, Iterator
-from typing import Any, TypeVar
+from collections.abc import Generator, Iterator
+from typing import Any, Protocol, TypeVar
 
 from assistant.account.answer import AccountAnswer, AccountAnswerer
 from assistant.approved.matcher import ApprovedMatcher
@@ -58,8 +58,9 @@ from assistant.turn.confidence import decide_after_answer, decide_before_answer,
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
 from assistant.turn.intent import PolicyRules, frustration, wants_human
-from assistant.turn.rewrite import heuristic_standalone
+from assistant.turn.rewrite import heuristic_standalone, search_context
 from knowledge.errors import KnowledgeError
+from knowledge.types import SearchContext
 
 logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")  # what a relayed generation returns: an AnswerResult, an AccountAnswer
@@ -94,9 +95,31 @@ def is_thanks_only(text: str) -> bool:
     return is_confirmation(text) and "?" not in text and len(text.split()) <= 25 and not _MORE_TO_SAY.search(text)
 
 
-Search = Callable[[str, int], list[SearchHit]]
+class Search(Protocol):
+    """The knowledge search a turn uses: `knowledge.retriever.Retriever.search`, or it with approved answers."""
+
+    def __call__(self, query: str, k: int, *, context: SearchContext | None = None) -> list[SearchHit]: ...
+
+
 PERSON_HAS_IT = ("waiting_for_agent", "with_agent")
 _UNSET: Any = object()
+
+
+def cited_sources(previous: list[Message], replies: int) -> list[str]:
+    """The help-center pages cited by the latest `replies` replies that cited any (oldest first, newest last).
+    Account records and approved answers are not pages."""
+    out: list[str] = []
+    seen = 0
+    for m in reversed(previous):
+        if seen >= replies:
+            break
+        if m.role not in ("assistant", "agent"):
+            continue
+        pages = [c.source_id for c in m.citations if not c.source_id.startswith(("account:", "approved:"))]
+        if pages:
+            seen += 1
+            out = [p for p in dict.fromkeys(pages) if p not in out] + out
+    return out
 
 
 class ConversationEngine:
@@ -314,7 +337,8 @@ class ConversationEngine:
         """The message as a standalone question, and the knowledge's best chunks for it."""
         query = t.record.query = self.standalone_question(t.text, t.previous, t.turn_id, t.conversation_id)
         t.timer.lap("rewrite")
-        t.hits = self.search(query, self.settings.retrieval.top_k)
+        searched, context = self.search_request(t.text, query, t.previous)
+        t.hits = self.search(searched, self.settings.retrieval.top_k, context=context)
         t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
         t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
         t.timer.lap("retrieve")
@@ -566,13 +590,32 @@ class ConversationEngine:
             yield TokenEvent(text=piece)
             timer.skip()
 
+    def search_request(self, text: str, question: str, previous: list[Message]) -> tuple[str, SearchContext | None]:
+        """What the knowledge is searched with for message `text`, whose standalone question is `question`: with the
+        heuristic rewrite, the message itself and the conversation as context (its last messages, and the pages
+        its latest replies cited, which a follow-up keeps unless the message alone points elsewhere); with the
+        LLM rewrite, the rewritten question and those pages; with no rewrite, the message alone."""
+        mode = self._rewrite_mode()
+        if mode == "off":
+            return text, None
+        r = self.settings.retrieval
+        sources = cited_sources(previous, r.source_replies)
+        if mode == "llm":
+            return question, SearchContext(sources=sources) if sources else None
+        turns = [(m.role, m.text) for m in previous if m.role in ("customer", "assistant", "agent")]
+        return text, search_context(text, turns, sources, r.context_weight, r.follow_up_context_weight)
+
+    def _rewrite_mode(self) -> str:
+        mode = self.settings.answer.rewrite
+        if mode == "auto":
+            mode = "llm" if self.settings.chat_provider == "openai" else "heuristic"
+        return mode
+
     def standalone_question(
         self, text: str, previous: list[Message], turn_id: str | None = None, conversation_id: str | None = None
     ) -> str:
         """What to search for. The LLM rewrite runs only with a capable (configured) model."""
-        mode = self.settings.answer.rewrite
-        if mode == "auto":
-            mode = "llm" if self.settings.chat_provider == "openai" else "heuristic"
+        mode = self._rewrite_mode()
         turns = [(m.role, m.text) for m in previous if m.role in ("customer", "assistant", "agent")]
         if mode == "off" or not turns:
             return text

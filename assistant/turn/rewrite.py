@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from knowledge.retriever import tokenize
+from knowledge.types import SearchContext
 
 _CONNECTIVE = re.compile(
     r"^\s*(and|also|but|so|then|or|ok|okay|yes|yeah|yep|no|nope|sure|what about|how about|what if|and if|if so"
@@ -36,12 +37,36 @@ def is_bare_reply(utterance: str) -> bool:
     return len(tokenize(utterance)) < 2 or bool(_CONNECTIVE.search(utterance))
 
 
+CUSTOMER_ROLES = frozenset({"customer", "user"})
+
+
+def search_context(
+    utterance: str,
+    previous: Sequence[tuple[str, str]],
+    sources: Sequence[str] = (),
+    weight: float = 0.5,
+    follow_up_weight: float = 0.7,
+) -> SearchContext | None:
+    """What the conversation adds to the search for `utterance` (`previous` as in `heuristic_standalone`): the
+    last customer message and the other side's last message as context text, weighted `follow_up_weight` for a
+    follow-up and `weight` otherwise (the retriever keeps the message's own words first either way), and the
+    pages the latest replies cited (`sources`, newest last). None for a first message."""
+    if not previous and not sources:
+        return None
+    customer = [t for r, t in previous if r in CUSTOMER_ROLES]
+    other = [t for r, t in previous if r not in CUSTOMER_ROLES]
+    text = "\n".join(p.strip() for p in [*customer[-1:], *other[-1:]] if p.strip())
+    return SearchContext(
+        text=text, weight=follow_up_weight if is_follow_up(utterance) else weight, sources=list(sources)
+    )
+
+
 def heuristic_standalone(utterance: str, previous: Sequence[tuple[str, str]]) -> str:
     """`previous` is the conversation before `utterance` as (role, text); role 'customer'/'user' or other.
     A follow-up adds the last customer message; a bare reply also the other side's last message."""
     if not previous or not is_follow_up(utterance):
         return utterance
-    customer = [t for r, t in previous if r in {"customer", "user"}]
-    other = [t for r, t in previous if r not in {"customer", "user"}] if is_bare_reply(utterance) else []
+    customer = [t for r, t in previous if r in CUSTOMER_ROLES]
+    other = [t for r, t in previous if r not in CUSTOMER_ROLES] if is_bare_reply(utterance) else []
     parts = [utterance, *customer[-1:], *other[-1:]]
     return "\n".join(p.strip() for p in parts if p.strip())

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from assistant.llm import ChatGateway, FakeSupportChatModel
 from assistant.models import CustomerContext, IntentEvidence, Message, utcnow
-from assistant.services import build_index
+from assistant.services import build_index, build_retriever
 from assistant.settings import Settings
 from assistant.turn.answer import Answerer
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
@@ -171,8 +171,7 @@ def run_doc2dial_handoff(
     settings: Settings, data_dir: Path, limit: int | None = None, seed: int = 0, progress: Progress | None = None
 ) -> Doc2DialHandoffResult:
     index, _ = bench_index(settings, data_dir, progress=progress)
-    r = settings.retrieval
-    retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+    retriever = build_retriever(settings, index)
     answerer = _pipeline(settings, retriever)
     vectors = SentenceVectors(index.embedder)
     rules = PolicyRules(settings.policy.rules)
@@ -256,8 +255,7 @@ def run_clinc(
     index.ingest(
         docs, origin="clinc150", prune=True, progress=(lambda d, t: progress("ingest", d, t)) if progress else None
     )
-    r = settings.retrieval
-    retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+    retriever = build_retriever(settings, index)
     answerer = _pipeline(settings, retriever)
     in_scope = [q for q, _ in rows["val"]]
     oos = [q for q, _ in rows["oos_val"]]

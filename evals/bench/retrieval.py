@@ -15,14 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from assistant.services import build_index
+from assistant.services import build_index, build_retriever
 from assistant.settings import Settings
-from assistant.turn.rewrite import heuristic_standalone
+from assistant.turn.rewrite import heuristic_standalone, search_context
 from evals.datasets import Doc2DialTurn, doc2dial_documents, doc2dial_turns
 from evals.suite import Metric
 from knowledge.index import KnowledgeIndex
-from knowledge.retriever import Retriever
-from knowledge.types import SearchHit
+from knowledge.types import SearchContext, SearchHit
 
 BENCH_COLLECTION = "bench_doc2dial"
 Progress = Callable[[str, int, int], None]
@@ -76,9 +75,19 @@ def is_hit(hit: SearchHit, turn: Doc2DialTurn) -> bool:
     return c.source_id == turn.doc_id and any(c.start < s.end and s.start < c.end for s in turn.gold_spans)
 
 
+_ROLES = {"user": "customer", "agent": "assistant"}
+
+
 def standalone_for(turn: Doc2DialTurn) -> str:
-    roles = {"user": "customer", "agent": "assistant"}
-    return heuristic_standalone(turn.utterance, [(roles.get(r, r), u) for r, u in turn.history])
+    return heuristic_standalone(turn.utterance, [(_ROLES.get(r, r), u) for r, u in turn.history])
+
+
+def context_for(turn: Doc2DialTurn, settings: Settings) -> SearchContext | None:
+    """The search context the engine would give this turn (the dataset's history carries no citations: no
+    cited pages, only the conversation's text)."""
+    r = settings.retrieval
+    previous = [(_ROLES.get(role, role), u) for role, u in turn.history]
+    return search_context(turn.utterance, previous, (), r.context_weight, r.follow_up_context_weight)
 
 
 def bench_index(
@@ -111,13 +120,13 @@ def run_retrieval(
 ) -> RetrievalResult:
     index, figures = bench_index(settings, data_dir, fresh, progress)
     r = settings.retrieval
-    retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+    retriever = build_retriever(settings, index)
     turns = doc2dial_turns(data_dir, limit)
     retriever.search("warm up", k)  # builds the keyword index outside the timed loop
     hits_at_k, rr, latencies = 0, 0.0, []
     for i, turn in enumerate(turns, 1):
         t = time.perf_counter()
-        hits = retriever.search(standalone_for(turn), k)
+        hits = retriever.search(turn.utterance, k, context=context_for(turn, settings))
         latencies.append((time.perf_counter() - t) * 1000)
         rank = next((n for n, h in enumerate(hits, 1) if is_hit(h, turn)), None)
         if rank is not None:

@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from assistant.services import build_retriever
 from assistant.settings import Settings
 from evals.perf.stats import Machine, Timing
 from evals.perf.synthetic import SyntheticManifest, real_questions, synthetic_index
-from knowledge.retriever import Retriever
 
 Progress = Callable[[str, int, int], None]
 
@@ -66,7 +66,7 @@ def run_size(
 ) -> SizeFigures:
     index, manifest = synthetic_index(settings, size, seed, progress)
     r = settings.retrieval
-    retriever = Retriever(index, candidates=r.candidates, lexical_weight=r.lexical_weight)
+    retriever = build_retriever(settings, index)
     t0 = time.perf_counter()
     sum(1 for _ in index.iter_chunks())
     read_s = time.perf_counter() - t0

@@ -88,7 +88,7 @@ def test_approved_answers_join_the_search_as_passages(store: Store, vectors: Sen
         position=0,
     )
     search = ApprovedSearch(
-        lambda q, k: [SearchHit(chunk=chunk, score=0.4)],
+        lambda q, k, context=None: [SearchHit(chunk=chunk, score=0.4)],
         ApprovedMatcher(store.approved, vectors, ApprovedSettings()),
         floor=0.6,
     )
