@@ -283,7 +283,10 @@ class Services:
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
-        handoffs = HandoffService(store, Summarizer(chat, settings.handoff, settings.company_name, guard))
+        bg = settings.handoff.summary_in_background
+        background = bg == "on" or (bg == "auto" and settings.chat_provider == "embedded")
+        summarizer = Summarizer(chat, settings.handoff, settings.company_name, guard)
+        handoffs = HandoffService(store, summarizer, background=background)
         telemetry = Telemetry(store, settings.telemetry, topic_fn=_topic_fn(settings, index))
         observer = TurnObserver(settings.telemetry.otel_endpoint)
         matcher = ApprovedMatcher(store.approved, answerer.vectors, settings.approved)
@@ -322,6 +325,7 @@ class Services:
         )
 
     def close(self) -> None:
+        self.engine.handoffs.close()
         if self.webhook is not None:
             self.webhook.close()
         self.store.close()

@@ -215,6 +215,11 @@ class HandoffSettings(BaseModel):
         description="model = written by the chat model (extractive fields where it fails); extractive = no model",
     )
     summary_max_tokens: int = Field(200, gt=0, description="longest model-written summary, in tokens")
+    summary_in_background: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="open the handoff with the extractive summary and let the model's replace it when written "
+        "(the customer does not wait for it); auto = on for the embedded model, off otherwise",
+    )
     summary_timeout_s: float = Field(
         15.0, gt=0, description="a summary taking longer falls back to the extractive one (the customer is waiting)"
     )

@@ -82,6 +82,18 @@ class Handoffs(Repository):
                 logger.exception("handoff listener %r failed for %s", listener, handoff.id)
         return handoff
 
+    def replace_summary(self, handoff_id: str, summary: HandoffSummary, summary_source: str) -> bool:
+        """Put a better summary on a handoff written with the extractive one (the model's, written after the
+        customer was told a person is coming). Only while the summary is still extractive: never over one
+        written since. True when it was replaced."""
+        with self.db.session() as s:
+            result = s.execute(
+                update(HandoffRow)
+                .where(HandoffRow.id == handoff_id, HandoffRow.summary_source == "extractive")
+                .values(summary=summary.model_dump(), summary_source=summary_source)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     def claim(self, handoff_id: str, agent_id: str) -> tuple[Handoff, Conversation]:
         """`waiting` -> `claimed` by `agent_id`, and the conversation `waiting_for_agent` -> `with_agent`, in one
         transaction of conditional UPDATEs: of two agents claiming at once, the second gets 409."""

@@ -123,6 +123,7 @@ class Store:
 
         self.add_handoff_listener = self.handoffs.add_listener
         self.create_handoff = self.handoffs.create
+        self.replace_handoff_summary = self.handoffs.replace_summary
         self.claim_handoff = self.handoffs.claim
         self.resolve_handoff = self.handoffs.resolve
         self.abandon_waiting = self.handoffs.abandon_waiting
