@@ -3,6 +3,7 @@ when written, and never one written since."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,15 @@ from assistant.settings import HandoffSettings
 from tests.conftest import make_settings
 from tests.fakes import FakeChatModel
 
-SUMMARY = '{"issue": "Needs to change the delivery address on order LH-100200.", "customer_goal": "Change the delivery address.", "attempted": "", "customer_context": "", "suggested_next_step": "Change the address."}'
+SUMMARY = json.dumps(
+    {
+        "issue": "Needs to change the delivery address on order LH-100200.",
+        "customer_goal": "Change the delivery address.",
+        "attempted": "",
+        "customer_context": "",
+        "suggested_next_step": "Change the address.",
+    }
+)
 
 
 def test_the_handoff_does_not_wait_for_the_model_summary(sample_data_dir: Path) -> None:
