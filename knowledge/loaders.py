@@ -127,8 +127,9 @@ def tables_to_text(body: str) -> str:
         if i + 1 < len(lines) and _TABLE_ROW.match(lines[i]) and _TABLE_RULE.match(lines[i + 1]):
             header = [c.strip() for c in lines[i].strip().strip("|").split("|")]
             i += 2
-            if header[0] and all(header[1:]):  # a line that introduces the rows: "Time after we issue the refund,
-                out.append(f"{', '.join(header[1:])} by {header[0].lower()}:")  # by payment method:"
+            introduced = next((x.strip() for x in reversed(out) if x.strip()), "").endswith(":")
+            if header[0] and all(header[1:]) and not introduced:  # a line that introduces the rows, unless the
+                out.append(f"{', '.join(header[1:])}, by {header[0].lower()}:")  # text has one ("... by method:")
             while i < len(lines) and _TABLE_ROW.match(lines[i]):
                 cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
                 if len(header) == 2:  # one value a row: the introducing line names it

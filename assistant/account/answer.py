@@ -72,6 +72,9 @@ class AccountAnswer(BaseModel):
     offer: bool = Field(False, description="answer, and offer a person")
     confidence: float = 0.9
     help_query: str | None = Field(None, description="a help-center question whose best passage completes the answer")
+    help_first: bool = Field(
+        False, description="the help center's passage answers; the record's part (a sign-in offer) follows it"
+    )
     templates: list[str] = Field(default_factory=list)
     by_model: bool = Field(False, description="worded by the configured model from the tools' results")
     _tools: AccountTools | None = PrivateAttr(default=None)
@@ -110,7 +113,9 @@ class AccountAnswerer:
             intent = self.router.route(text, follow_up=follow_up, anonymous=True)
             if intent is None:
                 return None
-            return self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)
+            reply = self._reply(intent, [(R.NOT_SIGNED_IN, {})], offer=True, confidence=0.7, help_query=text)
+            reply.help_first = True  # "how long do PayPal refunds take?" is answered first; signing in is on offer
+            return reply
         started = time.perf_counter()
         try:
             profile, events, past = self.records(conversation.customer_id, conversation.id)

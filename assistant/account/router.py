@@ -181,6 +181,19 @@ _GENERAL_CLAUSE = re.compile(
     r"how long (do|does)|what is your|what's your|do you|policy|allowed|still return|still cancel|still exchange)\b",
     re.I,
 )
+# "how long until...", "what are the benefits?", "can I...": a question the help center answers for everyone, even
+# when it speaks of "my" refund or parcel (against "where is my order?", which only the record answers)
+_HOW_THINGS_WORK = re.compile(
+    r"\b(how (long|many|much|do|does|can|soon)|what (is|are|does)|what's|can (i|we|someone)|could (i|someone)"
+    r"|is it (possible|free)|do you|does it|am i meant|roughly)\b",
+    re.I,
+)
+
+
+def asks_how_things_work(text: str) -> bool:
+    return bool(_HOW_THINGS_WORK.search(text))
+
+
 # "a refund", "an order", "how long does ... take": about how things work, not about one of the customer's own
 _GENERIC = re.compile(
     r"\b(a|an|any|every)\s+(\w+\s+)?(refund|order|return|parcel|package|item|product|delivery|exchange|payment|membership|card|code|voucher)s?\b"

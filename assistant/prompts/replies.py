@@ -140,6 +140,11 @@ NOT_SIGNED_IN = _t(
     "again, I can look it up for you, or I can connect you with a member of our team.",
     "an anonymous visitor asked about their own order or account: no record details, ever",
 )
+SIGN_IN_TO_CHECK = _t(
+    "sign_in_to_check",
+    "If this is about an order or payment of yours, sign in and open this chat again, and I can check it for you.",
+    "after the help center's answer to an anonymous visitor who spoke of their own order or account",
+)
 RECORD_UNAVAILABLE = _t(
     "record_unavailable",
     "I can't open your account details right now, so I can't check that for you.",

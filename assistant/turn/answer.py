@@ -279,7 +279,7 @@ class Answerer:
             question=question,
             exclude=lambda s: guard.check(s, allowed) is not None,
         )
-        text, owners = passages.extractive(self.settings.extractive_sentences)
+        text, owners = passages.extractive_each(self.settings.extractive_sentences)
         if not text:
             return None
         citations = [citation_for(hits[i], text) for i in owners]
@@ -302,7 +302,7 @@ class Answerer:
         said: list[str] | None = None,
         guarded: list[str] | None = None,
     ) -> Generator[str, None, AnswerResult]:
-        text, owners = passages.extractive(self.settings.extractive_sentences, said)
+        text, owners = passages.extractive_each(self.settings.extractive_sentences, said)
         if not text:
             return AnswerResult(
                 text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)

@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterator
 from typing import Any, Protocol, TypeVar
 
 from assistant.account.answer import AccountAnswer, AccountAnswerer
+from assistant.account.router import asks_how_things_work
 from assistant.approved.matcher import ApprovedMatcher
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
 from assistant.handoff.service import HandoffService
@@ -46,14 +47,14 @@ from assistant.models import (
     TurnState,
 )
 from assistant.prompts import CONDENSE_QUESTION
-from assistant.prompts.replies import GREETING
+from assistant.prompts.replies import GREETING, SIGN_IN_TO_CHECK
 from assistant.safety.guard import TRANSCRIPT_SPEAKERS, neutralize
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.telemetry.observability import TurnObserver
 from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
-from assistant.turn.answer import Answerer, format_transcript
+from assistant.turn.answer import Answerer, format_transcript, pieces
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
@@ -66,6 +67,10 @@ logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")  # what a relayed generation returns: an AnswerResult, an AccountAnswer
 
 CLOSING_TEXT = "You're welcome! Is there anything else I can help you with?"
+# An anonymous visitor's question about "my" refund or parcel is answered from the help center first when its best
+# passage is this similar to the question ("I paid with PayPal, how long until the money shows up?"); below it
+# ("where is my order?") only their record would answer, and signing in comes first.
+HELP_FIRST_RELEVANCE = 0.55
 
 
 # Words that say a thank-you goes on to something more: a question, a reservation, a new request.
@@ -395,16 +400,21 @@ class ConversationEngine:
             account = yield from self._relay(gen, t.timer)
             t.record.tool_calls = account.tool_calls
             t.timer.lap("generate")
+        elif account.help_first and account.help_query and asks_how_things_work(t.text):
+            # an anonymous visitor's question the help center answers: that answer first, signing in on offer
+            quoted = self._quote_help(t, account.help_query)
+            if quoted is not None and quoted.evidence.answer_relevance >= HELP_FIRST_RELEVANCE:
+                account.text = f"{quoted.text}\n\n{SIGN_IN_TO_CHECK.fill()}"
+                account.citations = [*quoted.citations, *account.citations]
+                account.help_query = None
+                yield from (TokenEvent(text=p) for p in pieces(account.text))
+            else:  # "where is my order?": only their record answers it
+                yield TokenEvent(text=account.text)
         else:
             yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
-            t.record.query = account.help_query
-            t.hits = self.search(account.help_query, self.settings.retrieval.top_k)
-            t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
-            t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
-            t.timer.lap("retrieve")
-            quoted = self.answerer.quote(account.help_query, t.hits)
+            quoted = self._quote_help(t, account.help_query)
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
@@ -428,6 +438,15 @@ class ConversationEngine:
             return
         self._signals(t, "answered", account.confidence)
         yield self._finish(t, reply, account.confidence, t.conversation.status)
+
+    def _quote_help(self, t: TurnContext, query: str) -> AnswerResult | None:
+        """The help center's best passage for the general part of an account question (None when none is strong)."""
+        t.record.query = query
+        t.hits = self.search(query, self.settings.retrieval.top_k)
+        t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
+        t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
+        t.timer.lap("retrieve")
+        return self.answerer.quote(query, t.hits)
 
     def _deliver_approved(self, t: TurnContext, match: ApprovedMatch) -> Iterator[TurnEvent]:
         """A person's answer to this question, word for word, cited as `approved:<id>`; its hit is counted."""

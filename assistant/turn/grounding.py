@@ -265,6 +265,25 @@ class Passages:
         hit, unit = self._unit_of[best]
         return quote_span(self._units[hit], unit, max_sentences, scored), [hit]
 
+    def extractive_each(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
+        """`extractive`, for each question of a message that asks two ("can a friend collect it, and how long
+        do I have?"): a quote per question, in the order asked, when they differ (one quote otherwise)."""
+        parts = split_questions(self.question)
+        text, owners = self.extractive(max_sentences, said)
+        if len(parts) < 2 or not text:
+            return text, owners
+        quotes: list[str] = []
+        cited: list[int] = []
+        for part in parts:
+            sub = Passages(hits=self.hits, history="", embedder=self.embedder, question=part, exclude=self.exclude)
+            q, o = sub.extractive(max_sentences, said)
+            if q and not any(q in other or other in q for other in quotes):
+                quotes.append(q)
+                cited += [i for i in o if i not in cited]
+        if len(quotes) < 2:
+            return text, owners
+        return "\n\n".join(quotes), cited
+
     def quote_candidates(self, said: list[str] | None = None) -> tuple[list[int], np.ndarray]:
         """The help-center sentences that may anchor a quote (not a title line, not already said in this
         conversation) and their `QUOTE_FEATURES`, a row each."""
@@ -281,6 +300,21 @@ class Passages:
                 df[t] = df.get(t, 0) + 1
         weight = {t: rarity(df.get(t, 0), n) for t in qwords}
         total = sum(weight.values()) or 1.0
+        # A list item means what its lead-in says of it ("Time after we issue the refund, by payment method:" +
+        # "- PayPal: 3-5 business days."): it is compared with the question together with that line too.
+        leads: dict[int, str] = {}
+        for i in candidates:
+            hit, u = self._unit_of[i]
+            units = self._units[hit]
+            if units[u].item:
+                lead = next((x for x in reversed(units[:u]) if x.block == units[u].block and not x.item), None)
+                if lead is not None and lead.text.rstrip().endswith(":"):
+                    leads[i] = f"{tidy(lead.text)} {tidy(units[u].text)}"
+        sims = sims.astype(np.float64, copy=True)
+        if leads:
+            in_context = self.embedder.embed(list(leads.values())) @ self.question_vector
+            for (i, _), v in zip(leads.items(), in_context, strict=True):
+                sims[i] = max(float(sims[i]), float(v))
         top = max(float(sims[i]) for i in candidates)
         index_of = {where: i for i, where in self._unit_of.items()}
         rows = []
@@ -307,6 +341,8 @@ class Passages:
                     min(1.0, len(unit.text.split()) / 40),
                     float(unit.item),
                     float(unit.text.rstrip().endswith(":")),
+                    float(bool(_META.search(unit.text))),
+                    float(first and bool(_LEANS_BACK.match(unit.text))),
                 ]
             )
         return candidates, np.asarray(rows, dtype=np.float64)
@@ -363,6 +399,12 @@ _LEANS_BACK = re.compile(
     r"|otherwise|instead|if so|if not|in that case|in this case|once (?:that|this|it)|after that|as a result)\b",
     re.I,
 )
+# A sentence about the page rather than the answer: "This article also explains...", "the steps below".
+_META = re.compile(
+    r"\b(?:this|the following) (?:article|page|guide|section)\b|\b(?:see|read) our (?:article|guide|page)\b"
+    r"|\bthe (?:steps|table|options|list) below\b|\bexplained below\b",
+    re.I,
+)
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s")
 MAX_QUOTE_WORDS = 90
 MAX_LIST_ITEMS = 8
@@ -382,6 +424,10 @@ def _units(text: str) -> list[_Unit]:
     units: list[_Unit] = []
     block = 0
     for n, (sentence, item, newlines) in enumerate(raw):
+        if units and units[-1].item and not item and newlines == 0:  # "1. **Free delivery** on... In the UK that's"
+            units[-1].text += " " + sentence  # the item's next sentence, on its line: part of the item
+            units[-1].end = spans[n][1]
+            continue
         nxt = raw[n + 1] if n + 1 < len(raw) else None
         heading = (
             nxt is not None
@@ -438,7 +484,11 @@ def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: 
             break
         picked.append(i)
         words += n
-    return " ".join(tidy(units[i].text) for i in picked)
+    text = " ".join(tidy(units[i].text) for i in picked)
+    if items and units[picked[-1]].text.rstrip().endswith(":") and picked[-1] < items[0]:
+        # the quote ends by introducing a list ("To change the delivery address on an order:"): the list follows
+        return _within_words("\n".join([text, *(tidy(units[i].text) for i in items[:MAX_LIST_ITEMS])]))
+    return text
 
 
 _CITE_MARK = re.compile(r"\s*\[\s*\d+\s*\]")
@@ -462,6 +512,24 @@ def _within_words(text: str, limit: int = MAX_QUOTE_WORDS + 30) -> str:
         out.append(line)
         words += n
     return "\n".join(out)
+
+
+_QUESTION_WORD = r"(?:how|what|when|where|why|which|who|can|could|do|does|did|is|are|will|would|should|may)\b"
+_SECOND_QUESTION = re.compile(r"\?\s+(?=\S)|,?\s+(?:and|also|plus|but)\s+(?=" + _QUESTION_WORD + ")", re.I)
+
+
+def split_questions(text: str) -> list[str]:
+    """The questions of a message that asks more than one ("can someone else grab it, and how long before you
+    send it back?"), at most three; a part needs two words that say something (a bare "and why?" stays with the
+    one before)."""
+    parts = [p.strip(" ,") for p in _SECOND_QUESTION.split(text) if p and p.strip(" ,")]
+    kept: list[str] = []
+    for p in parts:
+        if kept and len(tokenize(p)) < 2:
+            kept[-1] = f"{kept[-1]} {p}"
+        else:
+            kept.append(p)
+    return kept[:3] if len(kept) >= 2 and all(len(tokenize(p)) >= 2 for p in kept) else [text]
 
 
 def _numbers(text: str) -> set[str]:

@@ -105,7 +105,7 @@ def test_tables_to_text_one_line_per_row() -> None:
     out = tables_to_text(body)
     lines = out.splitlines()
     assert lines[0] == "Before the table."
-    assert "Cost, Time by method:" in lines
+    assert "Cost, Time, by method:" in lines
     assert "- Standard: cost £3.95; time 3-5 days." in lines
     assert "- Express: cost £6.95; time Next day." in lines  # no doubled full stop
     assert "- Collect: time 2 days." in lines  # empty cells are left out
@@ -121,7 +121,7 @@ def test_tables_to_text_leaves_pipes_that_are_not_tables() -> None:
 
 def test_markdown_loader_applies_tables_to_text() -> None:
     doc = load_markdown("# Fees\n\n| Plan | Price |\n| --- | --- |\n| Plus | £9 |\n", "fees")
-    assert "Price by plan:\n- Plus: £9." in doc.text
+    assert "Price, by plan:\n- Plus: £9." in doc.text
     assert "|" not in doc.text
 
 
