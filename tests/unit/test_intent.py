@@ -66,6 +66,11 @@ def test_policy_rules_default_and_configured() -> None:
     assert rules.topics("I'm going to take legal action") == ["legal"]
     assert rules.topics("someone hacked my account") == ["account_security"]
     assert rules.topics("where is my parcel") == []
+    # someone else paying with the customer's card; a request to escalate
+    assert rules.topics("someone's been using my card, £600 of charges I never made") == ["account_security"]
+    assert rules.topics("payments to Larkspur in my bank but I never bought anything") == ["account_security"]
+    assert rules.topics("I want this escalated to a manager") == ["formal_complaint"]
+    assert rules.topics("can I use my card to buy a gift card?") == []
     custom = PolicyRules({"cancellation": [r"\bcancel\w* (my )?(membership|plus|subscription)\b"]})
     assert custom.topics("please cancel my membership") == ["cancellation"]
     assert custom.topics("I'm going to take legal action") == []
