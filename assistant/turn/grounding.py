@@ -392,6 +392,7 @@ class _Unit:
     heading: bool = False  # a title line inside the text ("1. Forgetting to Update Address"): context, not an answer
 
 
+_BARE_NUMBER = re.compile(r"^\s*\d{1,2}[.)]$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+\S")
 # Openers that lean on the sentence before: "This reverses the change", "It's valid for 24 hours".
 _LEANS_BACK = re.compile(
@@ -402,7 +403,7 @@ _LEANS_BACK = re.compile(
 # A sentence about the page rather than the answer: "This article also explains...", "the steps below".
 _META = re.compile(
     r"\b(?:this|the following) (?:article|page|guide|section)\b|\b(?:see|read) our (?:article|guide|page)\b"
-    r"|\bthe (?:steps|table|options|list) below\b|\bexplained below\b",
+    r"|\bthe (?:steps|table|options|list) below\b|\bexplained below\b|\bhere(?:'s| is) (?:how|what|when|where)\b",
     re.I,
 )
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s")
@@ -416,7 +417,12 @@ def _units(text: str) -> list[_Unit]:
     introduces them). A short line without a stop, standing above prose ("1. Forgetting to Update Address"), is a
     title: it opens a block and is never quoted as an answer."""
     raw = []  # (text, list item, newlines before it)
-    spans = sentence_spans(text)
+    spans: list[tuple[int, int]] = []
+    for s, e in sentence_spans(text):  # "2. Choose **Report a problem**" is cut after "2.": joined again
+        if spans and _BARE_NUMBER.match(text[spans[-1][0] : spans[-1][1]]) and "\n" not in text[spans[-1][1] : s]:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
     prev_end = 0
     for s, e in spans:
         raw.append((text[s:e], bool(_LIST_ITEM.match(text[s:e])), text[prev_end:s].count("\n")))

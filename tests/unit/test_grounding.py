@@ -138,3 +138,18 @@ def test_a_sentence_that_leans_on_the_one_before_brings_it(vectors: SentenceVect
 def test_title_lines_are_context_never_the_quote_and_reference_marks_go(vectors: SentenceVectors) -> None:
     text = quote(vectors, DMV, "forgetting to update my address with the dmv after moving")
     assert text == "By statute, you must report a change of address to DMV within ten days of moving"
+
+
+def test_numbered_steps_are_quoted_whole_and_in_order(vectors: SentenceVectors) -> None:
+    steps = (
+        "You need to tell us within **7 days** of the delivery date.\n\n"
+        "1. Go to **Account > Orders** and select the order.\n"
+        "2. Choose **Report a problem > Item missing**.\n"
+        "3. Select the missing item(s) and add a photo of the packaging if you can."
+    )
+    text = quote(vectors, steps, "how do I report the missing item with a photo of the packaging?")
+    assert text.splitlines() == [
+        "1. Go to **Account > Orders** and select the order.",
+        "2. Choose **Report a problem > Item missing**.",
+        "3. Select the missing item(s) and add a photo of the packaging if you can.",
+    ]
