@@ -353,6 +353,34 @@ class Decision(BaseModel):
     reason: str | None = None
 
 
+class ReliabilityBin(BaseModel):
+    """One bin of a reliability curve: predictions in [lo, hi), their mean, and how often they came true."""
+
+    lo: float
+    hi: float
+    mean_predicted: float | None
+    observed: float | None
+    n: int
+
+
+class AnswerabilityEvidence(BaseModel):
+    """The calibrated answerability of a turn (`assistant.turn.answerability`) and why it came out so."""
+
+    probability: float = Field(description="P(the knowledge answers this turn); the turn's confidence")
+    threshold: float = Field(description="below this the turn is handed off (CXA_POLICY__*)")
+    model_version: str
+    intercept: float
+    features: dict[str, float] = Field(default_factory=dict)
+    contributions: dict[str, float] = Field(
+        default_factory=dict,
+        description="coef * scaled value per feature, in log-odds: with the intercept they sum to logit(p)",
+    )
+
+    def decisive(self, n: int = 3) -> list[tuple[str, float]]:
+        """The features that pulled the probability down most (what sent a handoff), most negative first."""
+        return sorted(((k, v) for k, v in self.contributions.items() if v < 0), key=lambda kv: kv[1])[:n]
+
+
 class AnswerEvidence(BaseModel):
     """What the reply rests on; recorded on the turn and read by `assistant.turn.confidence`."""
 
@@ -371,6 +399,9 @@ class AnswerEvidence(BaseModel):
     generated_text: str = ""
     fallback: str | None = Field(
         None, description="why the model's answer was not used: model_slow (first-token deadline)"
+    )
+    answerability: AnswerabilityEvidence | None = Field(
+        None, description="the calibrated estimate the turn's confidence is (None: a mode with its own confidence)"
     )
 
 
@@ -907,7 +938,12 @@ class TurnTrace(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     prompt_tokens: int | None = Field(None, description="tokens of the prompts this turn sent to the chat model")
+    answerability: AnswerabilityEvidence | None = Field(
+        None, description="the calibrated confidence with each feature's contribution (what sent a handoff)"
+    )
 
     @classmethod
     def of(cls, r: TurnRecord) -> TurnTrace:
-        return cls.model_validate(r.model_dump(include=set(cls.model_fields)))
+        trace = cls.model_validate(r.model_dump(include=set(cls.model_fields) - {"answerability"}))
+        trace.answerability = r.evidence.answerability if r.evidence is not None else None
+        return trace

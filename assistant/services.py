@@ -41,6 +41,7 @@ from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import TopicFn
 from assistant.telemetry.topics import topics_for
 from assistant.turn.answer import Answerer
+from assistant.turn.answerability import AnswerabilityModel, corpus_term_weights
 from assistant.turn.engine import ConversationEngine
 from assistant.turn.grounding import SentenceVectors
 from assistant.turn.history import HistoryBuilder
@@ -304,6 +305,7 @@ class Services:
             observer,
             account=account_answerer(settings, store, answerer.vectors, clock, chat, guard),
             approved=matcher if serving else None,
+            answerability=AnswerabilityModel.load(settings.policy.answerability_model, corpus_term_weights(retriever)),
         )
         if warm and engine.account is not None:
             engine.account.router.warm()

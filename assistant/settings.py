@@ -188,14 +188,45 @@ class AnswerSettings(BaseModel):
 class PolicySettings(BaseModel):
     """When the assistant answers, answers and offers a person, or hands off now (see assistant/turn/confidence.py)."""
 
-    handoff_below: float = Field(
-        0.45,
+    cost_wrong_answer: float = Field(
+        1.0,
+        gt=0,
+        description="what answering costs when the knowledge does not hold the answer (a wrong or beside-the-point "
+        "reply the customer acts on or has to see through, then asks again): the unit the handoff threshold is "
+        "derived in, with cost_false_handoff",
+    )
+    cost_false_handoff: float = Field(
+        2.0,
+        gt=0,
+        description="what handing off costs when the assistant could have answered (an agent's minutes and the "
+        "customer's wait). A turn is answered when p * cost_false_handoff >= (1 - p) * cost_wrong_answer, p the "
+        "calibrated answerability: the threshold is cost_wrong_answer / (cost_wrong_answer + cost_false_handoff). "
+        "Default 2 (threshold 1/3): a needless handoff takes an agent's minutes and keeps the customer waiting, "
+        "while a wrong extract is cited and, below offer_below, comes with an offer of a person",
+    )
+    handoff_below: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="turn confidence below this hands the conversation to a person "
-        "(calibrated with `cxa bench handoff`: keeps 95% of CLINC150 in-scope queries answered)",
+        description="an explicit handoff threshold on the turn's confidence, overriding the one the two costs give "
+        "(None = derived from the costs; 0 = never hand off for low confidence)",
     )
-    offer_below: float = Field(0.6, ge=0, le=1, description="below this the answer comes with an offer of a person")
+    offer_below: float = Field(
+        0.6, ge=0, le=1, description="an answer below this confidence comes with an offer of a person"
+    )
+    answerability_model: Path | None = Field(
+        None,
+        description="the answerability model (JSON, written by `cxa train answerability`); None = the one shipped "
+        "in the package (assistant/turn/answerability.json)",
+    )
+
+    @property
+    def handoff_threshold(self) -> float:
+        """The confidence below which a turn is handed off: the override, else C_w / (C_w + C_fh)."""
+        if self.handoff_below is not None:
+            return self.handoff_below
+        return self.cost_wrong_answer / (self.cost_wrong_answer + self.cost_false_handoff)
+
     frustration_handoff: float = Field(
         0.8, ge=0, le=1, description="frustration score (repeats, 'I already told you', anger) that hands off"
     )

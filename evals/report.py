@@ -1,6 +1,7 @@
 """Comparing a suite run with a baseline, and the files a run leaves: results.json, report.md, and the
 latest run copied to <data_dir>/evals/latest.json + latest.md (read by `GET /v1/evals/latest` and the
-dashboard).
+dashboard). A benchmark whose details carry reliability tables (the handoff benchmark's confidence) gets them,
+with their expected calibration error, under its metrics.
 
 The regression rule, per metric (only for benchmarks in both runs):
 - `rate` metrics (shares and means of per-item scores in 0..1): regressed when the metric moved in its bad
@@ -19,6 +20,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 from evals.suite import BenchmarkEntry, Comparison, ComparisonRow, SuiteRun
 
@@ -159,6 +161,7 @@ def render_markdown(run: SuiteRun, defaults: dict[str, int | None] | None = None
                 f"{_fmt(r.tolerance) if r.tolerance is not None else '–'} | {_MARK[r.status]} |"
             )
         lines.append("")
+        lines += reliability_sections(e.details)
     if defaults:
         lines += [
             "## Sample sizes",
@@ -179,6 +182,28 @@ def render_markdown(run: SuiteRun, defaults: dict[str, int | None] | None = None
         "",
     ]
     return "\n".join(lines)
+
+
+def reliability_sections(details: dict[str, Any]) -> list[str]:
+    """A reliability table (bin, mean predicted, observed rate, n) with its ECE for every part of a benchmark's
+    details that carries one (the handoff benchmark's doc2dial and CLINC150 confidences)."""
+    lines: list[str] = []
+    for part, d in details.items():
+        if not isinstance(d, dict) or not isinstance(d.get("reliability"), list):
+            continue
+        ece = d.get("ece")
+        lines += [
+            f"Reliability of the confidence, {part} (out of fold; ECE {_fmt(ece) if ece is not None else '–'}):",
+            "",
+            "| bin | mean predicted | observed rate | n |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for b in d["reliability"]:
+            lines.append(
+                f"| {b['lo']:.1f}–{b['hi']:.1f} | {_fmt(b['mean_predicted'])} | {_fmt(b['observed'])} | {b['n']} |"
+            )
+        lines.append("")
+    return lines
 
 
 def write_run(run: SuiteRun, out_dir: Path, latest_dir: Path, defaults: dict[str, int | None] | None = None) -> Path:

@@ -3,7 +3,7 @@
 | runner | what | default sample |
 | --- | --- | --- |
 | retrieval | doc2dial dev recall@5 and MRR (first N turns with --limit) | all 1,687 turns |
-| handoff | CLINC150 OOS detection + doc2dial removed-document handoffs | 500 in-scope + all 100 OOS; 500 turns |
+| handoff | CLINC150 OOS + doc2dial removed pages, out of fold, with ECE | 500 in-scope + all 100 OOS; 500 turns |
 | topics | BANKING77 5-fold accuracy and macro-F1 | all 10,003 queries |
 | account | sample customers' account questions: fact accuracy, leaks, routing | all 69 cases |
 | summaries | TweetSumm ROUGE-L of handoff summaries (chat model) | first 30 dialogues |
@@ -63,14 +63,14 @@ class HandoffRunner:
     def run(
         self, settings: Settings, data: Path, limit: int | None, seed: int, progress: Progress | None
     ) -> BenchmarkResult:
-        from evals.bench.handoff import run_clinc, run_doc2dial_handoff
+        from evals.bench.handoff import run_handoff
 
-        c = run_clinc(settings, data, limit=limit, seed=seed, progress=progress)
-        d = run_doc2dial_handoff(settings, data, limit=limit, seed=seed, progress=progress)
+        run = run_handoff(settings, data, limit=limit, seed=seed, progress=progress)
+        c, d = run.clinc150, run.doc2dial
         return BenchmarkResult.of(
             [*c.suite_metrics(), *d.suite_metrics()],
             n=c.in_scope + c.out_of_scope + d.turns,
-            details={"clinc150": c.model_dump(), "doc2dial": d.model_dump()},
+            details=run.model_dump(mode="json"),
         )
 
 

@@ -5,9 +5,9 @@ CXA_DATA_DIR. Errors are printed as one clear line and exit with a non-zero code
 
 This module only assembles the commands, one module per command group (as rasa's `rasa/cli/` does):
 `ingest.py` (cxa ingest), `serve.py` (serve, demo), `chat.py` (chat), `data.py` (export, doctor),
-`bench.py` (cxa bench ...), `simulate.py` (cxa simulate ...), `evaluate.py` (cxa eval ...) and
-`db.py` (cxa db ...). What they share (consoles, settings, the error exit, progress bars, the figures
-table) is `common.py`.
+`bench.py` (cxa bench ...), `train.py` (cxa train ...), `simulate.py` (cxa simulate ...), `evaluate.py`
+(cxa eval ...) and `db.py` (cxa db ...). What they share (consoles, settings, the error exit, progress bars,
+the figures table) is `common.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from api.cli import bench, chat, data, db, evaluate, ingest, serve, simulate
+from api.cli import bench, chat, data, db, evaluate, ingest, serve, simulate, train
 
 __all__ = ["app", "main"]
 
@@ -35,6 +35,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(db.app, name="db")
+app.add_typer(train.app, name="train")
 
 
 def main() -> None:

@@ -109,6 +109,36 @@ def bench_retrieval(
     write_figures(settings, "retrieval", result.model_dump(), out)
 
 
+def print_handoff(run: Any) -> None:
+    """The figures of a `evals.bench.handoff.HandoffRun`: both benchmarks, their reliability tables, the sweep."""
+    from evals.bench.handoff import RELIABILITY_COLUMNS, reliability_rows
+
+    basis = (
+        f"override CXA_POLICY__HANDOFF_BELOW={run.threshold:.2f}"
+        if run.threshold_from == "override"
+        else f"costs: wrong answer {run.cost_wrong_answer:g}, false handoff {run.cost_false_handoff:g} "
+        f"-> p >= {run.threshold:.3f}"
+    )
+    metrics_table(
+        f"knowing when not to answer (model {run.model_version}; threshold {basis})",
+        [*run.clinc150.summary_rows(run.threshold), *run.doc2dial.summary_rows()],
+    )
+    for name, result in (("doc2dial", run.doc2dial), ("CLINC150", run.clinc150)):
+        table = Table(title=f"{name} reliability, out of fold (ECE {result.ece:.3f})")
+        for col in RELIABILITY_COLUMNS:
+            table.add_column(col, justify="right")
+        for row in reliability_rows(result.reliability):
+            table.add_row(*row)
+        console.print(table)
+    d2d = run.doc2dial
+    sweep = Table(title="doc2dial threshold sweep (out of fold)")
+    for col in d2d.SWEEP_COLUMNS:
+        sweep.add_column(col, justify="right")
+    for row in d2d.sweep_rows():
+        sweep.add_row(*row)
+    console.print(sweep)
+
+
 @app.command("handoff")
 def bench_handoff(
     limit: Annotated[int | None, typer.Option(min=1, help="sample N doc2dial turns and N CLINC queries")] = None,
@@ -117,27 +147,15 @@ def bench_handoff(
     out: FiguresOut = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Knowing when not to answer: CLINC150 out-of-scope detection and doc2dial removed-document handoffs."""
-    from evals.bench.handoff import run_clinc, run_doc2dial_handoff
+    """Knowing when not to answer, out of fold: doc2dial page removed vs present and CLINC150 out-of-scope, with
+    AUROC, OOS recall at 95% in-scope answered, calibration (ECE, reliability) and the policy's rates."""
+    from evals.bench.handoff import run_handoff
 
-    settings, (clinc, d2d) = run_bench(
-        data_dir,
-        data,
-        lambda st, path, progress: (
-            run_clinc(st, path, limit=limit, seed=seed, progress=progress),
-            run_doc2dial_handoff(st, path, limit=limit, seed=seed, progress=progress),
-        ),
+    settings, run = run_bench(
+        data_dir, data, lambda st, path, progress: run_handoff(st, path, limit=limit, seed=seed, progress=progress)
     )
-    metrics_table(
-        "knowing when not to answer", [*clinc.summary_rows(settings.policy.handoff_below), *d2d.summary_rows()]
-    )
-    sweep = Table(title="doc2dial threshold sweep (CXA_POLICY__HANDOFF_BELOW)")
-    for col in d2d.SWEEP_COLUMNS:
-        sweep.add_column(col, justify="right")
-    for row in d2d.sweep_rows():
-        sweep.add_row(*row)
-    console.print(sweep)
-    write_figures(settings, "handoff", {"clinc150": clinc.model_dump(), "doc2dial": d2d.model_dump()}, out)
+    print_handoff(run)
+    write_figures(settings, "handoff", run.model_dump(mode="json"), out)
 
 
 @app.command("summaries")

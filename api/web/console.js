@@ -238,6 +238,19 @@ async function loadSuggestion(p) {
 
 // What the assistant did with each customer message: where the reply came from, how sure it was, each step's
 // time, and the account tools it called (with their arguments and the records they read).
+// Why the confidence came out so: the features that pulled it down most (log-odds), against the threshold.
+function answerability(a) {
+  if (!a) return null;
+  const low = Object.entries(a.contributions || {}).filter(([, v]) => v < 0).sort((x, y) => x[1] - y[1]).slice(0, 3);
+  const high = Object.entries(a.contributions || {}).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]).slice(0, 2);
+  const part = ([k, v]) => `${k.replace(/_/g, " ")} ${v >= 0 ? "+" : ""}${v.toFixed(2)}`;
+  const verdict = a.probability < a.threshold ? `below ${a.threshold.toFixed(2)}` : `at or above ${a.threshold.toFixed(2)}`;
+  return el("div", { class: "muted answerability", title: `model ${a.model_version}` },
+    `answerable p=${a.probability.toFixed(2)} (${verdict})`,
+    low.length ? ` · pulled down by ${low.map(part).join(", ")}` : "",
+    high.length ? ` · up by ${high.map(part).join(", ")}` : "");
+}
+
 function traceCard(turns) {
   if (!turns.length) return null;
   const item = (t) => {
@@ -249,6 +262,7 @@ function traceCard(turns) {
       el("strong", { text: `${fmt.when(t.created_at)} · ${t.reply_mode || "no reply"}` }),
       el("span", { text: ` · confidence ${t.confidence === null || t.confidence === undefined ? "—" : Number(t.confidence).toFixed(2)} · ${t.action || "—"} · ${Math.round((t.timings_ms || {}).total || 0)} ms` }),
       t.query ? el("div", { class: "muted", text: `searched: ${t.query}` }) : null,
+      answerability(t.answerability),
       steps ? el("div", { class: "muted", text: steps }) : null,
       tools.length ? el("ul", { class: "tools" }, tools) : null,
       t.error ? el("div", { class: "error", text: t.error }) : null);

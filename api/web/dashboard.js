@@ -1,7 +1,8 @@
 // The CX dashboard: headline figures (/v1/metrics), the same over time (/v1/metrics/timeseries, drawn with
 // the vendored Chart.js), figures by topic, the worst conversations with a drill-down (transcript,
 // scorecard, review), the knowledge gaps (each with a draft to approve), the approved answers with their hits,
-// and the latest eval report. Routes that do not exist yet or have no data (scorecard,
+// the calibration of the turn confidence (the shipped answerability model's reliability curve and ECE), and the
+// latest eval report. Routes that do not exist yet or have no data (scorecard,
 // review, eval report) show "not yet" instead of failing.
 import { Client, el, fmt, gate, messageNode } from "./common.js";
 
@@ -19,6 +20,7 @@ function start() {
   $("sort").addEventListener("change", loadConversations);
   refresh();
   loadEvals();
+  loadCalibration();
   loadSimulated();
   const fromHash = location.hash.slice(1);
   if (fromHash) drill(fromHash);
@@ -269,6 +271,49 @@ async function loadEvals() {
     el("p", { class: "source", text: `run ${report.run_id} · ${fmt.when(report.started_at)} · ${fmt.num(report.wall_s, 1)} s · baseline ${cmp.baseline || "none"} · ${cmp.regressions} regression${cmp.regressions === 1 ? "" : "s"}` }),
     el("table", { class: "table" }, el("thead", {}, el("tr", {}, ["benchmark", "metric", "current", "baseline", "delta", "", "size"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, rows)),
   );
+}
+
+// -- calibration of the turn confidence ------------------------------------------------------------------
+
+const SETS = { doc2dial: { label: "doc2dial (page present vs removed)", color: "#3b6fb6" }, clinc150: { label: "CLINC150 (in-scope vs OOS)", color: "#2f5d50" } };
+
+async function loadCalibration() {
+  const box = $("calibration-figures");
+  let m;
+  try {
+    m = await client.maybe("/v1/evals/answerability");
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "error", text: e.message }));
+    return;
+  }
+  if (!m) {
+    box.replaceChildren(el("p", { class: "empty", text: "No answerability model on this server." }));
+    return;
+  }
+  const basis = m.threshold_from === "override" ? "set by CXA_POLICY__HANDOFF_BELOW" : `from costs: wrong answer ${m.cost_wrong_answer}, false handoff ${m.cost_false_handoff}`;
+  const figs = [figure("handoff below", fmt.num(m.threshold, 2), basis)];
+  for (const [name, f] of Object.entries(m.figures || {})) {
+    const oos = f.oos_recall_at_95 === null || f.oos_recall_at_95 === undefined ? "" : ` · OOS recall ${fmt.num(f.oos_recall_at_95, 3)} at 95% in-scope`;
+    figs.push(figure(`ECE · ${name}`, fmt.num(f.ece, 3), `AUROC ${fmt.num(f.auroc, 3)}${oos} · n=${f.rows}`));
+  }
+  box.replaceChildren(...figs);
+  $("calibration-source").textContent = `model ${m.version} · trained ${fmt.when(m.trained_at)} · ${m.folds}-fold out-of-fold figures · regenerate: ${m.command}`;
+  const rows = [];
+  const datasets = [{ label: "perfectly calibrated", data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], borderColor: "#b9c2bf", borderDash: [4, 4], pointRadius: 0, showLine: true }];
+  for (const [name, f] of Object.entries(m.figures || {})) {
+    const set = SETS[name] || { label: name, color: COLORS.unresolved };
+    const pts = f.reliability.filter((b) => b.n > 0).map((b) => ({ x: b.mean_predicted, y: b.observed }));
+    datasets.push({ label: set.label, data: pts, borderColor: set.color, backgroundColor: set.color, showLine: true, tension: 0, pointRadius: 3 });
+    for (const b of f.reliability) {
+      rows.push(el("tr", {}, el("td", { text: `${fmt.num(b.lo, 1)}–${fmt.num(b.hi, 1)}` }), el("td", { text: name }), el("td", { text: b.mean_predicted === null ? "—" : fmt.num(b.mean_predicted, 3) }), el("td", { text: b.observed === null ? "—" : fmt.num(b.observed, 3) }), el("td", { text: String(b.n) })));
+    }
+  }
+  $("reliability-table").tBodies[0].replaceChildren(...rows);
+  draw("chart-reliability", {
+    type: "scatter",
+    data: { datasets },
+    options: { interaction: { mode: "nearest", intersect: false }, scales: { x: { min: 0, max: 1, title: { display: true, text: "predicted confidence" } }, y: { min: 0, max: 1, title: { display: true, text: "observed rate answerable" } } } },
+  });
 }
 
 // -- knowledge gaps and approved answers ---------------------------------------------------------------

@@ -55,6 +55,7 @@ from assistant.telemetry.observability import TurnObserver
 from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
 from assistant.turn.answer import Answerer, format_transcript, pieces
+from assistant.turn.answerability import POOL, AnswerabilityModel, TurnEvidence
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
@@ -141,7 +142,9 @@ class ConversationEngine:
         observer: TurnObserver | None = None,
         account: AccountAnswerer | None = None,
         approved: ApprovedMatcher | None = None,
+        answerability: AnswerabilityModel | None = None,
     ) -> None:
+        self.answerability = answerability or AnswerabilityModel.load(settings.policy.answerability_model)
         self.account = account
         self.approved = approved
         self.store = store
@@ -365,7 +368,7 @@ class ConversationEngine:
 
     def _deliver(self, t: TurnContext, result: AnswerResult) -> Iterator[TurnEvent]:
         """Judge the answer, then show it (and offer a person), or hand the conversation off."""
-        confidence = turn_confidence(result.evidence, self.settings.answer.min_retrieval_score)
+        confidence = self._confidence(t, result.evidence)
         decision = decide_after_answer(confidence, result.evidence.mode, self.settings.policy)
         t.timer.lap("confidence")
         t.record.evidence, t.record.action = result.evidence, decision.action
@@ -384,6 +387,30 @@ class ConversationEngine:
             return
         self._signals(t, "dead_end" if declined else "answered", confidence)
         yield self._finish(t, reply, confidence, t.conversation.status)
+
+    def _confidence(self, t: TurnContext, evidence: AnswerEvidence) -> float:
+        """The calibrated answerability of the turn (`assistant.turn.answerability`), recorded on `evidence` with
+        each feature's contribution. An answer that rests on the customer's own record rather than the knowledge
+        is at least as sure as an offer of a person (the knowledge model does not judge records)."""
+        query = t.record.query or t.text
+        # the wider retrieval for page agreement (a second search: the answer's own top-k stays as it was found)
+        top_k = self.settings.retrieval.top_k
+        pool = self.search(query, POOL) if len(t.hits) >= top_k and top_k < POOL else t.hits
+        turn = TurnEvidence(
+            message=t.text,
+            query=query,
+            hits=t.hits,
+            pool=pool,
+            mode=evidence.mode,
+            shown_relevance=evidence.answer_relevance,
+            earlier_turns=sum(m.role == "customer" for m in t.previous),
+            frustration=t.intent.frustration_score,
+        )
+        policy = self.settings.policy
+        p = turn_confidence(self.answerability, evidence, turn, self.answerer.vectors, policy.handoff_threshold)
+        if evidence.used_history and not evidence.cited_scores:
+            return max(p, policy.offer_below)
+        return p
 
     def _deliver_account(self, t: TurnContext, account: AccountAnswer) -> Iterator[TurnEvent]:
         """The record's answer, completed by the help center's best passage when the message also asks

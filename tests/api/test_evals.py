@@ -1,14 +1,16 @@
 """Regression-case replay and simulated customers through the real engine and app (fake chat model), and
-`GET /v1/evals/latest` (cx role)."""
+`GET /v1/evals/latest` (cx role), and the answerability model's calibration for the dashboard."""
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
 from assistant.settings import Settings
+from assistant.turn.answerability import SHIPPED, load_artifact
 from evals.bench.regression import run_regression
 from evals.cases import RegressionCase
 from evals.customers import load_scenarios, run_customers
+from evals.reliability import reliability_table
 from evals.report import write_run
 from evals.simulate import Credentials
 from evals.suite import BenchmarkEntry, SuiteRun
@@ -100,3 +102,42 @@ def test_latest_eval_run_needs_cx_and_404s_before_any_run(client: TestClient, se
     report = client.get("/v1/evals/latest/report", headers=bearer(CX_TOKEN))
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
     assert "# Benchmark suite run 20260101T000000Z" in report.text
+
+
+def test_the_report_carries_the_confidence_reliability_and_ece(client: TestClient, settings: Settings) -> None:
+    bins = reliability_table([0.15, 0.15, 0.85, 0.95], [0, 1, 1, 1])
+    handoff = BenchmarkEntry(
+        metrics={"doc2dial_ece": 0.125, "doc2dial_auroc": 0.75},
+        n=4,
+        wall_s=1.0,
+        higher_is_better={"doc2dial_ece": False, "doc2dial_auroc": True},
+        details={"doc2dial": {"ece": 0.125, "reliability": [b.model_dump() for b in bins]}},
+    )
+    run = SuiteRun(
+        run_id="20260102T000000Z",
+        started_at="2026-01-02T00:00:00+00:00",
+        wall_s=3.0,
+        model={},
+        limit=None,
+        seed=0,
+        benchmarks={"handoff": handoff},
+    )
+    write_run(run, settings.data_dir / "evals" / "runs" / run.run_id, settings.data_dir / "evals")
+    report = client.get("/v1/evals/latest/report", headers=bearer(CX_TOKEN)).text
+    assert "Reliability of the confidence, doc2dial (out of fold; ECE 0.125)" in report
+    assert "| 0.1–0.2 | 0.150 | 0.500 | 2 |" in report and "| 0.5–0.6 | – | – | 0 |" in report
+
+
+def test_the_dashboard_shows_the_shipped_models_calibration(client: TestClient) -> None:
+    assert client.get("/v1/evals/answerability").status_code == 401
+    got = client.get("/v1/evals/answerability", headers=bearer(CX_TOKEN))
+    assert got.status_code == 200
+    body = got.json()
+    shipped = load_artifact(SHIPPED)
+    assert body["version"] == shipped.version and body["command"] == "cxa train answerability"
+    assert body["threshold"] == 0.3333 and body["threshold_from"] == "costs"  # C_w = 1, C_fh = 2 by default
+    for name in ("doc2dial", "clinc150"):
+        figures = body["figures"][name]
+        assert figures["ece"] == shipped.figures[name].ece and len(figures["reliability"]) == 10
+    page = client.get("/dashboard").text + client.get("/web/dashboard.js").text
+    assert 'id="chart-reliability"' in page and "/v1/evals/answerability" in page

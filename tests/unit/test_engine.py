@@ -59,7 +59,10 @@ def test_an_invented_figure_is_never_shown(sample_data_dir: Path) -> None:
     assert record.evidence.mode == "extractive" and record.reply_mode == "extractive"
 
 
-def test_the_models_abstention_lowers_confidence(sample_data_dir: Path) -> None:
+def test_the_models_abstention_is_recorded_and_the_same_quote_is_as_sure(sample_data_dir: Path) -> None:
+    """The confidence is the calibrated answerability of the evidence shown: the same quote from the same
+    retrieval is as answerable whatever the small model said before it was withheld (its abstention is kept on
+    the record; the dev sets have no labelled generated answers to learn its weight from)."""
     question = "How do I turn on two-factor authentication?"
     # Both end in the same extractive quote; only the model's own words differ.
     confident = build(sample_data_dir, scripted("The moon is made of cheese. [1]"))
@@ -69,7 +72,7 @@ def test_the_models_abstention_lowers_confidence(sample_data_dir: Path) -> None:
     record = unsure.store.get_turn(b.turn_id)
     assert record is not None and record.evidence is not None and record.evidence.abstained
     assert a.reply is not None and b.reply is not None and a.reply.text == b.reply.text
-    assert b.confidence == pytest.approx(a.confidence - 0.1, abs=1e-3)
+    assert b.confidence == pytest.approx(a.confidence, abs=1e-3)
 
 
 def test_a_restatement_of_the_question_is_not_an_answer(sample_data_dir: Path) -> None:
