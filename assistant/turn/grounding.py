@@ -238,11 +238,9 @@ class Passages:
         already = " ".join(said or [])
         # An identifier in the question (an order number, a ticket id) decides which records can answer it.
         ids = {t for t in qwords if len(t) >= 4 and any(ch.isdigit() for ch in t)}
-        records = [
-            i
-            for i in self._quotable
-            if self.sentences[i] not in already and (not ids or bool(ids & self._sentence_tokens[i]))
-        ]
+        # A record line is quoted only for a question that names it (an order number): "how long do refunds take
+        # to reach my card?" is the help center's to answer (the customer's own record: `assistant.account`).
+        records = [i for i in self._quotable if self.sentences[i] not in already and ids & self._sentence_tokens[i]]
         candidates, features = self.quote_candidates(said)
         best: int | None = None
         scored: dict[int, float] = {}

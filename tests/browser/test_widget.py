@@ -114,7 +114,7 @@ def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server:
     page.goto(f"{live_server.url}/demo")
     page.get_by_role("button", name=re.compile("Open chat")).click()
     box = page.get_by_role("textbox", name="Your message")
-    box.fill("I need to change my order")
+    box.fill("How can I track my order?")
     box.press("Enter")
     expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true")
     page.get_by_role("button", name="Talk to a person").click()
@@ -127,6 +127,9 @@ def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server:
         "See [our guide](https://help.larkspurhome.example/orders/change) or [this](javascript:alert(1)) <b>x</b>"
     )
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {live_server.agent_token}"}) as api:
+        queue = api.get("/v1/handoffs").json()["items"]
+        handoff = next(h for h in queue if h["conversation_id"] == conversation_id)
+        assert api.post(f"/v1/handoffs/{handoff['id']}/claim", json={"agent_id": "sam"}).status_code == 200
         r = api.post(f"/v1/conversations/{conversation_id}/agent-messages", json={"text": reply})
         assert r.status_code in (200, 201), r.text
     bubble = page.locator(".msg.agent .text").last

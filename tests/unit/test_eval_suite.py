@@ -126,7 +126,7 @@ def test_seed_cases_and_scenarios_load(tmp_path: Path) -> None:
     with pytest.raises(CaseFileError, match="bad.jsonl:1"):
         load_cases([bad])
     scenarios = load_scenarios()
-    assert 20 <= len(scenarios) <= 30 and len({s.id for s in scenarios}) == len(scenarios)
+    assert 30 <= len(scenarios) <= 60 and len({s.id for s in scenarios}) == len(scenarios)
     assert any(s.success.handoff for s in scenarios) and any(not s.success.handoff for s in scenarios)
     articles = {
         p.relative_to(p.parents[1]).with_suffix("").as_posix()
