@@ -213,8 +213,8 @@ class Retriever:
         page_weight: float = 0.5,
         context_keyword_weight: float = 0.3,
         source_weight: float = 0.3,
-        topic_margin: float = 0.3,
-        topic_min_similarity: float = 0.45,
+        topic_margin: float = 0.45,
+        topic_min_similarity: float = 0.5,
     ) -> None:
         self.index = index
         self.candidates = candidates
@@ -305,8 +305,10 @@ class Retriever:
             return self.index.search(query, k=n, vector=vec, exclude_sources=exclude_sources)[:k]
         excluded = set(exclude_sources or [])
         lex_message = bm25.scores(query)
-        sources = list(context.sources) if context is not None else []
-        alone = self._rank(bm25, qvec, lex_message, n, exclude_sources, excluded) if (sources or not ctx) else None
+        preferred = set(context.sources) if context is not None else set()
+        alone = self._rank(bm25, qvec, lex_message, n, exclude_sources, excluded)
+        if not ctx and not preferred:
+            return self._top(alone, k, preferred)
         ranking = alone
         if ctx:
             lex = lex_message
@@ -314,9 +316,10 @@ class Retriever:
             if lex_ctx is not None:
                 lex = self.context_keyword_weight * lex_ctx + (lex if lex is not None else 0.0)
             ranking = self._rank(bm25, vec, lex, n, exclude_sources, excluded)
-        assert ranking is not None
-        preferred = set(sources)
-        if alone is not None and sources and self._topic_changed(alone, preferred):
+        # The conversation's pages: those cited, and the one its context points to now.
+        pages = ranking.pages()
+        current = {max(pages, key=lambda p: pages[p][0])} if pages else set()
+        if (context is None or context.may_switch) and self._topic_changed(alone, preferred | current):
             ranking, preferred = alone, set()
         return self._top(ranking, k, preferred)
 
@@ -373,8 +376,8 @@ class Retriever:
         return ranking
 
     def _topic_changed(self, alone: _Ranking, preferred: set[str]) -> bool:
-        """The message alone clearly prefers a page the conversation has not cited: its best page is not one of
-        them, leads the best of them by `topic_margin` (fused score), and is similar enough on its own."""
+        """The message alone clearly prefers a page other than the conversation's (`preferred`): its best page is
+        not one of them, leads the best of them by `topic_margin` (fused score), and is similar enough on its own."""
         pages = alone.pages()
         if not pages:
             return False

@@ -46,18 +46,22 @@ def search_context(
     sources: Sequence[str] = (),
     weight: float = 0.5,
     follow_up_weight: float = 0.7,
+    customer_messages: int = 6,
+    replies: int = 2,
 ) -> SearchContext | None:
     """What the conversation adds to the search for `utterance` (`previous` as in `heuristic_standalone`): the
-    last customer message and the other side's last message as context text, weighted `follow_up_weight` for a
-    follow-up and `weight` otherwise (the retriever keeps the message's own words first either way), and the
-    pages the latest replies cited (`sources`, newest last). None for a first message."""
+    customer's last `customer_messages` messages and the other side's last `replies` as context text, weighted
+    `follow_up_weight` for a follow-up and `weight` otherwise (the retriever keeps the message's own words first
+    either way, and searches the message alone when it clearly points elsewhere), and the pages the latest replies
+    cited (`sources`, newest last). None for a first message."""
     if not previous and not sources:
         return None
-    customer = [t for r, t in previous if r in CUSTOMER_ROLES]
-    other = [t for r, t in previous if r not in CUSTOMER_ROLES]
-    text = "\n".join(p.strip() for p in [*customer[-1:], *other[-1:]] if p.strip())
+    customer = [t for r, t in previous if r in CUSTOMER_ROLES][-customer_messages:] if customer_messages else []
+    other = [t for r, t in previous if r not in CUSTOMER_ROLES][-replies:] if replies else []
+    text = "\n".join(p.strip() for p in [*customer, *other] if p.strip())
+    follow_up = is_follow_up(utterance)
     return SearchContext(
-        text=text, weight=follow_up_weight if is_follow_up(utterance) else weight, sources=list(sources)
+        text=text, weight=follow_up_weight if follow_up else weight, sources=list(sources), may_switch=not follow_up
     )
 
 

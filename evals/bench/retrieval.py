@@ -87,7 +87,15 @@ def context_for(turn: Doc2DialTurn, settings: Settings) -> SearchContext | None:
     cited pages, only the conversation's text)."""
     r = settings.retrieval
     previous = [(_ROLES.get(role, role), u) for role, u in turn.history]
-    return search_context(turn.utterance, previous, (), r.context_weight, r.follow_up_context_weight)
+    return search_context(
+        turn.utterance,
+        previous,
+        (),
+        r.context_weight,
+        r.follow_up_context_weight,
+        r.context_messages,
+        r.context_replies,
+    )
 
 
 def bench_index(
