@@ -1,6 +1,8 @@
-"""Retrieval benchmark on doc2dial dev: all 273 help pages ingested, every dev turn asked with the same
-standalone-question heuristic and retriever the engine uses. A hit is a retrieved chunk of the gold
-document that overlaps a gold span. Reports recall@k, MRR, query latency and ingest throughput.
+"""Retrieval benchmark on doc2dial dev: all 273 help pages ingested, every dev turn asked with the same search
+context (`assistant.turn.rewrite.search_context`) and retriever the engine uses; the dataset's history carries no
+citations, so no cited pages (`--dialogues`, `evals/bench/dialogues.py`, replays whole dialogues with the system's
+own replies and citations). A hit is a retrieved chunk of the gold document that overlaps a gold span. Reports
+recall@k, MRR, query latency and ingest throughput.
 
 The pages go into their own collection (`bench_doc2dial`), never into the help center's, and are
 ingested incrementally: a second run embeds nothing unless `fresh=True`.
