@@ -128,18 +128,23 @@ class RetrievalSettings(BaseModel):
     context_keyword_weight: float = Field(
         0.3, ge=0, le=1, description="weight of the context's words in the keyword score (the message's own are 1)"
     )
+    context_messages: int = Field(
+        6, ge=0, le=50, description="the customer's earlier messages in a search's context (newest first kept)"
+    )
+    context_replies: int = Field(2, ge=0, le=20, description="the other side's latest replies in a search's context")
     source_weight: float = Field(
         0.3, ge=0, le=2, description="score added to chunks of the pages the conversation's latest replies cited"
     )
     source_replies: int = Field(2, ge=0, le=20, description="latest replies whose cited pages are preferred")
     topic_margin: float = Field(
-        0.3,
+        0.45,
         ge=0,
         le=2,
-        description="a topic change: the message alone prefers an uncited page by this fused-score margin",
+        description="a topic change (a self-contained message, not a follow-up): the message alone prefers another "
+        "page than the conversation's (cited, or its context's best) by this fused-score margin",
     )
     topic_min_similarity: float = Field(
-        0.45, ge=0, le=1, description="... and that page's best chunk is at least this similar to the message alone"
+        0.5, ge=0, le=1, description="... and that page's best chunk is at least this similar to the message alone"
     )
 
 

@@ -54,6 +54,9 @@ class SearchContext(BaseModel):
     sources: list[str] = Field(
         default_factory=list, description="documents cited by the conversation's latest replies, newest last"
     )
+    may_switch: bool = Field(
+        True, description="the message reads as self-contained, so it may change the topic (a follow-up may not)"
+    )
 
 
 class SearchHit(BaseModel):

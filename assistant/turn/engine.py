@@ -649,7 +649,9 @@ class ConversationEngine:
         if mode == "llm":
             return question, SearchContext(sources=sources) if sources else None
         turns = [(m.role, m.text) for m in previous if m.role in ("customer", "assistant", "agent")]
-        return text, search_context(text, turns, sources, r.context_weight, r.follow_up_context_weight)
+        return text, search_context(
+            text, turns, sources, r.context_weight, r.follow_up_context_weight, r.context_messages, r.context_replies
+        )
 
     def _rewrite_mode(self) -> str:
         mode = self.settings.answer.rewrite

@@ -1,6 +1,8 @@
-"""Retrieval benchmark on doc2dial dev: all 273 help pages ingested, every dev turn asked with the same
-standalone-question heuristic and retriever the engine uses. A hit is a retrieved chunk of the gold
-document that overlaps a gold span. Reports recall@k, MRR, query latency and ingest throughput.
+"""Retrieval benchmark on doc2dial dev: all 273 help pages ingested, every dev turn asked with the same search
+context (`assistant.turn.rewrite.search_context`) and retriever the engine uses; the dataset's history carries no
+citations, so no cited pages (`--dialogues`, `evals/bench/dialogues.py`, replays whole dialogues with the system's
+own replies and citations). A hit is a retrieved chunk of the gold document that overlaps a gold span. Reports
+recall@k, MRR, query latency and ingest throughput.
 
 The pages go into their own collection (`bench_doc2dial`), never into the help center's, and are
 ingested incrementally: a second run embeds nothing unless `fresh=True`.
@@ -87,7 +89,15 @@ def context_for(turn: Doc2DialTurn, settings: Settings) -> SearchContext | None:
     cited pages, only the conversation's text)."""
     r = settings.retrieval
     previous = [(_ROLES.get(role, role), u) for role, u in turn.history]
-    return search_context(turn.utterance, previous, (), r.context_weight, r.follow_up_context_weight)
+    return search_context(
+        turn.utterance,
+        previous,
+        (),
+        r.context_weight,
+        r.follow_up_context_weight,
+        r.context_messages,
+        r.context_replies,
+    )
 
 
 def bench_index(
