@@ -205,9 +205,18 @@ class PolicySettings(BaseModel):
         gt=0,
         description="what handing off costs when the assistant could have answered (an agent's minutes and the "
         "customer's wait). A turn is answered when p * cost_false_handoff >= (1 - p) * cost_wrong_answer, p the "
-        "calibrated answerability: the threshold is cost_wrong_answer / (cost_wrong_answer + cost_false_handoff). "
-        "Default 2 (threshold 1/3): a needless handoff takes an agent's minutes and keeps the customer waiting, "
+        "calibrated answerability: the threshold is cost_wrong_answer / (cost_wrong_answer + cost_false_handoff) "
+        "(1/3) at even odds, moved by answerable_share (to 0.11 by default). Default 2: a needless handoff takes an agent's minutes and keeps the customer waiting, "
         "while a wrong extract is cited and, below offer_below, comes with an offer of a person",
+    )
+    answerable_share: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="the share of customers' knowledge questions the help center covers. The answerability model "
+        "learned from an even mix (doc2dial turns with their page and without it), so its odds are moved by this "
+        "prior before the costs decide: with 0.8 and the default costs, a turn is handed off below p = 0.11 "
+        "(simulated customers on the sample help center: false handoffs 0.43 at 1/3, 0.02 at 0.1)",
     )
     handoff_below: float | None = Field(
         None,
@@ -227,10 +236,14 @@ class PolicySettings(BaseModel):
 
     @property
     def handoff_threshold(self) -> float:
-        """The confidence below which a turn is handed off: the override, else C_w / (C_w + C_fh)."""
+        """The confidence below which a turn is handed off: the override, else where answering stops paying,
+        p' * C_fh = (1 - p') * C_w, with p' the model's p moved from the training mix's even odds to the prior
+        odds `answerable_share / (1 - answerable_share)`: odds(p) = (C_w / C_fh) * (1 - share) / share."""
         if self.handoff_below is not None:
             return self.handoff_below
-        return self.cost_wrong_answer / (self.cost_wrong_answer + self.cost_false_handoff)
+        share = self.answerable_share
+        odds = (self.cost_wrong_answer / self.cost_false_handoff) * (1 - share) / share
+        return round(odds / (1 + odds), 4)
 
     frustration_handoff: float = Field(
         0.8, ge=0, le=1, description="frustration score (repeats, 'I already told you', anger) that hands off"

@@ -54,14 +54,22 @@ def test_the_shipped_artifact_loads_and_predicts_probabilities() -> None:
 
 
 def test_the_handoff_threshold_follows_from_the_costs() -> None:
-    assert PolicySettings(cost_wrong_answer=1, cost_false_handoff=1).handoff_threshold == pytest.approx(0.5)
-    policy = PolicySettings(cost_wrong_answer=3, cost_false_handoff=1)
+    even = {"answerable_share": 0.5}  # the training mix's own odds: the costs alone decide
+    assert PolicySettings(cost_wrong_answer=1, cost_false_handoff=1, **even).handoff_threshold == pytest.approx(0.5)
+    policy = PolicySettings(cost_wrong_answer=3, cost_false_handoff=1, **even)
     assert policy.handoff_threshold == pytest.approx(0.75)  # answer when 1 * p >= 3 * (1 - p)
     assert decide_after_answer(0.74, "extractive", policy).action == "handoff"
     assert decide_after_answer(0.76, "extractive", policy).action != "handoff"
     override = PolicySettings(cost_wrong_answer=3, cost_false_handoff=1, handoff_below=0.2)
     assert override.handoff_threshold == 0.2
     assert decide_after_answer(0.3, "extractive", override).action == "answer_and_offer"
+
+
+def test_the_share_of_questions_the_knowledge_covers_moves_the_threshold() -> None:
+    # default costs (1, 2) and 80% of questions covered: odds (1/2) * (0.2 / 0.8) = 1/8, p = 1/9
+    assert PolicySettings().handoff_threshold == pytest.approx(1 / 9, abs=1e-3)
+    assert PolicySettings(answerable_share=0.5).handoff_threshold == pytest.approx(1 / 3, abs=1e-3)
+    assert PolicySettings(answerable_share=0.95).handoff_threshold < PolicySettings().handoff_threshold
 
 
 # -- features ----------------------------------------------------------------------------------------------------
@@ -188,7 +196,7 @@ def test_the_engine_hands_off_when_answerability_is_low_and_records_why(sample_d
     record = sv.store.get_turn(turn.turn_id)
     assert record is not None and record.evidence is not None
     a = record.evidence.answerability
-    assert a is not None and a.model_version == "test--3.0" and a.threshold == pytest.approx(1 / 3, abs=1e-3)
+    assert a is not None and a.model_version == "test--3.0" and a.threshold == pytest.approx(1 / 9, abs=1e-3)
     assert set(a.contributions) == set(FEATURES) == set(a.features)
     assert a.features["top1"] > 0.3  # the evidence itself is recorded as it was seen
     assert TurnTrace.of(record).answerability == a  # the console's turn trace shows it
@@ -200,7 +208,9 @@ def test_the_engine_answers_when_answerability_clears_the_cost_threshold(sample_
     conv = answered.engine.start_conversation(None, False)
     turn = answered.engine.run_turn(conv.id, "How do I turn on two-factor authentication?")
     assert turn.action != "handoff" and turn.confidence == pytest.approx(0.7311, abs=1e-3)
-    careful = _services(sample_data_dir, model, cost_wrong_answer=4.0, cost_false_handoff=1.0)  # needs p >= 0.8
+    careful = _services(  # needs p >= 0.8
+        sample_data_dir, model, cost_wrong_answer=4.0, cost_false_handoff=1.0, answerable_share=0.5
+    )
     conv = careful.engine.start_conversation(None, False)
     assert careful.engine.run_turn(conv.id, "How do I turn on two-factor authentication?").action == "handoff"
 
