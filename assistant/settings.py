@@ -206,7 +206,8 @@ class PolicySettings(BaseModel):
         description="what handing off costs when the assistant could have answered (an agent's minutes and the "
         "customer's wait). A turn is answered when p * cost_false_handoff >= (1 - p) * cost_wrong_answer, p the "
         "calibrated answerability: the threshold is cost_wrong_answer / (cost_wrong_answer + cost_false_handoff) "
-        "(1/3) at even odds, moved by answerable_share (to 0.11 by default). Default 2: a needless handoff takes an agent's minutes and keeps the customer waiting, "
+        "(1/3) at even odds, moved by answerable_share (to 0.11 by default). Default 2: a needless handoff takes "
+        "an agent's minutes and keeps the customer waiting, "
         "while a wrong extract is cited and, below offer_below, comes with an offer of a person",
     )
     answerable_share: float = Field(

@@ -141,6 +141,7 @@ class Answerer:
             history=context.text if has_history else "",
             embedder=self.vectors,
             question=search_query or question,
+            message=question,
             facts=[render_event(e) for e in context.events],
             # A source sentence the guard would refuse (an instruction to the model, a claimed action) is
             # neither support for a generated sentence nor quotable.

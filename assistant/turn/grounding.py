@@ -112,6 +112,7 @@ class Passages:
     history: str
     embedder: SentenceVectors
     question: str
+    message: str | None = None  # the customer's own words, when `question` is a search query built with context
     facts: list[str] = field(default_factory=list)  # history lines that may be quoted (account events)
     exclude: Callable[[str], bool] | None = (
         None  # sentences that are neither support nor quotable (assistant.safety.guard)
@@ -266,7 +267,7 @@ class Passages:
     def extractive_each(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
         """`extractive`, for each question of a message that asks two ("can a friend collect it, and how long
         do I have?"): a quote per question, in the order asked, when they differ (one quote otherwise)."""
-        parts = split_questions(self.question)
+        parts = split_questions(self.message or self.question)  # the questions the customer asked, not the context
         text, owners = self.extractive(max_sentences, said)
         if len(parts) < 2 or not text:
             return text, owners

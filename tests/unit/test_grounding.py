@@ -153,3 +153,23 @@ def test_numbered_steps_are_quoted_whole_and_in_order(vectors: SentenceVectors) 
         "2. Choose **Report a problem > Item missing**.",
         "3. Select the missing item(s) and add a photo of the packaging if you can.",
     ]
+
+
+def test_two_questions_get_a_quote_each_but_a_follow_up_with_its_context_one(vectors: SentenceVectors) -> None:
+    chunk = Chunk(chunk_id="r::0", source_id="r", title="Refunds", text=SOURCE, start=0, end=len(SOURCE), position=0)
+    hits = [SearchHit(chunk=chunk, score=0.7)]
+    two = Passages(
+        hits=hits,
+        history="",
+        embedder=vectors,
+        question="when is my return processed at the warehouse, and how long do PayPal refunds take?",
+    )
+    assert len(two.extractive_each(1)[0].split("\n\n")) == 2
+    follow_up = Passages(
+        hits=hits,
+        history="",
+        embedder=vectors,
+        question="and how long for PayPal?\nwhen is my return processed at the warehouse?",
+        message="and how long for PayPal?",
+    )
+    assert "\n\n" not in follow_up.extractive_each(1)[0]
