@@ -43,8 +43,10 @@ def decide_before_answer(intent: IntentEvidence, policy: PolicySettings) -> Deci
 
 
 def decide_after_answer(confidence: float, mode: str, policy: PolicySettings) -> Decision:
-    """From the turn's confidence: hand off below `policy.handoff_threshold`, offer a person below `offer_below`."""
-    if confidence < policy.handoff_threshold:
+    """From the turn's confidence: hand off below `policy.handoff_threshold`, offer a person below `offer_below`.
+    A declined turn (nothing in the knowledge reached `CXA_ANSWER__MIN_RETRIEVAL_SCORE`) goes to a person whatever
+    its p: the assistant has nothing to say, and a person can (its question is a knowledge gap)."""
+    if confidence < policy.handoff_threshold or (mode == "declined" and policy.handoff_threshold > 0):
         return Decision(action="handoff", reason="low_confidence")
     if confidence < policy.offer_below or mode == "declined":
         return Decision(action="answer_and_offer")

@@ -135,7 +135,7 @@ def test_the_dashboard_shows_the_shipped_models_calibration(client: TestClient) 
     body = got.json()
     shipped = load_artifact(SHIPPED)
     assert body["version"] == shipped.version and body["command"] == "cxa train answerability"
-    assert body["threshold"] == 0.3333 and body["threshold_from"] == "costs"  # C_w = 1, C_fh = 2 by default
+    assert body["threshold"] == 0.1111 and body["threshold_from"] == "costs"  # C_w 1, C_fh 2, 80% covered
     for name in ("doc2dial", "clinc150"):
         figures = body["figures"][name]
         assert figures["ece"] == shipped.figures[name].ece and len(figures["reliability"]) == 10

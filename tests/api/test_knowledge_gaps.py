@@ -4,13 +4,26 @@ which the gap is covered and the next customer gets the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import assert_error, customer_headers, say, start
+from tests.api.support import app_client, assert_error, customer_headers, say, start
 from tests.conftest import AGENT_TOKEN, CX_TOKEN, bearer
+
+
+@pytest.fixture
+def client(sample_data_dir: Path) -> Iterator[TestClient]:
+    """The loop is fed by handoffs: questions the help center does not cover must be handed off here. At even odds
+    (`answerable_share` 0.5, threshold 1/3) they are; at the default 0.8 (threshold 0.11) a near page's passage is
+    quoted for some of them (gift wrapping -> gift cards), the open gap noted in issue 18."""
+    with app_client(sample_data_dir, policy={"answerable_share": 0.5}) as c:
+        yield c
+
 
 AGENT = bearer(AGENT_TOKEN)
 CX = bearer(CX_TOKEN)
@@ -133,7 +146,8 @@ def test_the_configured_model_writes_the_draft_when_its_figures_hold(sample_data
             return "# Gift wrapping\n\n## How to get it\n- Tick gift wrap at checkout: £4 per item."
         return "I don't know."
 
-    with app_client(sample_data_dir, chat_model=FakeChatModel(reply=model), insights={"draft": "model"}) as client:
+    overrides = {"insights": {"draft": "model"}, "policy": {"answerable_share": 0.5}}  # handed off: see `client`
+    with app_client(sample_data_dir, chat_model=FakeChatModel(reply=model), **overrides) as client:
         for q in GIFT:
             handed_off_and_answered(client, q, GIFT_REPLY)
         gap = gaps(client)["items"][0]
