@@ -49,7 +49,9 @@ def live_server(sample_template: Path, tmp_path_factory: pytest.TempPathFactory)
     """The real app on a private copy of the sample data, with the demo page on."""
     data = tmp_path_factory.mktemp("browser") / "data"
     shutil.copytree(sample_template, data)
-    settings = make_settings(data, web={"demo_page": True})
+    # At even odds (threshold 1/3) a question the help center does not cover ("do you offer gift wrapping?") is handed
+    # off, which the loop test starts from; the default 0.8 quotes a near page for some (the gap noted in issue 18).
+    settings = make_settings(data, web={"demo_page": True}, policy={"answerable_share": 0.5})
     config = uvicorn.Config(
         create_app(settings, chat_model=slow_quoting_model()),
         host="127.0.0.1",
