@@ -50,8 +50,29 @@ class SafeText(_NoNul, TypeDecorator[str]):
     cache_ok = True
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+class SafeJSON(TypeDecorator[Any]):
+    """JSON with NUL characters removed from its strings (keys too) before it is written: PostgreSQL's JSON
+    operators refuse a `\u0000` escape (a 500 on any later query reading that column), SQLite keeps it."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _without_nul(value)
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime(), str: SafeText()}
+    type_annotation_map = {dict[str, Any]: SafeJSON(), list[Any]: SafeJSON(), datetime: UTCDateTime(), str: SafeText()}
 
 
 class CustomerRow(Base):
@@ -83,7 +104,7 @@ class ConversationRow(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(SafeString(32), default="bot", index=True)
     channel: Mapped[str] = mapped_column(SafeString(32), default="web")
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", SafeJSON(), default=dict)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     topic: Mapped[str | None] = mapped_column(SafeString(100))
@@ -294,6 +315,6 @@ class IdempotencyKeyRow(Base):
     key: Mapped[str] = mapped_column(SafeString(200), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(SafeString(64))
     status_code: Mapped[int | None]
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    body: Mapped[dict[str, Any] | None] = mapped_column(SafeJSON())
     created_at: Mapped[datetime] = mapped_column(index=True)
     completed_at: Mapped[datetime | None]

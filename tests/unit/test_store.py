@@ -83,7 +83,8 @@ def test_nul_characters_are_dropped_on_every_database(store: Store) -> None:
     store.add_message(conv.id, "customer", "hello\x00 there")
     [msg] = store.list_messages(conv.id)
     assert msg.text == "hello there"
-    assert store.get_conversation(conv.id).metadata == {"page": "/help\x00"}  # JSON keeps it, escaped as \\u0000
+    # JSON too: PostgreSQL stores a \\u0000 escape but refuses it in any later query on the column (->>)
+    assert store.get_conversation(conv.id).metadata == {"page": "/help"}
 
 
 def test_a_server_database_pool_is_sized_by_the_settings() -> None:
