@@ -55,6 +55,7 @@ class TurnContext:
     customer: CustomerContext = field(default_factory=CustomerContext)
     intent: IntentEvidence = field(default_factory=IntentEvidence)  # no signals until assessed
     hits: list[SearchHit] = field(default_factory=list)
+    pool: list[SearchHit] = field(default_factory=list)  # the wider search `hits` are the first top-k of
 
     @property
     def text(self) -> str:

@@ -346,7 +346,10 @@ class ConversationEngine:
         query = t.record.query = self.standalone_question(t.text, t.previous, t.turn_id, t.conversation_id)
         t.timer.lap("rewrite")
         searched, context = self.search_request(t.text, query, t.previous)
-        t.hits = self.search(searched, self.settings.retrieval.top_k, context=context)
+        # one search, as wide as the answerability model reads (page agreement); the answer uses its top-k
+        top_k = self.settings.retrieval.top_k
+        t.pool = self.search(searched, max(top_k, POOL), context=context)
+        t.hits = t.pool[:top_k]
         t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
         t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
         t.timer.lap("retrieve")
@@ -393,9 +396,7 @@ class ConversationEngine:
         each feature's contribution. An answer that rests on the customer's own record rather than the knowledge
         is at least as sure as an offer of a person (the knowledge model does not judge records)."""
         query = t.record.query or t.text
-        # the wider retrieval for page agreement (a second search: the answer's own top-k stays as it was found)
-        top_k = self.settings.retrieval.top_k
-        pool = self.search(query, POOL) if len(t.hits) >= top_k and top_k < POOL else t.hits
+        pool = t.pool or t.hits  # the wider search of `_retrieve` (the help passage of an account answer: its hits)
         turn = TurnEvidence(
             message=t.text,
             query=query,
