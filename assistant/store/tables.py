@@ -68,7 +68,10 @@ class SafeJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return _without_nul(value)
+        try:
+            return _without_nul(value)
+        except RecursionError:  # nested deeper than Python recurses: written as it is (as it was before)
+            return value
 
 
 class Base(DeclarativeBase):
