@@ -26,6 +26,7 @@ import json
 import random
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from math import comb
 from pathlib import Path
@@ -118,6 +119,49 @@ class Trial(BaseModel):
     effort: float | None
     conversation_id: str
     transcript: list[dict[str, Any]] = Field(default_factory=list)
+    cause: str | None = Field(None, description="a failed trial: what went wrong, by kind (see `explain`)")
+    explanation: str | None = Field(None, description="a failed trial: the turn and the evidence behind it")
+
+
+def _contributions(trace: dict[str, Any] | None, sign: int, n: int = 3) -> str:
+    """The `n` features that pulled the turn's confidence down (sign -1) or up (+1) most, as "name -1.23"."""
+    a = (trace or {}).get("answerability") or {}
+    parts = sorted(((k, v) for k, v in (a.get("contributions") or {}).items() if v * sign > 0), key=lambda kv: -abs(kv[1]))
+    odds = f"p {a['probability']:.3f} vs threshold {a['threshold']:.3f}" if "probability" in a else "no answerability"
+    return f"{odds}; " + ", ".join(f"{k} {v:+.2f}" for k, v in parts[:n])
+
+
+def explain(scenario: Scenario, trial: Trial, traces: list[dict[str, Any]]) -> tuple[str, str]:
+    """Why a trial failed, as (cause, explanation). `traces` are the conversation's turn traces, one per message
+    the assistant handled, in the order of `trial.transcript`. Causes:
+    - `false handoff: <reason>` (an answer scenario handed off by the assistant; for low confidence, the features
+      that pulled it under the threshold);
+    - `wrong page` (a reply cited none of the scenario's articles) or `missing facts` (it cited one, without a
+      key fact): the first unhelpful reply, with what it cited or lacked;
+    - `no handoff` (a must-handoff scenario answered): the features that kept the reply's confidence up."""
+    turns = trial.transcript
+    if scenario.success.handoff:
+        answered = [i for i, t in enumerate(turns) if t["handoff"] is None and t["reply"]]
+        i = answered[0] if answered else 0
+        trace = traces[i] if i < len(traces) else None
+        return "no handoff", f"turn {i + 1} {turns[i]['customer']!r} answered: {_contributions(trace, +1)}"
+    handoff = next((i for i, t in enumerate(turns) if t["handoff"]), None)
+    if trial.handed_off and not trial.asked_for_person and handoff is not None:
+        reason = turns[handoff]["handoff"]
+        trace = traces[handoff] if handoff < len(traces) else None
+        detail = _contributions(trace, -1) if reason == "low_confidence" else f"reason {reason}"
+        return f"false handoff: {reason}", f"turn {handoff + 1} {turns[handoff]['customer']!r}: {detail}"
+    for i, t in enumerate(turns):
+        if t["handoff"] or not t["reply"]:
+            continue
+        cited = set(t["cited"])
+        if scenario.success.cite and not cited & set(scenario.success.cite):
+            return "wrong page", f"turn {i + 1} {t['customer']!r} cited {sorted(cited) or 'nothing'}"
+        text = t["reply"].lower()
+        missing = [g[0] for g in scenario.success.facts if not any(p.lower() in text for p in g)]
+        if missing:
+            return "missing facts", f"turn {i + 1} {t['customer']!r} cited {sorted(cited)} without {missing}"
+    return "other", f"{len(turns)} turns, satisfied {trial.satisfied}, handed off {trial.handed_off}"
 
 
 class ScenarioFigures(BaseModel):
@@ -139,6 +183,7 @@ class CustomersResult(BaseModel):
     mean_effort: float | None
     mean_turns: float
     per_scenario: list[ScenarioFigures]
+    causes: dict[str, int] = Field(default_factory=dict, description="failed trials by cause (see `explain`)")
     trial_results: list[Trial]
     seconds: float
 
@@ -242,7 +287,7 @@ def run_trial(day: Day, scenario: Scenario, trial: int, seed: int) -> Trial:
         text = rng.choice(persona.follow_up_prefix) + follow.pop()
     facts = day._ok(day.client.get(f"/v1/conversations/{cid}", headers=day.widget))
     passed = (handed and not asked) if scenario.success.handoff else (satisfied and not handed)
-    return Trial(
+    result = Trial(
         scenario=scenario.id,
         trial=trial,
         persona=name,
@@ -257,6 +302,10 @@ def run_trial(day: Day, scenario: Scenario, trial: int, seed: int) -> Trial:
         conversation_id=cid,
         transcript=transcript,
     )
+    if not passed:
+        traces = day._ok(day.client.get(f"/v1/conversations/{cid}/turns", headers=day.cx))["items"]
+        result.cause, result.explanation = explain(scenario, result, traces)
+    return result
 
 
 def run_customers(
@@ -317,6 +366,7 @@ def run_customers(
         mean_effort=round(statistics.fmean(efforts), 3) if efforts else None,
         mean_turns=round(statistics.fmean(t.turns for t in trials), 2) if trials else 0.0,
         per_scenario=per,
+        causes=dict(Counter(t.cause for t in trials if t.cause).most_common()),
         trial_results=trials,
         seconds=round(time.perf_counter() - started, 1),
     )

@@ -390,6 +390,14 @@ def eval_customers(
     for p in result.per_scenario:
         per.add_row(p.scenario, f"{p.passed}/{p.trials}")
     console.print(per)
+    if result.causes:
+        why = Table(title="why trials failed: " + ", ".join(f"{c} {n}" for c, n in result.causes.items()))
+        for col in ("scenario", "trial", "cause", "the turn and its evidence"):
+            why.add_column(col)
+        for t in result.trial_results:
+            if t.cause:
+                why.add_row(t.scenario, str(t.trial), t.cause, t.explanation or "")
+        console.print(why)
     write_figures(settings, "customers", result.model_dump(mode="json"), out)
 
 

@@ -1,5 +1,6 @@
 """Conversation quality for the CX team: the per-conversation scorecard (computed when missing, `?refresh=true`
-to compute it again) and reviews (a person's good/bad label, tags and optional per-dimension scores)."""
+to compute it again), reviews (a person's good/bad label, tags and optional per-dimension scores) and the turn
+traces (what each turn did and why: the confidence with each feature's contribution, timings, citations)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CxDep
+from api.deps import CxDep, ServicesDep, StaffDep
 from api.errors import ApiError
-from assistant.models import SCORE_NAMES, Review, ReviewLabel, Scorecard, utcnow
+from assistant.models import SCORE_NAMES, Review, ReviewLabel, Scorecard, TurnTrace, utcnow
 from evals.scorecard import QualityService
 
 router = APIRouter(prefix="/v1/conversations", tags=["quality"])
@@ -50,6 +51,10 @@ class ReviewOut(Review):
     pass
 
 
+class TurnTraceList(BaseModel):
+    items: list[TurnTrace]
+
+
 @router.get("/{conversation_id}/scorecard", response_model=ScorecardOut)
 async def get_scorecard(
     conversation_id: str,
@@ -76,3 +81,15 @@ async def post_review(conversation_id: str, body: ReviewIn, request: Request, _:
 @router.get("/{conversation_id}/review", response_model=ReviewOut)
 async def get_review(conversation_id: str, request: Request, _: CxDep) -> Review:
     return await run_in_threadpool(quality_of(request).latest_review, conversation_id)
+
+
+@router.get("/{conversation_id}/turns", response_model=TurnTraceList)
+async def get_turns(conversation_id: str, services: ServicesDep, _: StaffDep) -> TurnTraceList:
+    """The conversation's turns, oldest first, as the agent console shows them: reply mode, action, confidence
+    and the features behind it, citations, timings (for an agent or the CX team; 404 for an unknown id)."""
+
+    def read() -> TurnTraceList:
+        services.store.get_conversation(conversation_id)  # raises ConversationNotFoundError -> 404
+        return TurnTraceList(items=[TurnTrace.of(r) for r in services.store.list_turns(conversation_id)])
+
+    return await run_in_threadpool(read)

@@ -141,3 +141,23 @@ def test_the_dashboard_shows_the_shipped_models_calibration(client: TestClient) 
         assert figures["ece"] == shipped.figures[name].ece and len(figures["reliability"]) == 10
     page = client.get("/dashboard").text + client.get("/web/dashboard.js").text
     assert 'id="chart-reliability"' in page and "/v1/evals/answerability" in page
+
+
+def test_every_failed_trial_says_what_sent_it_wrong(client: TestClient) -> None:
+    two_fa = next(s for s in load_scenarios() if s.id == "two-factor-setup")
+    # the same customer, judged against a page that does not exist, and against a rule that it must be handed off
+    wrong_page = two_fa.model_copy(
+        update={"id": "wants-another-page", "success": two_fa.success.model_copy(update={"cite": ["nope/page"]})}
+    )
+    must_hand_off = two_fa.model_copy(
+        update={"id": "should-hand-off", "success": two_fa.success.model_copy(update={"handoff": True})}
+    )
+    creds = Credentials(WIDGET_KEY, AGENT_TOKEN, CX_TOKEN, IDENTITY_SECRET)
+    result = run_customers(client, creds, [wrong_page, must_hand_off], k=1, seed=0)
+    by_id = {t.scenario: t for t in result.trial_results}
+    assert not by_id["wants-another-page"].passed and by_id["wants-another-page"].cause == "wrong page"
+    assert "account/two-factor-authentication" in (by_id["wants-another-page"].explanation or "")
+    missed = by_id["should-hand-off"]
+    assert not missed.passed and missed.cause == "no handoff"
+    assert "vs threshold" in (missed.explanation or "")  # the features that kept the confidence up are named
+    assert result.causes == {"wrong page": 1, "no handoff": 1}

@@ -272,3 +272,20 @@ def test_calibrate_computes_agreement_and_kappa_on_a_hand_checked_fixture(tmp_pa
     bad.write_text('{"case_id": 1}\n')
     r = CliRunner().invoke(cli, ["eval", "calibrate", "--cases", str(bad), "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 2 and "bad.jsonl:1" in r.output
+
+
+def test_turn_traces_show_each_turn_and_the_features_behind_its_confidence(app: TestClient) -> None:
+    cid = answered_and_thanked(app)
+    assert_error(app.get(f"/v1/conversations/{cid}/turns"), 401, "unauthorized")
+    assert_error(app.get(f"/v1/conversations/{cid}/turns", headers=widget_headers()), 401)
+    assert_error(app.get("/v1/conversations/conv_nope/turns", headers=CX), 404, "conversation_not_found")
+    for headers in (CX, bearer(AGENT_TOKEN)):  # the CX team and agents
+        r = app.get(f"/v1/conversations/{cid}/turns", headers=headers)
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert len(items) == 2  # the question, then the thank-you
+        first = items[0]
+        assert first["action"] == "answer" and first["cited_chunk_ids"] and first["timings_ms"]
+        a = first["answerability"]
+        assert a["contributions"] and first["confidence"] == pytest.approx(a["probability"], abs=1e-3)
+        assert "evidence" not in first and "generated_text" not in r.text  # not the model's raw output
