@@ -409,6 +409,11 @@ class AnswerResult(BaseModel):
     text: str
     citations: list[Citation]
     evidence: AnswerEvidence
+    streamed: bool = Field(
+        True,
+        description="the text was yielded to the customer as it was approved (generated); False: it is shown only "
+        "once the turn is judged (a quote or a decline: whole before it is shown, so a weak one is never seen)",
+    )
 
 
 # -- telemetry: effort and resolution signals (assistant.telemetry) ----------------------------------------------

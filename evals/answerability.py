@@ -45,17 +45,18 @@ from assistant.turn.answerability import (
     DatasetFigures,
     TurnEvidence,
     corpus_term_weights,
+    earlier_context,
     turn_features,
 )
 from assistant.turn.confidence import decide_before_answer
 from assistant.turn.grounding import SentenceVectors
 from assistant.turn.intent import PolicyRules, frustration, wants_human
-from evals.bench.retrieval import bench_index, standalone_for
+from evals.bench.retrieval import bench_index, context_for, standalone_for
 from evals.datasets import DatasetMissingError, doc2dial_turns
 from evals.reliability import auroc, expected_calibration_error, recall_at_kept, reliability_table
 from knowledge.index import KnowledgeIndex
 from knowledge.retriever import Retriever
-from knowledge.types import Document, SearchHit
+from knowledge.types import Document, SearchContext, SearchHit
 
 Progress = Callable[[str, int, int], None]
 Dataset = Literal["doc2dial", "clinc150"]
@@ -105,8 +106,17 @@ class _Pipeline:
         exclude: list[str] | None = None,
         earlier_turns: int = 0,
         frustration_score: float = 0.0,
+        context: SearchContext | None = None,
+        earlier: str = "",
     ) -> dict[str, float]:
-        pool = self.retriever.search(query, max(POOL, self.settings.retrieval.top_k), exclude_sources=exclude)
+        """As the engine's turn: the message searched with the conversation as `context` (what
+        `TurnEngine.search_request` gives it), `query` the standalone question the features read, `earlier` the
+        customer's earlier messages (`TurnEvidence.context`)."""
+        n = max(POOL, self.settings.retrieval.top_k)
+        if context is not None:
+            pool = self.retriever.search(message, n, exclude_sources=exclude, context=context)
+        else:
+            pool = self.retriever.search(query, n, exclude_sources=exclude)
         hits = pool[: self.settings.retrieval.top_k]  # what a search for the top-k returns (same ranking)
         gen = self.answerer.stream(message, hits, CustomerContext(), [], search_query=query)
         while True:
@@ -124,6 +134,7 @@ class _Pipeline:
             shown_relevance=evidence.answer_relevance,
             earlier_turns=earlier_turns,
             frustration=frustration_score,
+            context=earlier,
         )
         self.last = turn
         weights = corpus_term_weights(self.retriever, exclude) if exclude else self.weights
@@ -137,7 +148,7 @@ class _Pipeline:
         return {
             **{
                 k: getattr(ev, k)
-                for k in ("message", "query", "mode", "shown_relevance", "earlier_turns", "frustration")
+                for k in ("message", "query", "mode", "shown_relevance", "earlier_turns", "frustration", "context")
             },
             "hits": len(ev.hits),
             "pool": [h.model_dump(mode="json") for h in ev.pool],
@@ -168,8 +179,11 @@ def doc2dial_examples(
         )
         pre = decide_before_answer(intent, settings.policy) is not None
         query = standalone_for(t)
+        context = context_for(t, settings)
         for label, exclude in ((1, None), (0, [t.doc_id])):
-            feats = pipe.features(t.utterance, query, exclude, len(earlier), fr.score)
+            feats = pipe.features(
+                t.utterance, query, exclude, len(earlier), fr.score, context, earlier_context(earlier)
+            )
             out.append(
                 Example(
                     "doc2dial", f"{t.id}/{label}", t.doc_id, label, feats, intent_handoff=pre, evidence=pipe.saved()
@@ -417,6 +431,7 @@ def evidence_of(saved: dict[str, Any]) -> TurnEvidence:
         shown_relevance=saved["shown_relevance"],
         earlier_turns=saved["earlier_turns"],
         frustration=saved["frustration"],
+        context=saved.get("context", ""),
     )
 
 

@@ -126,8 +126,12 @@ class Trial(BaseModel):
 def _contributions(trace: dict[str, Any] | None, sign: int, n: int = 3) -> str:
     """The `n` features that pulled the turn's confidence down (sign -1) or up (+1) most, as "name -1.23"."""
     a = (trace or {}).get("answerability") or {}
-    parts = sorted(((k, v) for k, v in (a.get("contributions") or {}).items() if v * sign > 0), key=lambda kv: -abs(kv[1]))
+    parts = sorted(
+        ((k, v) for k, v in (a.get("contributions") or {}).items() if v * sign > 0), key=lambda kv: -abs(kv[1])
+    )
     odds = f"p {a['probability']:.3f} vs threshold {a['threshold']:.3f}" if "probability" in a else "no answerability"
+    if (a.get("features") or {}).get("declined"):  # declined turns are handed off whatever the odds
+        odds = f"declined (nothing to quote or say), {odds}"
     return f"{odds}; " + ", ".join(f"{k} {v:+.2f}" for k, v in parts[:n])
 
 
@@ -144,7 +148,8 @@ def explain(scenario: Scenario, trial: Trial, traces: list[dict[str, Any]]) -> t
         answered = [i for i, t in enumerate(turns) if t["handoff"] is None and t["reply"]]
         i = answered[0] if answered else 0
         trace = traces[i] if i < len(traces) else None
-        return "no handoff", f"turn {i + 1} {turns[i]['customer']!r} answered: {_contributions(trace, +1)}"
+        how = f"{(trace or {}).get('reply_mode')}/{(trace or {}).get('action')}"
+        return "no handoff", f"turn {i + 1} {turns[i]['customer']!r} answered ({how}): {_contributions(trace, +1)}"
     handoff = next((i for i, t in enumerate(turns) if t["handoff"]), None)
     if trial.handed_off and not trial.asked_for_person and handoff is not None:
         reason = turns[handoff]["handoff"]

@@ -372,6 +372,8 @@ def eval_customers(
 ) -> None:
     """Simulated customers (goal, persona, patience) through the HTTP API, each scenario run k times: pass^k,
     resolution rate, effort. In-process (the sample help center on a scratch data dir) unless --base-url."""
+    from rich.markup import escape
+
     from evals.customers import load_scenarios, run_customers
 
     settings = load_settings(data_dir)
@@ -390,14 +392,12 @@ def eval_customers(
     for p in result.per_scenario:
         per.add_row(p.scenario, f"{p.passed}/{p.trials}")
     console.print(per)
-    if result.causes:
-        why = Table(title="why trials failed: " + ", ".join(f"{c} {n}" for c, n in result.causes.items()))
-        for col in ("scenario", "trial", "cause", "the turn and its evidence"):
-            why.add_column(col)
+    if result.causes:  # one line each: the evidence is too long for a table's column
+        console.print("[bold]why trials failed:[/] " + ", ".join(f"{c} {n}" for c, n in result.causes.items()))
         for t in result.trial_results:
             if t.cause:
-                why.add_row(t.scenario, str(t.trial), t.cause, t.explanation or "")
-        console.print(why)
+                line = f"- {escape(t.scenario)} #{t.trial}: [bold]{escape(t.cause)}[/], {escape(t.explanation or '')}"
+                console.print(line, highlight=False)
     write_figures(settings, "customers", result.model_dump(mode="json"), out)
 
 

@@ -30,8 +30,10 @@ class HandoffService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="summary") if background else None
 
     def close(self) -> None:
+        """Drop the summaries not started and wait for the one being written (bounded by the chat model's own
+        deadline), so none writes to a store that has been closed (the store closes after this)."""
         if self._writer is not None:
-            self._writer.shutdown(wait=False, cancel_futures=True)
+            self._writer.shutdown(wait=True, cancel_futures=True)
 
     def hand_off(
         self,

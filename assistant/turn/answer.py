@@ -130,7 +130,10 @@ class Answerer:
         if not hits and (not has_history or extractive_only):
             # declines are not streamed: the engine decides what the customer sees
             return AnswerResult(
-                text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
+                text=DECLINE_TEXT,
+                citations=[],
+                evidence=AnswerEvidence(mode="declined", retrieval_top=top),
+                streamed=False,
             )
 
         # What this turn was given: links, emails and identifiers in it may be repeated, nothing else of the kind.
@@ -149,7 +152,7 @@ class Answerer:
         )
         earlier = [m.text for m in transcript[-6:] if m.role == "assistant"]
         if extractive_only:
-            return (yield from self._extractive(passages, top, [], said=earlier))
+            return self._extractive(passages, top, [], said=earlier)
 
         shown: list[SentenceSupport] = []
         shown_vecs: list[np.ndarray] = []
@@ -224,9 +227,7 @@ class Answerer:
 
         if not shown:
             if hits:
-                quoted = yield from self._extractive(
-                    passages, top, dropped, abstained, full, said=earlier, guarded=guarded
-                )
+                quoted = self._extractive(passages, top, dropped, abstained, full, said=earlier, guarded=guarded)
                 if slow:
                     quoted.evidence.fallback = "model_slow"
                 return quoted
@@ -241,6 +242,7 @@ class Answerer:
                     abstained=abstained,
                     generated_text=full,
                 ),
+                streamed=False,
             )
 
         citations: list[Citation] = []
@@ -266,10 +268,11 @@ class Answerer:
             ),
         )
 
-    def quote(self, question: str, hits: list[SearchHit]) -> AnswerResult | None:
+    def quote(self, question: str, hits: list[SearchHit], said: list[str] | None = None) -> AnswerResult | None:
         """The best passage of `hits` for `question`, quoted with its citation (the help-center half of an answer
-        that also uses the customer's record), or None when retrieval is too weak to quote."""
-        if not hits or hits[0].score < self.settings.min_retrieval_score:
+        that also uses the customer's record), or None when retrieval is too weak to quote (`min_passage_score`:
+        no answerability model judges this half). `said`: earlier replies, whose sentences are not quoted again."""
+        if not hits or hits[0].score < self.settings.min_passage_score:
             return None
         guard = self.guard
         allowed = "\n".join([*(h.chunk.text for h in hits), *(h.chunk.url or "" for h in hits)])
@@ -280,7 +283,7 @@ class Answerer:
             question=question,
             exclude=lambda s: guard.check(s, allowed) is not None,
         )
-        text, owners = passages.extractive_each(self.settings.extractive_sentences)
+        text, owners = passages.extractive_each(self.settings.extractive_sentences, said)
         if not text:
             return None
         citations = [citation_for(hits[i], text) for i in owners]
@@ -302,13 +305,16 @@ class Answerer:
         generated: str = "",
         said: list[str] | None = None,
         guarded: list[str] | None = None,
-    ) -> Generator[str, None, AnswerResult]:
+    ) -> AnswerResult:
+        """The quote (not streamed: the engine shows it once the turn is judged), or a decline."""
         text, owners = passages.extractive_each(self.settings.extractive_sentences, said)
         if not text:
             return AnswerResult(
-                text=DECLINE_TEXT, citations=[], evidence=AnswerEvidence(mode="declined", retrieval_top=top)
+                text=DECLINE_TEXT,
+                citations=[],
+                evidence=AnswerEvidence(mode="declined", retrieval_top=top),
+                streamed=False,
             )
-        yield from pieces(text)
         relevance = passages.extractive_relevance
         citations = [citation_for(passages.hits[i], text) for i in owners]
         return AnswerResult(
@@ -325,4 +331,5 @@ class Answerer:
                 abstained=abstained,
                 generated_text=generated,
             ),
+            streamed=False,
         )

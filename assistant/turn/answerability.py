@@ -70,6 +70,12 @@ BASE_FEATURES: dict[str, str] = {
     "earlier_turns": "log(1 + earlier customer messages in the conversation)",
     "follow_up": "the message was searched together with the conversation (a follow-up)",
     "message_words": "log(1 + content words in the message)",
+    # A follow-up ("where can I find more information?") is read with what the customer said before it: the same
+    # three readings with the customer's earlier messages joined to the query (equal to the plain ones on a first
+    # message), so the model can trust a vague message whose conversation the page answers.
+    "context_best_sentence": "similarity of the best sentence to the query with the customer's earlier messages",
+    "context_title_sim": "similarity of the best page's title to the query with the customer's earlier messages",
+    "context_coverage_page": "share of the query's and earlier messages' words (weighted by rarity) on the best page",
 }
 # How evidence reads depends on what the entries are: one-line FAQ entries (CLINC150's knowledge, approved answers)
 # score higher and agree less on a "page" than chunks of articles (doc2dial, a help center). `short_entries` says
@@ -135,6 +141,15 @@ class TurnEvidence:
     earlier_turns: int = 0
     frustration: float = 0.0
     pool: Sequence[SearchHit] = ()  # the wider retrieval (top POOL), best first; empty = the hits
+    context: str = ""  # the customer's earlier messages in the conversation (the last CONTEXT_MESSAGES), oldest first
+
+
+CONTEXT_MESSAGES = 2  # earlier customer messages a follow-up is read with (`TurnEvidence.context`)
+
+
+def earlier_context(customer_messages: Sequence[str]) -> str:
+    """`TurnEvidence.context` from the customer's earlier messages, oldest first."""
+    return "\n".join(" ".join(m.split()) for m in customer_messages[-CONTEXT_MESSAGES:] if m.strip())
 
 
 def _page(h: SearchHit) -> str:
@@ -166,7 +181,8 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     f["message_words"] = math.log1p(len(message_terms))
     f["shown_relevance"] = float(ev.shown_relevance)
     q_terms = set(tokenize(ev.query))
-    terms = q_terms | message_terms
+    ctx_terms = q_terms | set(tokenize(ev.context))
+    terms = ctx_terms | message_terms
     known = weights(terms) if weights is not None else dict.fromkeys(terms, 0.5)
     f["unknown_terms"] = sum(t not in known for t in q_terms) / len(q_terms) if q_terms else 0.0
     w = {t: known.get(t, 1.0) + 0.05 for t in terms}  # an unknown word is the rarest of all
@@ -205,8 +221,12 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     for h in [*hits[:1], *pool]:
         titles.setdefault(_page(h), " > ".join([h.chunk.title, *h.chunk.headings]) or h.chunk.source_id)
     names = list(titles)
-    tsims = vectors.embed([titles[n] for n in names]) @ qvec
+    tvecs = vectors.embed([titles[n] for n in names])
+    tsims = tvecs @ qvec
     f["title_sim"] = float(tsims[names.index(top_page)])
+    # the query read with the customer's earlier messages (the same vector as the query on a first message)
+    cvec = vectors.embed_one(f"{ev.query}\n{ev.context}") if ev.context.strip() else qvec
+    f["context_title_sim"] = float(tvecs[names.index(top_page)] @ cvec)
     other_titles = [float(s) for n, s in zip(names, tsims, strict=True) if n != top_page]
     f["title_gap"] = _clip_gap(f["title_sim"] - max(other_titles)) if other_titles else GAP_CLIP
 
@@ -218,9 +238,11 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
                 sentences.append(s)
                 owners.append(p)
     if sentences:
-        sims = vectors.embed(sentences) @ qvec
+        svecs = vectors.embed(sentences)
+        sims = svecs @ qvec
         best = int(np.argmax(sims))
         f["best_sentence"] = float(sims[best])
+        f["context_best_sentence"] = float(np.max(svecs @ cvec))
         on_page = [float(s) for s, o in zip(sims, owners, strict=True) if o == top_page]
         elsewhere = [float(s) for s, o in zip(sims, owners, strict=True) if o != top_page]
         if on_page:
@@ -232,6 +254,7 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     page_tokens = set().union(*(t for t, p in zip(chunk_tokens, pages, strict=True) if p == top_page))
     f["coverage_top"] = coverage(q_terms, chunk_tokens[0])
     f["coverage_page"] = coverage(q_terms, page_tokens)
+    f["context_coverage_page"] = coverage(ctx_terms, page_tokens)
     f["coverage_all"] = coverage(q_terms, set().union(*chunk_tokens))
     f["coverage_message"] = coverage(message_terms, page_tokens)
     pool_tokens = [set(tokenize(h.chunk.context_text)) for h in pool]

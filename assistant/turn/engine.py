@@ -14,6 +14,8 @@ import re
 from collections.abc import Generator, Iterator
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+
 from assistant.account.answer import AccountAnswer, AccountAnswerer
 from assistant.account.router import asks_how_things_work
 from assistant.approved.matcher import ApprovedMatcher
@@ -25,6 +27,7 @@ from assistant.models import (
     AnswerEvidence,
     AnswerResult,
     ApprovedMatch,
+    Citation,
     CitationsEvent,
     Conversation,
     ConversationStatus,
@@ -55,12 +58,13 @@ from assistant.telemetry.observability import TurnObserver
 from assistant.telemetry.recorder import Telemetry
 from assistant.telemetry.signals import is_confirmation
 from assistant.turn.answer import Answerer, format_transcript, pieces
-from assistant.turn.answerability import POOL, AnswerabilityModel, TurnEvidence
+from assistant.turn.answerability import POOL, AnswerabilityModel, TurnEvidence, earlier_context
 from assistant.turn.confidence import decide_after_answer, decide_before_answer, turn_confidence
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
 from assistant.turn.intent import PolicyRules, frustration, wants_human
 from assistant.turn.rewrite import heuristic_standalone, search_context
+from knowledge.chunking import split_sentences
 from knowledge.errors import KnowledgeError
 from knowledge.types import SearchContext
 
@@ -371,17 +375,20 @@ class ConversationEngine:
 
     def _deliver(self, t: TurnContext, result: AnswerResult) -> Iterator[TurnEvent]:
         """Judge the answer, then show it (and offer a person), or hand the conversation off."""
-        confidence = self._confidence(t, result.evidence)
+        confidence = self._confidence(t, result.evidence, result.citations)
         decision = decide_after_answer(confidence, result.evidence.mode, self.settings.policy)
         t.timer.lap("confidence")
         t.record.evidence, t.record.action = result.evidence, decision.action
-        t.record.cited_chunk_ids = [c.chunk_id for c in result.citations if c.chunk_id]
         declined = result.evidence.mode == "declined"
-        if declined and decision.action == "handoff":  # nothing was shown yet: a person takes it from here
+        if not result.streamed and decision.action == "handoff":
+            # nothing was shown yet (a decline, or a quote judged too weak to show): a person takes it from here
             yield from self._hand_off(t, "low_confidence", confidence)
             return
+        t.record.cited_chunk_ids = [c.chunk_id for c in result.citations if c.chunk_id]
         if declined:  # the answerer does not stream a decline: it is shown only when no handoff replaces it
             yield TokenEvent(text=result.text)
+        elif not result.streamed:  # a quote, judged: shown sentence by sentence
+            yield from (TokenEvent(text=p) for p in pieces(result.text))
         if result.citations:
             yield CitationsEvent(citations=result.citations)
         reply = self._store_reply(t, Reply(text=result.text, citations=result.citations, mode=result.evidence.mode))
@@ -391,10 +398,11 @@ class ConversationEngine:
         self._signals(t, "dead_end" if declined else "answered", confidence)
         yield self._finish(t, reply, confidence, t.conversation.status)
 
-    def _confidence(self, t: TurnContext, evidence: AnswerEvidence) -> float:
+    def _confidence(self, t: TurnContext, evidence: AnswerEvidence, citations: list[Citation] | None = None) -> float:
         """The calibrated answerability of the turn (`assistant.turn.answerability`), recorded on `evidence` with
-        each feature's contribution. An answer that rests on the customer's own record rather than the knowledge
-        is at least as sure as an offer of a person (the knowledge model does not judge records)."""
+        each feature's contribution. An answer that rests on the customer's own record, or only on answers agents
+        approved, rather than on help pages is at least as sure as an offer of a person (the model was trained on
+        help pages: it judges neither records nor a person's answer to a question like this one)."""
         query = t.record.query or t.text
         pool = t.pool or t.hits  # the wider search of `_retrieve` (the help passage of an account answer: its hits)
         turn = TurnEvidence(
@@ -406,10 +414,13 @@ class ConversationEngine:
             shown_relevance=evidence.answer_relevance,
             earlier_turns=sum(m.role == "customer" for m in t.previous),
             frustration=t.intent.frustration_score,
+            context=earlier_context([m.text for m in t.previous if m.role == "customer"]),
         )
         policy = self.settings.policy
         p = turn_confidence(self.answerability, evidence, turn, self.answerer.vectors, policy.handoff_threshold)
         if evidence.used_history and not evidence.cited_scores:
+            return max(p, policy.offer_below)
+        if citations and all(c.source_id.startswith("approved:") for c in citations):
             return max(p, policy.offer_below)
         return p
 
@@ -439,10 +450,13 @@ class ConversationEngine:
             else:  # "where is my order?": only their record answers it
                 yield TokenEvent(text=account.text)
         else:
+            said = [m.text for m in t.previous if m.role == "assistant"][-1:]
+            if said and not account.handoff_reason and _already_said(account.text, said[0]):
+                account = self._say_what_is_new(t, account)
             yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
-            quoted = self._quote_help(t, account.help_query)
+            quoted = self._quote_help(t, account.help_query, [m.text for m in t.previous if m.role == "assistant"])
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
@@ -467,14 +481,28 @@ class ConversationEngine:
         self._signals(t, "answered", account.confidence)
         yield self._finish(t, reply, account.confidence, t.conversation.status)
 
-    def _quote_help(self, t: TurnContext, query: str) -> AnswerResult | None:
-        """The help center's best passage for the general part of an account question (None when none is strong)."""
+    def _say_what_is_new(self, t: TurnContext, account: AccountAnswer) -> AccountAnswer:
+        """A follow-up on the record just described ("why did it fail?" after "your payment didn't go through..."):
+        the record's answer would repeat the last reply word for word. Keep the one sentence of it that bears on
+        the question, and answer the question itself from the help center, read with the conversation (the
+        standalone question), quoting nothing already said."""
+        sentences = split_sentences(account.text)
+        if len(sentences) > 1:
+            vectors = self.answerer.vectors
+            sims = vectors.embed(sentences) @ vectors.embed_one(t.text)
+            account.text = sentences[int(np.argmax(sims))]
+        account.help_query = t.record.query or t.text
+        return account
+
+    def _quote_help(self, t: TurnContext, query: str, said: list[str] | None = None) -> AnswerResult | None:
+        """The help center's best passage for the general part of an account question (None when none is strong);
+        `said`: the conversation's earlier replies, not quoted again."""
         t.record.query = query
         t.hits = self.search(query, self.settings.retrieval.top_k)
         t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
         t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
         t.timer.lap("retrieve")
-        return self.answerer.quote(query, t.hits)
+        return self.answerer.quote(query, t.hits, said)
 
     def _deliver_approved(self, t: TurnContext, match: ApprovedMatch) -> Iterator[TurnEvent]:
         """A person's answer to this question, word for word, cited as `approved:<id>`; its hit is counted."""
@@ -685,3 +713,10 @@ class ConversationEngine:
                 logger.info("question rewrite failed; the model is unavailable")
                 raise
         return heuristic_standalone(text, turns)
+
+
+def _already_said(text: str, said: str) -> bool:
+    """Every sentence of `text` is in `said` (the last reply): saying it again tells the customer nothing."""
+    norm = " ".join(said.split())
+    sentences = [" ".join(x.split()) for x in split_sentences(text)]
+    return bool(sentences) and all(x in norm for x in sentences)

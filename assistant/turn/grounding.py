@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.models import Citation, SearchHit
-from assistant.turn.quotes import QUOTE_FEATURES, rarity, score_candidates
+from assistant.turn.quotes import QUOTE_FEATURES, answer_types, rarity, score_candidates, states_type
 from knowledge.chunking import sentence_spans
 from knowledge.embeddings import MiniLMEmbedder
 from knowledge.retriever import tokenize
@@ -316,6 +316,7 @@ class Passages:
                 sims[i] = max(float(sims[i]), float(v))
         top = max(float(sims[i]) for i in candidates)
         index_of = {where: i for i, where in self._unit_of.items()}
+        kinds = answer_types(self.question)
         rows = []
         for i in candidates:
             hit, u = self._unit_of[i]
@@ -342,6 +343,13 @@ class Passages:
                     float(unit.text.rstrip().endswith(":")),
                     float(bool(_META.search(unit.text))),
                     float(first and bool(_LEANS_BACK.match(unit.text))),
+                    # within the page retrieval ranked first: choosing the page is retrieval's (and the
+                    # conversation's) call, not this feature's
+                    float(
+                        bool(kinds)
+                        and self.hits[hit].chunk.source_id == self.hits[0].chunk.source_id
+                        and states_type(self._quoted_with(i, leads.get(i, unit.text)), kinds)
+                    ),
                 ]
             )
         return candidates, np.asarray(rows, dtype=np.float64)
@@ -355,13 +363,30 @@ class Passages:
     def _quote_tokens(self, i: int) -> set[str]:
         """The words sentence `i` would be quoted with: a line introducing a list ("While the order is still
         Processing you can:") stands for its items too."""
+        items = self._quoted_items(i)
+        return self._sentence_tokens[i] | set(tokenize(items)) if items else self._sentence_tokens[i]
+
+    def _quoted_with(self, i: int, text: str) -> str:
+        """`text` (sentence `i`, or a list item with its lead-in) with what a quote anchored on it brings along: the
+        list it introduces, or the next sentence of its paragraph."""
+        items = self._quoted_items(i)
+        if items:
+            return f"{text} {items}"
+        hit, u = self._unit_of[i]
+        units = self._units[hit]
+        after = units[u + 1] if u + 1 < len(units) else None
+        if after is not None and after.block == units[u].block and not after.heading and not after.item:
+            return f"{text} {after.text}"
+        return text
+
+    def _quoted_items(self, i: int) -> str:
+        """The items of the list sentence `i` introduces (it is quoted with them), else ""."""
         where = self._unit_of.get(i)
         if where is None or not self.sentences[i].rstrip().endswith(":"):
-            return self._sentence_tokens[i]
+            return ""
         hit, u = where
         block = self._units[hit][u].block
-        items = [x.text for x in self._units[hit] if x.block == block and x.item]
-        return self._sentence_tokens[i] | set(tokenize(" ".join(items)))
+        return " ".join(x.text for x in self._units[hit] if x.block == block and x.item)
 
     def _is_title(self, i: int) -> bool:
         where = self._unit_of.get(i)

@@ -72,7 +72,14 @@ DEFAULT_POLICY_RULES: dict[str, list[str]] = {
         r"\b(charges?|payments?|transactions?) (that |which )?i (never|didn'?t|did not) (made|make|authori[sz]\w*)\b",
         r"\b(but|and) i (never|didn'?t|did not) (buy|bought|order|ordered|purchase\w*)\b",
     ],
-    "safety": [r"\b(injur\w*|hurt (myself|me|my)|caught fire|on fire|burn(ed|t)|electric shock|sparking|smoke)\b"],
+    "safety": [
+        r"\b(injur\w*|hurt (myself|me|my)|caught fire|on fire|burn(ed|t)|electric(al)? shock|sparking|smok(ing|ed)|"
+        r"smoke(?! (grey|gray|glass|blue|white)))\b",  # "smoke grey" is a colour
+        # an electrical product that sparks, overheats or smells of burning; a burn; furniture that collapsed
+        r"\b(sparks?|sparked|overheat\w*|melt(ed|ing)|collapsed)\b",
+        r"\bsmell\w* (of )?(fire|burning|smoke)\b",
+        r"\bburn(s|ing)? (my|his|her|their|our) (own )?(hand|finger|arm|leg|skin|face)s?\b",
+    ],
     "formal_complaint": [
         r"\b(formal complaint|make a complaint|file a complaint|escalat\w*)\b",
         r"\b(speak|talk|get|want|need)\b.{0,20}\b(your |a |the )?(manager|supervisor)\b",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,6 +48,7 @@ QUOTE_FEATURES: tuple[str, ...] = (
     "lead_in",  # ends with ":" (introduces a list)
     "about_the_page",  # speaks of the page, not the answer ("This article also explains...")
     "leans_back_alone",  # opens its paragraph yet leans on a sentence before ("They can tell you why...")
+    "answer_type",  # the question asks for an amount or a duration and the sentence, on the best page, states one
 )
 
 HAND_WEIGHTS = {
@@ -56,7 +58,43 @@ HAND_WEIGHTS = {
     "chunk_rank": 0.1,
     "about_the_page": -0.15,
     "leans_back_alone": -0.1,
+    "answer_type": 0.1,
 }
+
+# What kind of fact a question asks for, and how a sentence states it: "how much is Plus?" wants an amount ("£7.99
+# a month"), "how long do refunds take?" a duration ("3-5 business days"). A sentence with the right kind of fact
+# is a likelier answer than one that only shares the question's words ("You can use up to 5 gift cards on a single
+# order" for "what's the most I can put on a single gift card?").
+_ASKS = {
+    "amount": re.compile(
+        r"\b(how much|cost\w*|price\w*|pay|charge\w*|fees?|expensive|cheap\w*|values?|worth|the most|maximum|max|"
+        r"minimum|min|limit)\b",
+        re.I,
+    ),
+    "duration": re.compile(
+        r"\b(how long|how many (business |working )?(days|weeks|months|hours|years)|how soon|how quickly|"
+        r"when will|by when|within)\b",
+        re.I,
+    ),
+}
+_STATES = {
+    "amount": re.compile(r"[£€$]\s?\d|\b\d+(?:[.,]\d+)?\s?(?:pounds|euros?|dollars|gbp|eur|usd)\b", re.I),
+    "duration": re.compile(
+        r"\b\d+(?:\s?(?:-|–|to)\s?\d+)?\s(?:business |working |calendar )?"
+        r"(?:days?|weeks?|months?|hours?|years?|minutes?)\b",
+        re.I,
+    ),
+}
+
+
+def answer_types(question: str) -> frozenset[str]:
+    """The kinds of fact (`amount`, `duration`) the question asks for."""
+    return frozenset(k for k, pattern in _ASKS.items() if pattern.search(question))
+
+
+def states_type(sentence: str, kinds: frozenset[str]) -> bool:
+    """The sentence states a fact of one of `kinds`."""
+    return any(_STATES[k].search(sentence) for k in kinds)
 
 
 class QuoteModel(BaseModel):

@@ -142,3 +142,13 @@ def test_the_scorecard_checks_an_account_answer_against_the_tools_results(app: T
     card = app.get(f"/v1/conversations/{cid}/scorecard", headers=bearer(CX_TOKEN), params={"refresh": "true"})
     assert card.status_code == 200, card.text
     assert card.json()["scores"]["groundedness"] == 1.0  # every sentence of it is what the records say
+
+
+def test_a_follow_up_on_the_same_record_is_not_answered_word_for_word_again(app: TestClient) -> None:
+    cid = verified(app, "cus_acc_soon")
+    first = say(app, cid, "When is my armchair arriving?")["reply"]["text"]
+    again = say(app, cid, "sorry, when is it coming?")["reply"]
+    assert again["mode"] == "account" and again["text"] != first
+    # the one sentence of the record that answers it, not the whole description once more
+    assert again["text"].split("\n\n")[0] in first and "08:00" in again["text"]
+    assert any(c["source_id"] == "account:order:QX-500200" for c in again["citations"])

@@ -134,6 +134,20 @@ def test_rare_words_weigh_more_and_unknown_words_count() -> None:
     assert 0.0 < f["coverage_top"] < 2 / 3  # the two known words are found, the rarest one is not
 
 
+def test_a_vague_follow_up_is_also_read_with_what_the_customer_said_before() -> None:
+    page = [hit("insurance-lapses", "If your insurance lapses, your registration is suspended for the lapse.", 0.4)]
+    vague = "where can I find more information"
+    alone = features(page, vague)
+    # a first message: the context readings are the plain ones
+    assert alone["context_best_sentence"] == alone["best_sentence"]
+    assert alone["context_coverage_page"] == alone["coverage_page"]
+    assert alone["context_title_sim"] == alone["title_sim"]
+    read = features(page, vague, context="my insurance lapses next week, what happens to my registration?")
+    assert read["best_sentence"] == alone["best_sentence"]  # the message alone is read as before
+    assert read["context_best_sentence"] > alone["best_sentence"]
+    assert read["context_coverage_page"] > alone["coverage_page"]
+
+
 def test_no_hits_still_gives_every_feature() -> None:
     f = features([], "what is the boiling point of tungsten", earlier_turns=2, frustration=0.4)
     assert set(f) == set(FEATURES) and f["top1"] == 0.0

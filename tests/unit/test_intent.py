@@ -74,3 +74,21 @@ def test_policy_rules_default_and_configured() -> None:
     custom = PolicyRules({"cancellation": [r"\bcancel\w* (my )?(membership|plus|subscription)\b"]})
     assert custom.topics("please cancel my membership") == ["cancellation"]
     assert custom.topics("I'm going to take legal action") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The lamp I buy from you make sparks and smell of fire, and my son burn his hand little bit. What we do now?",
+        "the chair collapsed under me",
+        "my new heater overheats and smells of burning",
+        "there was smoke coming out of the lamp",
+    ],
+)
+def test_product_safety_goes_to_a_person_however_it_is_worded(text: str) -> None:
+    assert "safety" in PolicyRules().topics(text)
+
+
+@pytest.mark.parametrize("text", ["do you have the sofa in smoke grey?", "sparkling wine glasses arrived broken"])
+def test_safety_words_in_other_senses_are_not_safety(text: str) -> None:
+    assert "safety" not in PolicyRules().topics(text)
