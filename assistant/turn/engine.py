@@ -418,16 +418,15 @@ class ConversationEngine:
         )
         policy = self.settings.policy
         p = turn_confidence(self.answerability, evidence, turn, self.answerer.vectors, policy.handoff_threshold)
-        if evidence.used_history and not evidence.cited_scores:
-            return max(p, policy.offer_below)
-        if citations and all(c.source_id.startswith("approved:") for c in citations):
-            return max(p, policy.offer_below)
-        return p
+        from_record = evidence.used_history and not evidence.cited_scores
+        from_agents = bool(citations) and all(c.source_id.startswith("approved:") for c in citations or [])
+        return max(p, policy.offer_below) if from_record or from_agents else p
 
     def _deliver_account(self, t: TurnContext, account: AccountAnswer) -> Iterator[TurnEvent]:
         """The record's answer, completed by the help center's best passage when the message also asks
         something general ("my sofa is late, can I still return it?"); handed to a person when the record itself
         needs one (a late delivery, an overdue refund)."""
+        said = [m.text for m in t.previous if m.role == "assistant"]  # earlier replies: not said again
         if self.account is not None and self.account.phraser is not None:
             gen = self.account.phrase(
                 account,
@@ -450,13 +449,12 @@ class ConversationEngine:
             else:  # "where is my order?": only their record answers it
                 yield TokenEvent(text=account.text)
         else:
-            said = [m.text for m in t.previous if m.role == "assistant"][-1:]
-            if said and not account.handoff_reason and _already_said(account.text, said[0]):
+            if said and not account.handoff_reason and _already_said(account.text, said[-1]):
                 account = self._say_what_is_new(t, account)
             yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
-            quoted = self._quote_help(t, account.help_query, [m.text for m in t.previous if m.role == "assistant"])
+            quoted = self._quote_help(t, account.help_query, said)
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
