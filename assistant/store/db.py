@@ -18,6 +18,8 @@ turn's message and record, a handoff claim and the conversation's status).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +48,24 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
+def _wal(cur: Any, busy_timeout_s: float) -> None:
+    """Put the database in WAL mode (persistent: once per database file, a no-op read afterwards). The switch needs
+    an exclusive lock and SQLite does not call the busy handler for it, so two processes opening a new database
+    at once would see "database is locked" at once: it is retried here for up to the busy timeout."""
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def make_engine(url: str, busy_timeout_s: float = 15.0, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     """One engine per process. A writer finding what it must change locked by another connection waits up
     to `busy_timeout_s`, then gets an `OperationalError` that `Database.session` turns into a 503: SQLite's busy
@@ -59,7 +79,7 @@ def make_engine(url: str, busy_timeout_s: float = 15.0, pool_size: int = 10, max
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur, busy_timeout_s)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
