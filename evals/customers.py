@@ -126,7 +126,9 @@ class Trial(BaseModel):
 def _contributions(trace: dict[str, Any] | None, sign: int, n: int = 3) -> str:
     """The `n` features that pulled the turn's confidence down (sign -1) or up (+1) most, as "name -1.23"."""
     a = (trace or {}).get("answerability") or {}
-    parts = sorted(((k, v) for k, v in (a.get("contributions") or {}).items() if v * sign > 0), key=lambda kv: -abs(kv[1]))
+    parts = sorted(
+        ((k, v) for k, v in (a.get("contributions") or {}).items() if v * sign > 0), key=lambda kv: -abs(kv[1])
+    )
     odds = f"p {a['probability']:.3f} vs threshold {a['threshold']:.3f}" if "probability" in a else "no answerability"
     return f"{odds}; " + ", ".join(f"{k} {v:+.2f}" for k, v in parts[:n])
 

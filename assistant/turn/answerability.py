@@ -30,8 +30,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.models import AnswerabilityEvidence, ReliabilityBin, SearchHit
-from assistant.turn.grounding import SentenceVectors
-from knowledge.chunking import split_sentences
+from assistant.turn.grounding import SentenceVectors, chunk_sentences, page_title
 from knowledge.retriever import Retriever, tokenize
 
 SHIPPED = Path(__file__).with_name("answerability.json")
@@ -203,9 +202,9 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     qvec = vectors.embed_one(ev.query)
     titles: dict[str, str] = {}
     for h in [*hits[:1], *pool]:
-        titles.setdefault(_page(h), " > ".join([h.chunk.title, *h.chunk.headings]) or h.chunk.source_id)
+        titles.setdefault(_page(h), page_title(h.chunk))
     names = list(titles)
-    tsims = vectors.embed([titles[n] for n in names]) @ qvec
+    tsims = vectors.embed([titles[n] for n in names], persist=True) @ qvec
     f["title_sim"] = float(tsims[names.index(top_page)])
     other_titles = [float(s) for n, s in zip(names, tsims, strict=True) if n != top_page]
     f["title_gap"] = _clip_gap(f["title_sim"] - max(other_titles)) if other_titles else GAP_CLIP
@@ -213,12 +212,11 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     sentences: list[str] = []
     owners: list[str] = []
     for h, p in zip(hits, pages, strict=True):
-        for s in split_sentences(h.chunk.text):
-            if len(s.split()) >= 3:
-                sentences.append(s)
-                owners.append(p)
+        for s in chunk_sentences(h.chunk):
+            sentences.append(s)
+            owners.append(p)
     if sentences:
-        sims = vectors.embed(sentences) @ qvec
+        sims = vectors.embed(sentences, persist=True) @ qvec
         best = int(np.argmax(sims))
         f["best_sentence"] = float(sims[best])
         on_page = [float(s) for s, o in zip(sims, owners, strict=True) if o == top_page]
