@@ -79,12 +79,15 @@ class SentenceVectors:
         self.store = store
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()  # texts served from memory, from the store, embedded
+        # texts asked for, by where their vectors came from: memory, store, embedded (knowledge: then stored),
+        # "embedded (in memory only)" (everything else)
+        self.counts: Counter[str] = Counter()
 
     def embed(self, texts: list[str], persist: bool = False) -> np.ndarray:
         """Unit vectors of `texts` in order. `persist`: the texts come from the knowledge and may be read from and
         written to the persistent store."""
         unique = dict.fromkeys(texts)
+        where = "embedded" if persist else "embedded (in memory only)"
         with self._lock:
             missing = [t for t in unique if t not in self._cache]
         # what the embedder has just embedded (the customer's earlier messages, this turn's question) is not
@@ -103,7 +106,7 @@ class SentenceVectors:
             if persist and self.store is not None:
                 self.store.put_later(fresh)
         with self._lock:
-            self.counts.update(memory=in_memory, store=len(stored), embedded=len(missing))
+            self.counts.update({"memory": in_memory, "store": len(stored), where: len(missing)})
             if known:
                 self._cache.update(known)
                 while len(self._cache) > self.max_items:
