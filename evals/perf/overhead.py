@@ -1,9 +1,10 @@
 """`cxa bench overhead`: what a turn costs besides generation, at 1k and 100k chunks in the index.
 
 The real app (`api.app.create_app`, so `Services.build` and the engine the API uses) on a synthetic index
-(`evals.perf.synthetic`) with a fresh SQLite database and the 22 sample customers, and a chat model that
-answers at once: `InstantChatModel` quotes the source sentence that best matches the question with its
-citation (`FakeSupportChatModel`), so turns take the normal grounded path (a generated, checked, cited
+(`evals.perf.synthetic`) whose sentence vectors are warmed as `cxa ingest` warms a deployment's (once, cached
+with the index; the time it took is reported), with a fresh SQLite database and the 22 sample customers, and a
+chat model that answers at once: `InstantChatModel` quotes the source sentence that best matches the question
+with its citation (`FakeSupportChatModel`), so turns take the normal grounded path (a generated, checked, cited
 reply), not a handoff every time; the mix of outcomes is reported. Its own time (a few regular expressions)
 is measured and subtracted: what is left is the turn's overhead (persistence, history, intent, retrieval,
 grounding and the output guard, confidence, signals and telemetry, topic, the model-call log).
@@ -11,11 +12,14 @@ grounding and the output guard, confidence, signals and telemetry, topic, the mo
 Every script runs twice, on two paths, interleaved in the same run (which goes first alternates): the
 engine called in-process (`engine.run_turn`, as the API's route does) and the HTTP route
 (`POST /v1/conversations/{id}/messages` through httpx's ASGI transport, in-process: routing, auth,
-validation, the thread hop and JSON included). A script is a sample customer asking a help-center question,
+validation, the thread hop and JSON included). A script's first run starts with this process's caches cold
+(its sources' sentence vectors are read from the store on disk, its customer's record is embedded); its repeat
+finds them in memory. A script is a sample customer asking a help-center question,
 a second one on the same subject, and either "thanks, that worked" or a third question; one in eight starts
 off-topic (declined: offered or handed to a person). Per turn: wall time, the engine's own step timings
 (the turn record's `timings_ms`), SQL statements and transactions (SQLAlchemy events), and any engine, ONNX
-session, chat model or Chroma client built (there must be none).
+session, chat model or Chroma client built (there must be none); per size, where the sentence vectors the turns
+asked for came from (memory, the store, embedded).
 """
 
 from __future__ import annotations
