@@ -45,7 +45,7 @@ from assistant.turn.answerability import AnswerabilityModel, corpus_term_weights
 from assistant.turn.engine import ConversationEngine
 from assistant.turn.grounding import SentenceVectors
 from assistant.turn.history import HistoryBuilder
-from assistant.turn.warming import BackgroundWarmer, Progress, WarmReport, warm_index
+from assistant.turn.warming import BackgroundWarmer, Progress, Warming, WarmReport
 from knowledge.base import KnowledgeBase
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
@@ -141,15 +141,8 @@ def warm_sentences(
     if store is None:
         return None, None
     try:
-        report = warm_index(
-            index.iter_chunks,
-            index.fresh_revision,
-            settings.collection,
-            store,
-            index.embedder,
-            total=index.count(),
-            progress=progress,
-        )
+        warming = Warming(store, index.embedder, progress=progress)
+        report = warming.index(index.iter_chunks, index.fresh_revision, settings.collection, index.count())
     finally:
         store.close()
     return report, store
@@ -356,16 +349,8 @@ class Services:
         e = settings.embedding
         warmer = None
         if text_vectors is not None and e.warm == "background":
-            warmer = BackgroundWarmer(
-                text_vectors,
-                index.embedder,
-                index.iter_chunks,
-                index.fresh_revision,
-                settings.collection,
-                batch=e.warm_batch,
-                rest=e.warm_rest,
-                count=index.count,
-            )
+            pace = Warming(text_vectors, index.embedder, batch=e.warm_batch, rest=e.warm_rest)
+            warmer = BackgroundWarmer(pace, index.iter_chunks, index.fresh_revision, settings.collection, index.count)
         return cls(
             settings,
             store,

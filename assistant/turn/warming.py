@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant.models import Chunk
@@ -47,48 +47,79 @@ class WarmReport:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def warm_text_vectors(
-    chunks: Iterable[Chunk],
-    store: TextVectorStore,
-    embedder: MiniLMEmbedder,
-    *,
-    batch: int = 256,
-    rest: float = 0.0,
-    total: int = 0,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-) -> WarmReport:
-    """Embed and store the texts of `chunks` that `store` does not hold yet. `batch`: texts per call to the embedder
-    (which cuts them into its own runs); `rest`: after each call, sleep this many times as long as it took (0 = flat
-    out); `total`: the number of chunks, for `progress`; `stop`: set, the walk ends after the current call."""
-    started = time.perf_counter()
-    report = WarmReport()
-    if progress:
-        progress(0, total)
-    for page in _pages(chunks, PAGE):
-        if stop is not None and stop.is_set() or not store.writable:
-            report.complete = False
-            break
-        t = time.perf_counter()
-        texts = list(dict.fromkeys(text for chunk in page for text in chunk_texts(chunk)))
-        todo = sorted(store.missing(texts), key=len)  # similar lengths in a call: little padding in its runs
-        _rest(rest, time.perf_counter() - t, stop)
-        report.texts += len(texts)
-        for i in range(0, len(todo), batch):
-            if stop is not None and stop.is_set():
+@dataclass
+class Warming:
+    """How to warm a store: the embedder, the pace (`batch` texts per call to the embedder, which cuts them into its
+    own runs; after each call, a rest of `rest` times as long as it took: 0 = flat out), what to report to
+    (`progress(chunks done, chunks in all)`), and `stop`: set, a walk ends after the current call."""
+
+    store: TextVectorStore
+    embedder: MiniLMEmbedder
+    batch: int = 256
+    rest: float = 0.0
+    progress: Progress | None = None
+    stop: threading.Event | None = None
+
+    def chunks(self, chunks: Iterable[Chunk], total: int = 0) -> WarmReport:
+        """Embed and store the texts of `chunks` that the store does not hold yet (`total`: how many chunks, for
+        `progress`)."""
+        started = time.perf_counter()
+        report = WarmReport()
+        if self.progress:
+            self.progress(0, total)
+        for page in _pages(chunks, PAGE):
+            if self._stopped() or not self.store.writable:
+                report.complete = False
                 break
             t = time.perf_counter()
-            part = todo[i : i + batch]
-            store.put(dict(zip(part, embedder.embed(part), strict=True)))
-            report.embedded += len(part)
-            _rest(rest, time.perf_counter() - t, stop)
-        report.chunks += len(page)
-        if progress:
-            progress(report.chunks, max(total, report.chunks))
-    if stop is not None and stop.is_set():
-        report.complete = False
-    report.seconds = time.perf_counter() - started
-    return report
+            texts = list(dict.fromkeys(text for chunk in page for text in chunk_texts(chunk)))
+            todo = sorted(self.store.missing(texts), key=len)  # similar lengths in a call: little padding in its runs
+            self._rest(time.perf_counter() - t)
+            report.texts += len(texts)
+            for i in range(0, len(todo), self.batch):
+                if self._stopped():
+                    break
+                t = time.perf_counter()
+                part = todo[i : i + self.batch]
+                self.store.put(dict(zip(part, self.embedder.embed(part), strict=True)))
+                report.embedded += len(part)
+                self._rest(time.perf_counter() - t)
+            report.chunks += len(page)
+            if self.progress:
+                self.progress(report.chunks, max(total, report.chunks))
+        if self._stopped():
+            report.complete = False
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def index(
+        self, chunks: Callable[[], Iterable[Chunk]], revision: Callable[[], str], collection: str, total: int = 0
+    ) -> WarmReport | None:
+        """The walk over a whole index (`chunks()`, at `revision()` read before it starts), unless its revision was
+        walked already or another process of the machine is walking it now (None then); a complete walk is
+        marked."""
+        rev = revision()
+        if is_warm(self.store, collection, rev):
+            return None
+        with walk_lock(self.store) as mine:
+            if not mine:
+                logger.info("sentence vectors: another process is warming %s", collection)
+                return None
+            report = self.chunks(chunks(), total)
+            if report.complete:
+                mark_warm(self.store, collection, rev)
+            return report
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _rest(self, busy: float) -> None:
+        if self.rest <= 0 or busy <= 0:
+            return
+        if self.stop is not None:
+            self.stop.wait(self.rest * busy)
+        else:
+            time.sleep(self.rest * busy)
 
 
 def _pages(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
@@ -100,15 +131,6 @@ def _pages(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
             page = []
     if page:
         yield page
-
-
-def _rest(ratio: float, busy: float, stop: threading.Event | None) -> None:
-    if ratio <= 0 or busy <= 0:
-        return
-    if stop is not None:
-        stop.wait(ratio * busy)
-    else:
-        time.sleep(ratio * busy)
 
 
 def warmed_marker(store: TextVectorStore, collection: str) -> tuple[str, str]:
@@ -156,61 +178,26 @@ def walk_lock(store: TextVectorStore) -> Iterator[bool]:
         f.close()
 
 
-def warm_index(
-    chunks: Callable[[], Iterable[Chunk]],
-    revision: Callable[[], str],
-    collection: str,
-    store: TextVectorStore,
-    embedder: MiniLMEmbedder,
-    *,
-    batch: int = 256,
-    rest: float = 0.0,
-    total: int = 0,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-) -> WarmReport | None:
-    """The walk over a whole index (`chunks()`, at `revision()` read before it starts), unless its revision was
-    walked already or another process of the machine is walking it now (None then); a complete walk is marked."""
-    rev = revision()
-    if is_warm(store, collection, rev):
-        return None
-    with walk_lock(store) as mine:
-        if not mine:
-            logger.info("sentence vectors: another process is warming %s", collection)
-            return None
-        report = warm_text_vectors(
-            chunks(), store, embedder, batch=batch, rest=rest, total=total, progress=progress, stop=stop
-        )
-        if report.complete:
-            mark_warm(store, collection, rev)
-        return report
-
-
 class BackgroundWarmer:
-    """One thread that warms the store in small, paced runs: the whole index once (`start`), then the chunks of each
-    document put since (`submit`). Failures are logged; turns never wait for it (they embed what is missing)."""
+    """One thread that warms the store in small, paced runs (`warming`'s pace; its `stop` is this warmer's): the whole
+    index once (`start`: `chunks()` at `revision()`), then the chunks of each document put since (`submit`).
+    Failures are logged; turns never wait for it (they embed what is missing)."""
 
     def __init__(
         self,
-        store: TextVectorStore,
-        embedder: MiniLMEmbedder,
+        warming: Warming,
         chunks: Callable[[], Iterable[Chunk]],
         revision: Callable[[], str],
         collection: str,
-        batch: int = 8,
-        rest: float = 1.0,
         count: Callable[[], int] | None = None,
     ) -> None:
-        self.store = store
-        self.embedder = embedder
+        self._stop = threading.Event()
+        self.warming = replace(warming, stop=self._stop)
         self.chunks = chunks
         self.revision = revision
         self.collection = collection
-        self.batch = batch
-        self.rest = rest
         self.count = count
         self.last: WarmReport | None = None  # the latest walk or document warmed
-        self._stop = threading.Event()
         self._pending: list[list[Chunk]] = []
         self._wake = threading.Condition()
         self._walk = False
@@ -267,9 +254,7 @@ class BackgroundWarmer:
                 if walk:
                     self._walk_index()
                 for chunks in pending:
-                    self.last = warm_text_vectors(
-                        chunks, self.store, self.embedder, batch=self.batch, rest=self.rest, stop=self._stop
-                    )
+                    self.last = self.warming.chunks(chunks)
             except KnowledgeError as exc:  # the index is not ready: the turns embed what is missing, as before
                 logger.warning("sentence vectors not warmed: %s", exc)
             except Exception:  # a bug: the same
@@ -283,17 +268,7 @@ class BackgroundWarmer:
                 total = self.count()
             except Exception:  # only for the log line
                 logger.debug("chunk count unavailable", exc_info=True)
-        report = warm_index(
-            self.chunks,
-            self.revision,
-            self.collection,
-            self.store,
-            self.embedder,
-            batch=self.batch,
-            rest=self.rest,
-            total=total,
-            stop=self._stop,
-        )
+        report = self.warming.index(self.chunks, self.revision, self.collection, total)
         if report is None:
             return
         self.last = report

@@ -15,7 +15,7 @@ import pytest
 from assistant.models import SearchHit
 from assistant.turn.answerability import TurnEvidence, turn_features
 from assistant.turn.grounding import Passages, SentenceVectors, chunk_texts
-from assistant.turn.warming import BackgroundWarmer, is_warm, walk_lock, warm_index, warm_text_vectors
+from assistant.turn.warming import BackgroundWarmer, Warming, WarmReport, is_warm, walk_lock
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.index import KnowledgeIndex
 from knowledge.loaders import SAMPLE_HELPCENTER, iter_folder
@@ -56,13 +56,15 @@ def store(tmp_path: Path, embedder: MiniLMEmbedder) -> Iterator[TextVectorStore]
     s.close()
 
 
-def warm(index: KnowledgeIndex, store: TextVectorStore, **kw: object) -> object:
-    return warm_index(index.iter_chunks, index.fresh_revision, index.collection_name, store, index.embedder, **kw)  # type: ignore[arg-type]
+def warm(index: KnowledgeIndex, store: TextVectorStore, **pace: object) -> WarmReport | None:
+    """A walk over the whole index, as `cxa ingest` makes it."""
+    warming = Warming(store, index.embedder, **pace)  # type: ignore[arg-type]
+    return warming.index(index.iter_chunks, index.fresh_revision, index.collection_name, index.count())
 
 
 def test_warming_stores_every_text_of_every_chunk_once(index: KnowledgeIndex, store: TextVectorStore) -> None:
     seen: list[tuple[int, int]] = []
-    report = warm(index, store, total=index.count(), batch=16, progress=lambda d, t: seen.append((d, t)))
+    report = warm(index, store, batch=16, progress=lambda d, t: seen.append((d, t)))
     chunks = list(index.iter_chunks())
     texts = list(dict.fromkeys(t for c in chunks for t in chunk_texts(c)))
     assert report is not None and report.complete and report.chunks == len(chunks)
@@ -87,7 +89,7 @@ def test_after_a_new_document_only_its_texts_are_embedded(
     edited = docs[-1].model_copy(update={"text": docs[-1].text + "\n\nStore pickup is free for members."})
     index.ingest([edited], origin="test")
     chunks = index.get_document_chunks(docs[-1].source_id)
-    again = warm_text_vectors(chunks, store, index.embedder)
+    again = Warming(store, index.embedder).chunks(chunks)
     assert again.embedded >= 1 and store.missing([t for c in chunks for t in chunk_texts(c)]) == []
 
 
@@ -110,9 +112,8 @@ def test_grounding_and_answerability_read_the_knowledge_from_the_store(
 def test_the_background_warmer_walks_once_then_warms_documents(
     index: KnowledgeIndex, store: TextVectorStore, docs: list[Document]
 ) -> None:
-    warmer = BackgroundWarmer(
-        store, index.embedder, index.iter_chunks, index.fresh_revision, index.collection_name, batch=4, rest=0.1
-    )
+    pace = Warming(store, index.embedder, batch=4, rest=0.1)
+    warmer = BackgroundWarmer(pace, index.iter_chunks, index.fresh_revision, index.collection_name)
     try:
         warmer.start()
         assert warmer.wait_idle(120)
