@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from assistant.turn.grounding import SentenceVectors
-from knowledge.embeddings import MiniLMEmbedder, shared_embedder
+from knowledge.embeddings import MiniLMEmbedder
 from knowledge.textvectors import TextVectorStore
 
 TEXTS = [
@@ -23,7 +23,9 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
-    return shared_embedder()
+    """An embedder of this module's own: the shared one remembers what other tests embedded (`recent`), which
+    would count as served from memory here."""
+    return MiniLMEmbedder()
 
 
 def test_vectors_come_back_as_stored(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
