@@ -426,7 +426,7 @@ def summary_rows(figures: OverheadFigures) -> list[tuple[str, str, str]]:
         if s.sentence_warm is not None:
             w = s.sentence_warm
             again = f"; this run {w.this_run_s:.1f} s (reused)" if w.reused else ""
-            warmed = f"{w.embedded:,} of {w.texts:,} texts in {w.seconds:.0f} s{again}"
+            warmed = f"{w.embedded:,} texts embedded in {w.seconds:.0f} s ({w.texts:,} chunk texts looked up){again}"
             rows.append(("sentence vectors warmed", warmed, ""))
         texts = ", ".join(f"{k} {v}" for k, v in sorted(s.sentence_texts.items()))
         rows.append(("sentence vectors asked by the turns, from", texts or "-", ""))
