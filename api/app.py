@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, chat_model: BaseChatModel | Non
         for problem in app.state.services.startup_problems:
             logger.error("not ready: %s", problem)
         await run_in_threadpool(_check_at_start, app.state.services)
+        app.state.services.start_warming()  # the sentence vectors the store is missing, on a thread of its own
         sweeper = asyncio.create_task(_sweep_forever(app.state.services))
         app.state.quality = quality_service(app.state.services)
         scorer = asyncio.create_task(_score_forever(app.state.quality, settings)) if settings.evals.background else None

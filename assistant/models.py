@@ -145,6 +145,11 @@ class PastConversation(BaseModel):
     summary: str
 
 
+# A verified customer's record as read for one turn: the profile (None: not on file), the newest events first and the
+# earlier conversations, newest first (`Store.customer_context`).
+CustomerRecord = tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]
+
+
 class CustomerContext(BaseModel):
     """What the model is told about the customer, already cut to the token budget."""
 

@@ -45,11 +45,13 @@ from assistant.turn.answerability import AnswerabilityModel, corpus_term_weights
 from assistant.turn.engine import ConversationEngine
 from assistant.turn.grounding import SentenceVectors
 from assistant.turn.history import HistoryBuilder
+from assistant.turn.warming import BackgroundWarmer, Progress, Warming, WarmReport
 from knowledge.base import KnowledgeBase
 from knowledge.embeddings import MiniLMEmbedder, shared_embedder
 from knowledge.errors import IndexUnavailableError, KnowledgeError
 from knowledge.index import KnowledgeIndex, open_client
 from knowledge.retriever import Retriever
+from knowledge.textvectors import TextVectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,31 @@ def build_retriever(settings: Settings, index: KnowledgeIndex) -> Retriever:
     )
 
 
+def open_text_vectors(settings: Settings, embedder: MiniLMEmbedder) -> TextVectorStore | None:
+    """The help center's sentence vectors on disk (`knowledge.textvectors`), or None with
+    `CXA_EMBEDDING__SENTENCE_STORE=false`. A file that cannot be used is logged and ignored (turns embed)."""
+    if not settings.embedding.sentence_store:
+        return None
+    return TextVectorStore(settings.sentence_store_file, embedder.fingerprint)
+
+
+def warm_sentences(
+    settings: Settings, index: KnowledgeIndex, progress: Progress | None = None
+) -> tuple[WarmReport | None, TextVectorStore | None]:
+    """Embed now, flat out, the sentence vectors of `index` that the store lacks (`assistant.turn.warming`): the
+    second stage of `cxa ingest`, and what a benchmark's index gets. Returns the report (None: the index was walked
+    at this revision already, or another process is walking it) and the store, closed (None when it is off)."""
+    store = open_text_vectors(settings, index.embedder)
+    if store is None:
+        return None, None
+    try:
+        warming = Warming(store, index.embedder, progress=progress)
+        report = warming.index(index.iter_chunks, index.fresh_revision, settings.collection, index.count())
+    finally:
+        store.close()
+    return report, store
+
+
 def _topic_fn(settings: Settings, index: KnowledgeIndex) -> TopicFn | None:
     """The conversation-topic classifier (trained from the help center, cached), or None without one."""
     try:
@@ -142,6 +169,8 @@ class Services:
     webhook: WebhookNotifier | None = None
     guard: OutputGuard = field(default_factory=OutputGuard)
     matcher: ApprovedMatcher | None = None
+    text_vectors: TextVectorStore | None = None
+    warmer: BackgroundWarmer | None = None
 
     def add_secrets(self, secrets: list[str]) -> None:
         """Credentials known only at start (generated keys): never in a prompt, never in a reply."""
@@ -150,8 +179,14 @@ class Services:
 
     @cached_property
     def knowledge(self) -> KnowledgeBase:
-        """The help center: put a document, search it."""
-        return KnowledgeBase(self.index, self.retriever)
+        """The help center: put a document (its sentence vectors then warmed in the background), search it."""
+        return KnowledgeBase(self.index, self.retriever, self.warmer.submit if self.warmer is not None else None)
+
+    def start_warming(self) -> None:
+        """A server's start: the sentence vectors the store is missing, embedded in the background
+        (`assistant.turn.warming`); nothing with `CXA_EMBEDDING__WARM=off`."""
+        if self.warmer is not None:
+            self.warmer.start()
 
     @cached_property
     def customers(self) -> CustomerRecords:
@@ -271,6 +306,7 @@ class Services:
                 logger.error("chat model: %s (turns will be handed to a person)", detail)
         words, history_tokens, transcript = settings.prompt_budget()
         guard = OutputGuard(settings.secret_values(), instruction_texts(settings.company_name))
+        text_vectors = open_text_vectors(settings, index.embedder)
         answerer = Answerer(
             chat,
             index.embedder,
@@ -281,6 +317,7 @@ class Services:
             history_tokens,
             guard,
             first_token_s=settings.embedded.first_token_s if settings.chat_provider == "embedded" else None,
+            text_store=text_vectors,
         )
         h = settings.history
         history = HistoryBuilder(store, h.token_budget, h.max_events, h.max_past_conversations)
@@ -309,8 +346,24 @@ class Services:
         )
         if warm and engine.account is not None:
             engine.account.router.warm()
+        e = settings.embedding
+        warmer = None
+        if text_vectors is not None and e.warm == "background":
+            pace = Warming(text_vectors, index.embedder, batch=e.warm_batch, rest=e.warm_rest)
+            warmer = BackgroundWarmer(pace, index.iter_chunks, index.fresh_revision, settings.collection, index.count)
         return cls(
-            settings, store, index, retriever, chat, engine, problems, webhook=webhook, guard=guard, matcher=matcher
+            settings,
+            store,
+            index,
+            retriever,
+            chat,
+            engine,
+            problems,
+            webhook=webhook,
+            guard=guard,
+            matcher=matcher,
+            text_vectors=text_vectors,
+            warmer=warmer,
         )
 
     def check_consistency(self, fix: bool = True) -> list[doctor.Problem]:
@@ -327,6 +380,10 @@ class Services:
         )
 
     def close(self) -> None:
+        if self.warmer is not None:
+            self.warmer.close()
+        if self.text_vectors is not None:
+            self.text_vectors.close()
         self.engine.handoffs.close()
         if self.webhook is not None:
             self.webhook.close()

@@ -95,6 +95,34 @@ class EmbeddingSettings(BaseModel):
         "rest of the turn (~25% less CPU per fake-model turn on 2 busy cores); `cxa ingest` lets them spin (a "
         "process that only embeds: +17% ingest throughput)",
     )
+    sentence_store: bool = Field(
+        True,
+        description="keep the vectors of the help center's sentences, list items and titles (what grounding, quoting "
+        "and answerability embed for a retrieved chunk) in a SQLite file shared by the workers of one machine, filled "
+        "after `cxa ingest` and by the server in the background; off = embedded the first time a chunk is retrieved "
+        "by each process (the turn overhead's tail, docs/benchmarks.md)",
+    )
+    sentence_store_path: Path | None = Field(None, description="that file; None = <data_dir>/sentence-vectors.sqlite")
+    warm: Literal["background", "off"] = Field(
+        "background",
+        description="background = a server embeds what the file is missing on a thread of its own: the whole index "
+        "at start (skipped when the index has not changed since it was last walked; one worker per machine walks) "
+        "and each uploaded document; off = only `cxa ingest` fills it",
+    )
+    warm_batch: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="texts per embedding call of the server's warmer (a turn's own embedding waits "
+        "for at most one call)",
+    )
+    warm_rest: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="the server's warmer rests this many times as long as each call took (1 = busy at most half "
+        "the time; 0 = flat out)",
+    )
 
 
 class ChunkingSettings(BaseModel):
@@ -674,6 +702,12 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return (self.chroma_path or self.data_dir / "chroma").expanduser().resolve()
+
+    @property
+    def sentence_store_file(self) -> Path:
+        """Where the help center's sentence vectors are kept (`CXA_EMBEDDING__SENTENCE_STORE_PATH`)."""
+        path = self.embedding.sentence_store_path or self.data_dir / "sentence-vectors.sqlite"
+        return path.expanduser().resolve()
 
     @property
     def small_model(self) -> bool:

@@ -15,10 +15,12 @@ changed model forces a re-index (see `knowledge.index`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import threading
 from collections import OrderedDict
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,18 @@ class MiniLMEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names the vectors this embedder makes: the model's name and version, the truncation length and a digest
+        of the model and tokenizer files (another file under the same name makes other vectors). Stored vectors are
+        keyed by it (`knowledge.textvectors`)."""
+        digest = hashlib.sha256()
+        for path in (self.model_path, self.tokenizer_path):
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        return f"{MODEL_NAME}/{MODEL_VERSION}/max_length={self.max_length}/{digest.hexdigest()[:16]}"
 
 
 def length_batches(lengths: list[int], batch_size: int, batch_tokens: int | None = None) -> list[np.ndarray]:

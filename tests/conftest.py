@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from assistant.safety import identity
 from assistant.samples import load_customers
-from assistant.services import build_index
+from assistant.services import build_index, warm_sentences
 from assistant.settings import Settings
 from assistant.store.repo import Store
 from assistant.telemetry.topics import topics_for
@@ -119,12 +119,14 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with the sample help center ingested and the sample customers loaded (built once)."""
+    """A data dir with the sample help center ingested (its sentence vectors stored) and the sample customers loaded
+    (built once)."""
     data_dir = tmp_path_factory.mktemp("template")
     settings = make_settings(data_dir)
     index = build_index(settings)
     docs = [d for _, d in iter_folder(SAMPLE_HELPCENTER) if not isinstance(d, Exception)]
     index.ingest(docs, origin="samples", prune=True)
+    warm_sentences(settings, index)  # as `cxa ingest` does: copies start with the sentence vectors stored
     topics_for(settings, index)  # the topic model, cached in the data dir (copies start with it)
     store = Store(settings.sqlalchemy_url)
     load_customers(store)

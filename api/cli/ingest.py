@@ -16,12 +16,20 @@ from knowledge.errors import KnowledgeError
 
 if TYPE_CHECKING:
     from assistant.samples import LoadReport
+    from knowledge.index import KnowledgeIndex
 
 
 def ingest_documents(
-    settings: Settings, path: Path | None, doc2dial: bool, origin: str | None, prune: bool, rebuild: bool
+    settings: Settings,
+    path: Path | None,
+    doc2dial: bool,
+    origin: str | None,
+    prune: bool,
+    rebuild: bool,
+    warm: bool = True,
 ) -> None:
-    """Load the articles at `path` (or doc2dial's documents), ingest them under `origin` and print the report."""
+    """Load the articles at `path` (or doc2dial's documents), ingest them under `origin` and print the report; then,
+    with `warm`, the second stage: the sentence vectors of the index (`warm_sentences`)."""
     from assistant.services import build_index
     from knowledge.loaders import iter_folder, load_doc2dial, load_file, supported_suffixes
 
@@ -78,6 +86,34 @@ def ingest_documents(
     console.print(f"index now holds {index.count()} chunks ({report.seconds:.1f}s)")
     for s in skipped:
         err.print(f"[yellow]skipped[/] {s}")
+    if warm:
+        warm_sentences(settings, index)
+
+
+def warm_sentences(settings: Settings, index: KnowledgeIndex) -> None:
+    """The second stage of an ingest: the sentences, list items and titles of every chunk that the sentence store
+    lacks, embedded and stored (`assistant.services.warm_sentences`), so that turns read them instead of embedding
+    them. The chunk index is searchable before this starts; an index unchanged since the last walk is not walked."""
+    from assistant.services import warm_sentences as warm
+
+    with progress_bars() as bar:
+        task = bar.add_task("sentence vectors", total=None, unit="chunks")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        report, store = warm(settings, index, progress)
+    if store is None:
+        return
+    if report is None:
+        console.print("sentence vectors: up to date")
+    elif not report.complete:
+        err.print(f"[yellow]sentence vectors not stored[/] ({store.path} cannot be written): turns will embed them")
+    else:
+        rate = f", {report.texts_per_second:.0f}/s" if report.embedded else ""
+        console.print(
+            f"sentence vectors: {report.embedded} of {report.texts} texts embedded ({report.seconds:.1f}s{rate})"
+        )
 
 
 def load_samples(settings: Settings) -> LoadReport:
@@ -105,12 +141,20 @@ def ingest(
     origin: Annotated[str | None, typer.Option(help="label of this source; pruning only touches its documents")] = None,
     prune: Annotated[bool, typer.Option(help="remove documents of this origin that are no longer in PATH")] = True,
     rebuild: Annotated[bool, typer.Option(help="drop the whole index first (after an embedding model change)")] = False,
+    warm: Annotated[
+        bool,
+        typer.Option(
+            help="then embed the sentences of the index that the sentence store lacks (a second stage: the index is "
+            "searchable before; a server does it in the background otherwise)"
+        ),
+    ] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Add, update and remove help articles in the index; unchanged articles are not embedded again."""
+    """Add, update and remove help articles in the index; unchanged articles are not embedded again. Then the
+    sentence vectors turns read (`--no-warm` leaves them to the server)."""
     settings = load_settings(data_dir)
     configure_logging(settings, "WARNING")
     try:
-        ingest_documents(settings, path, doc2dial, origin, prune, rebuild)
+        ingest_documents(settings, path, doc2dial, origin, prune, rebuild, warm)
     except (KnowledgeError, AssistantError, ValueError) as exc:
         fail(str(exc))

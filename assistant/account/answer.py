@@ -28,11 +28,9 @@ from assistant.errors import StoreUnavailableError
 from assistant.models import (
     Citation,
     Conversation,
-    CustomerEvent,
-    CustomerProfile,
+    CustomerRecord,
     Message,
     OrderFacts,
-    PastConversation,
     TicketFacts,
     ToolCall,
     utcnow,
@@ -44,7 +42,7 @@ logger = logging.getLogger(__name__)
 TOOL_NAMES = frozenset(EXAMPLES)
 
 # (customer_id, this conversation's id) -> profile (None: no record), events, earlier conversations
-RecordLoader = Callable[[str, str], tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]]
+RecordLoader = Callable[[str, str], CustomerRecord]
 
 _NOT_RECEIVED = re.compile(
     r"\b(not|never|nothing|haven'?t|hasn'?t|havent|hasnt|didn'?t|didnt|isn'?t|isnt|wasn'?t|wasnt|"
@@ -102,9 +100,12 @@ class AccountAnswerer:
         conversation: Conversation,
         previous: list[Message],
         last_call: ToolCall | None = None,
+        record: CustomerRecord | None = None,
     ) -> AccountAnswer | None:
         """The account answer to `text`, or None when it is not about the customer's own record. `last_call`: the
-        account tool the previous answer in this conversation called (a follow-up keeps to it)."""
+        account tool the previous answer in this conversation called (a follow-up keeps to it). `record`: the
+        customer's record as this turn read it already (`RECORD_EVENTS` events, `RECORD_PAST` conversations: the
+        engine's history step reads it once for both); None = read here."""
         current = _current_order(previous)
         follow_up = (current is not None or last_call is not None) and bool(_FOLLOW_UP.search(text))
         previous_tool = (str(last_call.arguments.get("for") or last_call.name) if last_call else None) or None
@@ -118,7 +119,9 @@ class AccountAnswerer:
             return reply
         started = time.perf_counter()
         try:
-            profile, events, past = self.records(conversation.customer_id, conversation.id)
+            if record is None:
+                record = self.records(conversation.customer_id, conversation.id)
+            profile, events, past = record
         except StoreUnavailableError:
             raise
         except Exception:  # anything but the store failing (the engine's to handle) is a bad record

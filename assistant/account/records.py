@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from assistant.errors import CustomerNotFoundError
-from assistant.models import CustomerEvent, CustomerProfile, PastConversation
+from assistant.models import CustomerEvent, CustomerProfile, CustomerRecord
 from assistant.store.repo import Store
+
+RECORD_EVENTS = 500  # the newest events the account tools fold into facts
+RECORD_PAST = 5  # earlier conversations they may cite
 
 
 class CustomerRecords:
@@ -30,8 +33,12 @@ class CustomerRecords:
         return self.store.add_event(event)
 
     def record(
-        self, customer_id: str, conversation_id: str | None = None, max_events: int = 500, max_past: int = 5
-    ) -> tuple[CustomerProfile | None, list[CustomerEvent], list[PastConversation]]:
+        self,
+        customer_id: str,
+        conversation_id: str | None = None,
+        max_events: int = RECORD_EVENTS,
+        max_past: int = RECORD_PAST,
+    ) -> CustomerRecord:
         """Everything the account tools read: the profile (None for an unknown customer), the events (newest
         first) and the earlier conversations (this one left out)."""
         profile = self.store.get_customer(customer_id)

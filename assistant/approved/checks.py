@@ -17,7 +17,7 @@ import numpy as np
 
 from assistant.approved.matcher import negated
 from assistant.models import ApprovedFlag, SearchHit
-from assistant.turn.grounding import SentenceVectors
+from assistant.turn.grounding import SentenceVectors, chunk_sentences
 from knowledge.chunking import split_sentences
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>|<!--|&lt;|&#x?\d+;")
@@ -40,10 +40,10 @@ def contradictions(answer: str, hits: list[SearchHit], vectors: SentenceVectors)
     mine = [s for s in split_sentences(answer) if len(s.split()) >= 3]
     theirs: list[tuple[str, SearchHit]] = []
     for h in hits:
-        theirs += [(s, h) for s in split_sentences(h.chunk.text) if len(s.split()) >= 3]
+        theirs += [(s, h) for s in chunk_sentences(h.chunk)]
     if not mine or not theirs:
         return []
-    sims = vectors.embed(mine) @ vectors.embed([s for s, _ in theirs]).T
+    sims = vectors.embed(mine) @ vectors.embed([s for s, _ in theirs], persist=True).T
     flags: list[ApprovedFlag] = []
     seen: set[str] = set()
     for i, sentence in enumerate(mine):

@@ -9,14 +9,17 @@ more than recall here, since a wrong answer served as "approved" is worse than a
 least `source_min_score` similar is offered to retrieval as one more passage (`ApprovedSearch`).
 
 The embedded questions are cached per process and rebuilt when the table's `version()` changes (an add, edit or
-retirement by any worker), so a new answer is served from the next turn on.
+retirement by any worker), so a new answer is served from the next turn on. A turn reads that version once
+(`ApprovedMatcher.one_version`): its match and its search see the same answers.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +56,10 @@ class _Index:
     negations: np.ndarray
 
 
+# Within `ApprovedMatcher.one_version`: the matcher and the index it read first (a list: empty until then)
+_PINNED: ContextVar[tuple[ApprovedMatcher, list[_Index]] | None] = ContextVar("approved_pinned", default=None)
+
+
 class ApprovedMatcher:
     def __init__(self, repo: ApprovedAnswers, vectors: SentenceVectors, settings: ApprovedSettings) -> None:
         self.repo = repo
@@ -61,7 +68,27 @@ class ApprovedMatcher:
         self._index: _Index | None = None
         self._lock = threading.Lock()
 
+    @contextmanager
+    def one_version(self) -> Iterator[None]:
+        """Within it (one turn's steps before the answer, in one thread, with no `yield` inside), the approved
+        answers' version is read from the database once, at the first match: the turn's match and its search see
+        the same answers, for one query instead of one per look."""
+        token = _PINNED.set((self, []))
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+
     def _current(self) -> _Index:
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self and pinned[1]:
+            return pinned[1][0]
+        index = self._read()
+        if pinned is not None and pinned[0] is self:
+            pinned[1].append(index)
+        return index
+
+    def _read(self) -> _Index:
         version = self.repo.version()
         index = self._index
         if index is not None and index.version == version:

@@ -54,8 +54,9 @@ class HandoffService:
         else:
             summary, source = self.summarizer.summarize(messages, context, reason, conversation_id)
         note = mask_payment_data(customer_note) if customer_note else None
-        handoff = self.store.create_handoff(conversation_id, reason, confidence, _masked(summary), source, note)
-        self.store.add_message(conversation_id, "assistant", HANDOFF_TEXT)
+        handoff = self.store.create_handoff(
+            conversation_id, reason, confidence, _masked(summary), source, note, notice=HANDOFF_TEXT
+        )
         if self._writer is not None and handoff.summary_source == "extractive":
             self._writer.submit(self._write_summary, handoff.id, messages, context, reason, conversation_id)
         return handoff, True

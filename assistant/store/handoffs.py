@@ -16,6 +16,7 @@ from assistant.models import Conversation, Handoff, HandoffSummary, is_handoff_r
 from assistant.store import convert
 from assistant.store.conversations import update_status
 from assistant.store.db import Database, Repository, new_id
+from assistant.store.messages import insert_message
 from assistant.store.tables import HandoffRow
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,13 @@ class Handoffs(Repository):
         summary: HandoffSummary,
         summary_source: str = "extractive",
         customer_note: str | None = None,
+        notice: str | None = None,
     ) -> Handoff:
         """Open a handoff and put the conversation in the agent queue (`waiting_for_agent`), through the
         state machine. If another writer opened one first (two handoffs racing), that one is returned and
         no second handoff exists. Listeners (`add_listener`) hear of a new one after it commits. `reason` must be
-        a label (`assistant.models.is_handoff_reason`): what the customer wrote goes in `customer_note`."""
+        a label (`assistant.models.is_handoff_reason`): what the customer wrote goes in `customer_note`.
+        `notice`: the assistant's message telling the customer, added in the same transaction."""
         if not is_handoff_reason(reason):
             raise ValueError(f"not a handoff reason label: {reason[:40]!r}")
         with self.db.session() as s:
@@ -60,6 +63,10 @@ class Handoffs(Repository):
                 ).first()
                 if existing is None:
                     raise
+                if notice is not None:
+                    insert_message(
+                        s, conversation_id, "assistant", notice, None, None, None, keep_original=self.db.keep_originals
+                    )
                 return convert.handoff(existing)
             row = HandoffRow(
                 id=new_id("ho"),
@@ -75,6 +82,10 @@ class Handoffs(Repository):
             s.add(row)
             s.flush()
             handoff = convert.handoff(row)
+            if notice is not None:
+                insert_message(
+                    s, conversation_id, "assistant", notice, None, None, None, keep_original=self.db.keep_originals
+                )
         for listener in self._listeners:
             try:
                 listener(handoff, conv)

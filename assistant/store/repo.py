@@ -139,6 +139,7 @@ class Store:
         self.list_signals = self.signals.list_for
         self.get_facts = self.signals.get_facts
         self.query_facts = self.signals.query_facts
+        self.topic_history = self.signals.topic_history
 
         self.save_scorecard = self.quality.save_scorecard
         self.latest_scorecard = self.quality.latest_scorecard

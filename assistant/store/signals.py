@@ -60,6 +60,18 @@ class Signals(Repository):
             row = s.get(ConversationFactsRow, conversation_id)
             return convert.facts(row) if row else None
 
+    def topic_history(
+        self, conversation_id: str, customer_id: str, since: datetime
+    ) -> tuple[set[str], list[ConversationFacts]]:
+        """What a new topic's re-contact check reads, in one transaction: the kinds of signal `conversation_id` has,
+        and the facts of the customer's conversations started since `since`, newest first (this one included):
+        `query_facts(customer_id=..., since=...)` and `list_for`."""
+        f = ConversationFactsRow
+        q = select(f).where(f.started_at >= since, f.customer_id == customer_id).order_by(f.started_at.desc())
+        with self.db.session() as s:
+            kinds: set[str] = {e.kind for e in _select_signals(s, conversation_id)}
+            return kinds, [convert.facts(r) for r in s.scalars(q)]
+
     def query_facts(
         self,
         *,

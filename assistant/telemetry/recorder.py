@@ -9,6 +9,8 @@ It never breaks a customer's turn: every hook logs and swallows its own failures
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -42,6 +44,7 @@ from assistant.telemetry.figures import (
 from assistant.telemetry.signals import TopicFn, derive, turn_signals, window_start
 
 logger = logging.getLogger(__name__)
+TOPICS_KEPT = 10_000  # conversations remembered to have their topic (the second message then reads nothing for it)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -65,6 +68,8 @@ class Telemetry:
         self.settings = settings
         self.topic_fn = topic_fn
         self.redactor = Redactor(settings.redact)
+        self._with_topic: OrderedDict[str, None] = OrderedDict()  # conversations with a topic event, most recent last
+        self._topics_lock = threading.Lock()
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -96,10 +101,10 @@ class Telemetry:
         `dead_end` or None (the message went to a person)."""
         events = turn_signals(conv.id, message, previous, frustration, turn_id, self.settings.long_gap_s)
         earlier_customer = [m.text for m in previous if m.role == "customer"]
-        if len(earlier_customer) < 2 and self.topic_fn is not None:
-            known = not earlier_customer or any(e.kind == "topic" for e in self.store.list_signals(conv.id))
-            if not earlier_customer or not known:  # the topic is found once (first or second message)
-                events += self._topic_events(conv, [*earlier_customer, message.text], first=not earlier_customer)
+        # the topic is found once: from the first message, or the second when the first had none
+        first = not earlier_customer
+        if len(earlier_customer) < 2 and self.topic_fn is not None and (first or not self._has_topic(conv.id)):
+            events += self._topic_events(conv, [*earlier_customer, message.text], first=first)
         if result is not None:
             # the engine's str, "answered" or "dead_end": SignalEvent checks it against SignalKind
             events.append(self._event(conv.id, result, confidence))  # type: ignore[arg-type]
@@ -107,7 +112,27 @@ class Telemetry:
             events.append(self._event(conv.id, "handoff", reason=handoff_reason))
         for e in events:
             e.turn_id = turn_id
-        return self._record(conv.id, events)
+        facts = self._record(conv.id, events)
+        if any(e.kind == "topic" for e in events):
+            self._remember_topic(conv.id)
+        return facts
+
+    def _has_topic(self, conversation_id: str) -> bool:
+        """The conversation has a topic event: known in this process once recorded or seen (signals are append-only,
+        so a topic once there stays), else read."""
+        with self._topics_lock:
+            if conversation_id in self._with_topic:
+                return True
+        found = any(e.kind == "topic" for e in self.store.list_signals(conversation_id))
+        if found:
+            self._remember_topic(conversation_id)
+        return found
+
+    def _remember_topic(self, conversation_id: str) -> None:
+        with self._topics_lock:
+            self._with_topic[conversation_id] = None
+            while len(self._with_topic) > TOPICS_KEPT:
+                self._with_topic.popitem(last=False)
 
     def _topic_events(self, conv: Conversation, customer_texts: list[str], first: bool) -> list[SignalEvent]:
         """The conversation's topic (from its first customer messages); a re-contact if the same customer had
@@ -120,12 +145,8 @@ class Telemetry:
         events = [self._event(conv.id, "topic", probability, topic=topic)]
         if not conv.customer_id:
             return events
-        earlier = [
-            f
-            for f in self.store.query_facts(customer_id=conv.customer_id, since=window_start(utcnow(), self.settings))
-            if f.conversation_id != conv.id
-        ]
-        already = {e.kind for e in self.store.list_signals(conv.id)}
+        already, facts = self.store.topic_history(conv.id, conv.customer_id, window_start(utcnow(), self.settings))
+        earlier = [f for f in facts if f.conversation_id != conv.id]
         same = [f for f in earlier if f.topic == topic]
         if same and "recontact" not in already:
             prev = same[0]  # the most recent

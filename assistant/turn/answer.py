@@ -32,6 +32,7 @@ from assistant.turn.grounding import (
 )
 from assistant.turn.history import render_event
 from knowledge.embeddings import MiniLMEmbedder
+from knowledge.textvectors import TextVectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,15 @@ class Answerer:
         history_tokens: int | None = None,
         guard: OutputGuard | None = None,
         first_token_s: float | None = None,
+        text_store: TextVectorStore | None = None,
     ) -> None:
+        """`text_store`: the help center's sentence vectors on disk (`knowledge.textvectors`), read before
+        embedding a retrieved chunk's sentences."""
         self.first_token_s = first_token_s
         self.guard = guard or OutputGuard()
         self.chat = chat
         self.embedder = embedder
-        self.vectors = SentenceVectors(embedder)
+        self.vectors = SentenceVectors(embedder, store=text_store)
         self.settings = settings
         self.company = company
         self.transcript_turns = transcript_turns

@@ -30,8 +30,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.models import AnswerabilityEvidence, ReliabilityBin, SearchHit
-from assistant.turn.grounding import SentenceVectors
-from knowledge.chunking import split_sentences
+from assistant.turn.grounding import SentenceVectors, chunk_sentences, page_title
 from knowledge.retriever import Retriever, tokenize
 
 SHIPPED = Path(__file__).with_name("answerability.json")
@@ -219,9 +218,9 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     qvec = vectors.embed_one(ev.query)
     titles: dict[str, str] = {}
     for h in [*hits[:1], *pool]:
-        titles.setdefault(_page(h), " > ".join([h.chunk.title, *h.chunk.headings]) or h.chunk.source_id)
+        titles.setdefault(_page(h), page_title(h.chunk))
     names = list(titles)
-    tvecs = vectors.embed([titles[n] for n in names])
+    tvecs = vectors.embed([titles[n] for n in names], persist=True)
     tsims = tvecs @ qvec
     f["title_sim"] = float(tsims[names.index(top_page)])
     # the query read with the customer's earlier messages (the same vector as the query on a first message)
@@ -233,12 +232,11 @@ def _base_features(ev: TurnEvidence, vectors: SentenceVectors, weights: TermWeig
     sentences: list[str] = []
     owners: list[str] = []
     for h, p in zip(hits, pages, strict=True):
-        for s in split_sentences(h.chunk.text):
-            if len(s.split()) >= 3:
-                sentences.append(s)
-                owners.append(p)
+        for s in chunk_sentences(h.chunk):
+            sentences.append(s)
+            owners.append(p)
     if sentences:
-        svecs = vectors.embed(sentences)
+        svecs = vectors.embed(sentences, persist=True)
         sims = svecs @ qvec
         best = int(np.argmax(sims))
         f["best_sentence"] = float(sims[best])

@@ -10,6 +10,7 @@ from assistant.models import (
     Conversation,
     ConversationStatus,
     CustomerContext,
+    CustomerRecord,
     DoneEvent,
     Handoff,
     IntentEvidence,
@@ -56,6 +57,7 @@ class TurnContext:
     intent: IntentEvidence = field(default_factory=IntentEvidence)  # no signals until assessed
     hits: list[SearchHit] = field(default_factory=list)
     pool: list[SearchHit] = field(default_factory=list)  # the wider search `hits` are the first top-k of
+    account_record: CustomerRecord | None = None  # the customer's record as the history step read it
 
     @property
     def text(self) -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Generator, Iterator
+from contextlib import nullcontext
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from assistant.account.answer import AccountAnswer, AccountAnswerer
+from assistant.account.records import RECORD_EVENTS, RECORD_PAST
 from assistant.account.router import asks_how_things_work
 from assistant.approved.matcher import ApprovedMatcher
 from assistant.errors import ModelUnavailableError, StoreUnavailableError
@@ -270,15 +272,13 @@ class ConversationEngine:
                 yield from self._greet(t)
                 return
             if decision is None:
-                approved = self._match_approved(t)
+                approved, account = self._find_sources(t)
                 if approved is not None:
                     yield from self._deliver_approved(t, approved)
                     return
-                account = self._consult_record(t)
                 if account is not None:
                     yield from self._deliver_account(t, account)
                     return
-                self._retrieve(t)
                 result = yield from self._compose(t)
         except (ModelUnavailableError, KnowledgeError) as exc:
             t.record.error = str(exc)
@@ -297,8 +297,11 @@ class ConversationEngine:
     # -- the steps, in the order they run -----------------------------------------------------------
 
     def _load_customer(self, t: TurnContext) -> None:
-        """The customer's record and earlier conversations, for a verified customer (`assistant.turn.history`)."""
-        t.customer = self.history.build(t.conversation, t.text)
+        """The customer's record and earlier conversations, for a verified customer (`assistant.turn.history`): read
+        once, as much of it as the account step needs too."""
+        needs = (RECORD_EVENTS, RECORD_PAST) if self.account is not None else (0, 0)
+        t.account_record = self.history.read(t.conversation, *needs)
+        t.customer = self.history.build(t.conversation, t.text, t.account_record)
         t.timer.lap("history")
 
     def _decide_on_intent(self, t: TurnContext) -> Decision | None:
@@ -310,6 +313,20 @@ class ConversationEngine:
 
     def _is_closing(self, t: TurnContext) -> bool:
         return is_thanks_only(t.text) and any(m.role != "customer" for m in t.previous)
+
+    def _find_sources(self, t: TurnContext) -> tuple[ApprovedMatch | None, AccountAnswer | None]:
+        """What answers the message: an approved answer, else the customer's record, else the knowledge's chunks
+        (left in `t.hits`). The approved answers are read once for all three (`ApprovedMatcher.one_version`: the
+        search offers them as passages too)."""
+        with self.approved.one_version() if self.approved is not None else nullcontext():
+            approved = self._match_approved(t)
+            if approved is not None:
+                return approved, None
+            account = self._consult_record(t)
+            if account is not None:
+                return None, account
+            self._retrieve(t)
+            return None, None
 
     def _match_approved(self, t: TurnContext) -> ApprovedMatch | None:
         """An approved answer whose question matches the message (`assistant.approved`): served verbatim. One
@@ -328,7 +345,8 @@ class ConversationEngine:
         (`assistant.account`): None for any other question."""
         if self.account is None:
             return None
-        answer = self.account.answer(t.text, t.conversation, t.previous, self._last_account_call(t))
+        last_call = self._last_account_call(t)
+        answer = self.account.answer(t.text, t.conversation, t.previous, last_call, t.account_record)
         if answer is not None:
             t.record.tool_calls = answer.tool_calls
         t.timer.lap("account")

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.models import Citation, SearchHit
+from assistant.models import Chunk, Citation, SearchHit
 from assistant.turn.quotes import QUOTE_FEATURES, answer_types, rarity, score_candidates, states_type
-from knowledge.chunking import sentence_spans
+from knowledge.chunking import sentence_spans, split_sentences
 from knowledge.embeddings import MiniLMEmbedder
 from knowledge.retriever import tokenize
+from knowledge.textvectors import TextVectorStore
 
 MIN_NOVEL_WORDS = 2  # a shown sentence must say at least this many things the question did not
+MIN_WORDS = 3  # a source sentence or list item shorter than this is neither support nor quoted, nor embedded
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _MARKERS = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]|^\s*(?:[-*•]|\d+[.)])\s+")
 _ABSTAIN = re.compile(
@@ -62,26 +64,50 @@ class SentenceSupport:
 
 
 class SentenceVectors:
-    """Embeds sentences through a bounded cache: the same help-center sentences come back turn after
-    turn, and embedding them again was most of a turn's own (non-model) time."""
+    """Embeds sentences through a bounded cache: the same help-center sentences come back turn after turn, and
+    embedding them again was most of a turn's own (non-model) time.
 
-    def __init__(self, embedder: MiniLMEmbedder, max_items: int = 50_000) -> None:
+    Texts of the knowledge (`persist=True`: the sentences, list items and titles of retrieved chunks, see
+    `chunk_texts`) are also looked up in `store`, the vectors kept on disk for every worker of the machine
+    (`knowledge.textvectors`, filled after ingest by `assistant.turn.warming`), with one read for all the texts the
+    cache misses; what had to be embedded is written back there off the turn's path. Other texts (a customer's
+    messages, their record, a generated answer) stay in this process's memory only."""
+
+    def __init__(self, embedder: MiniLMEmbedder, max_items: int = 50_000, store: TextVectorStore | None = None) -> None:
         self.embedder = embedder
         self.max_items = max_items
+        self.store = store
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # texts asked for, by where their vectors came from: memory, store, embedded (knowledge: then stored),
+        # "embedded (in memory only)" (everything else)
+        self.counts: Counter[str] = Counter()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], persist: bool = False) -> np.ndarray:
+        """Unit vectors of `texts` in order. `persist`: the texts come from the knowledge and may be read from and
+        written to the persistent store."""
+        unique = dict.fromkeys(texts)
+        where = "embedded" if persist else "embedded (in memory only)"
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            missing = [t for t in unique if t not in self._cache]
         # what the embedder has just embedded (the customer's earlier messages, this turn's question) is not
         # embedded again
         known = {t: v for t in missing if (v := self.embedder.recent(t)) is not None}
+        in_memory = len(unique) - len(missing) + len(known)
         missing = [t for t in missing if t not in known]
+        stored: dict[str, np.ndarray] = {}
+        if missing and persist and self.store is not None:
+            stored = self.store.get(missing)
+            known.update(stored)
+            missing = [t for t in missing if t not in stored]
         if missing:
-            known.update(zip(missing, self.embedder.embed(missing), strict=True))
-        if known:
-            with self._lock:
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known.update(fresh)
+            if persist and self.store is not None:
+                self.store.put_later(fresh)
+        with self._lock:
+            self.counts.update({"memory": in_memory, "store": len(stored), where: len(missing)})
+            if known:
                 self._cache.update(known)
                 while len(self._cache) > self.max_items:
                     self._cache.popitem(last=False)
@@ -133,12 +159,13 @@ class Passages:
             self._units.append(units)
             for u, unit in enumerate(units):
                 s = unit.text
-                if len(s.split()) >= 3 and not (self.exclude is not None and self.exclude(s)):
+                if _embedded(s) and not (self.exclude is not None and self.exclude(s)):
                     self._unit_of[len(self.sentences)] = (i, u)
                     self.sentences.append(s)
                     self.owners.append(i)
                 elif self.exclude is not None and self.exclude(s):
                     unit.refused = True
+        self._from_hits = len(self.sentences)  # the sources' sentences come first, then the customer's history lines
         self._quotable: set[int] = set()
         facts = {f.strip(" -") for f in self.facts}
         for line in self.history.splitlines():
@@ -157,7 +184,10 @@ class Passages:
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
             self._qvec = self.embedder.embed_one(self.question)
-            self._vectors = self.embedder.embed(self.sentences)
+            n = self._from_hits
+            sources = self.embedder.embed(self.sentences[:n], persist=True)  # the knowledge's: stored after ingest
+            rest = self.sentences[n:]
+            self._vectors = np.vstack([sources, self.embedder.embed(rest)]) if rest else sources
         return self._vectors
 
     @property
@@ -304,14 +334,12 @@ class Passages:
         leads: dict[int, str] = {}
         for i in candidates:
             hit, u = self._unit_of[i]
-            units = self._units[hit]
-            if units[u].item:
-                lead = next((x for x in reversed(units[:u]) if x.block == units[u].block and not x.item), None)
-                if lead is not None and lead.text.rstrip().endswith(":"):
-                    leads[i] = f"{tidy(lead.text)} {tidy(units[u].text)}"
+            lead = _lead_in(self._units[hit], u)
+            if lead is not None:
+                leads[i] = lead
         sims = sims.astype(np.float64, copy=True)
         if leads:
-            in_context = self.embedder.embed(list(leads.values())) @ self.question_vector
+            in_context = self.embedder.embed(list(leads.values()), persist=True) @ self.question_vector
             for (i, _), v in zip(leads.items(), in_context, strict=True):
                 sims[i] = max(float(sims[i]), float(v))
         top = max(float(sims[i]) for i in candidates)
@@ -479,6 +507,51 @@ def _units(text: str) -> list[_Unit]:
             block += not same
         units.append(_Unit(sentence, item and not heading, block, spans[n][0], spans[n][1], heading=heading))
     return units
+
+
+def _embedded(text: str) -> bool:
+    """A source sentence or list item long enough to support, be quoted and be embedded."""
+    return len(text.split()) >= MIN_WORDS
+
+
+def _lead_in(units: list[_Unit], u: int) -> str | None:
+    """A list item read with the line that introduces its list ("Time after we issue the refund, by payment method:
+    - PayPal: 3-5 business days."), as quoting compares it with the question; None for anything else."""
+    if not units[u].item:
+        return None
+    lead = next((x for x in reversed(units[:u]) if x.block == units[u].block and not x.item), None)
+    if lead is None or not lead.text.rstrip().endswith(":"):
+        return None
+    return f"{tidy(lead.text)} {tidy(units[u].text)}"
+
+
+# -- the texts a chunk yields --------------------------------------------------------------------------------
+# What a turn embeds for each chunk it retrieves, in one place: grounding and quoting (`Passages`), answerability
+# (`assistant.turn.answerability`) and warming (`assistant.turn.warming`, which embeds them all after ingest) read
+# them from here, so a warmed store holds exactly what turns ask for. Change what a chunk yields and bump
+# `TEXTS_VERSION`: servers then warm their stores again at the next start.
+TEXTS_VERSION = "1"
+
+
+def page_title(chunk: Chunk) -> str:
+    """The chunk's title line as answerability compares it with the query: title and heading path."""
+    return " > ".join([chunk.title, *chunk.headings]) or chunk.source_id
+
+
+def chunk_sentences(chunk: Chunk) -> list[str]:
+    """The chunk's sentences as answerability reads them (`split_sentences`, at least `MIN_WORDS` words)."""
+    return [s for s in split_sentences(chunk.text) if _embedded(s)]
+
+
+def chunk_texts(chunk: Chunk) -> list[str]:
+    """Every text a turn may embed for `chunk` (each once): its sentences and list items (`_units`, grounding and
+    quoting), each list item with its lead-in line (quoting), its sentences (answerability) and its title line."""
+    units = _units(chunk.text)
+    texts = [u.text for u in units if _embedded(u.text)]
+    texts += [lead for u, unit in enumerate(units) if _embedded(unit.text) and (lead := _lead_in(units, u))]
+    texts += chunk_sentences(chunk)
+    texts.append(page_title(chunk))
+    return list(dict.fromkeys(texts))
 
 
 def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: dict[int, float] | None = None) -> str:

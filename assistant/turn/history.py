@@ -14,7 +14,14 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-from assistant.models import Conversation, CustomerContext, CustomerEvent, CustomerProfile, PastConversation
+from assistant.models import (
+    Conversation,
+    CustomerContext,
+    CustomerEvent,
+    CustomerProfile,
+    CustomerRecord,
+    PastConversation,
+)
 from assistant.store.repo import Store
 from knowledge.retriever import tokenize
 
@@ -72,15 +79,29 @@ class HistoryBuilder:
         self.max_past = max_past_conversations
         self.count_tokens = count_tokens
 
-    def build(self, conversation: Conversation, question: str = "") -> CustomerContext:
+    def read(self, conversation: Conversation, min_events: int = 0, min_past: int = 0) -> CustomerRecord | None:
+        """The verified customer's record, in one transaction: at least the events and earlier conversations this
+        builder uses, more when `min_events` / `min_past` ask (the account step reads the same record). None for
+        an anonymous conversation (no history, whatever id it claims)."""
+        if not conversation.verified or not conversation.customer_id:
+            return None
+        return self.store.customer_context(
+            conversation.customer_id,
+            conversation.id,
+            max(self.max_events, min_events),
+            max(self.max_past, min_past),
+        )
+
+    def build(
+        self, conversation: Conversation, question: str = "", record: CustomerRecord | None = None
+    ) -> CustomerContext:
+        """The history block for `conversation`, from `record` (what `read` returned) or read now."""
         if not conversation.verified or not conversation.customer_id:
             return CustomerContext(text="The customer is not signed in: no account details are available.")
-        profile, events, past = self.store.customer_context(
-            conversation.customer_id, conversation.id, self.max_events, self.max_past
-        )
+        profile, events, past = record if record is not None else self.read(conversation) or (None, [], [])
         if profile is None:
             return CustomerContext(text="No account details are on file for this customer.")
-        return self.assemble(profile, events, past, question)
+        return self.assemble(profile, events[: self.max_events], past[: self.max_past], question)
 
     def assemble(
         self, profile: CustomerProfile, events: list[CustomerEvent], past: list[PastConversation], question: str

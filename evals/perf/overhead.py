@@ -1,9 +1,10 @@
 """`cxa bench overhead`: what a turn costs besides generation, at 1k and 100k chunks in the index.
 
 The real app (`api.app.create_app`, so `Services.build` and the engine the API uses) on a synthetic index
-(`evals.perf.synthetic`) with a fresh SQLite database and the 22 sample customers, and a chat model that
-answers at once: `InstantChatModel` quotes the source sentence that best matches the question with its
-citation (`FakeSupportChatModel`), so turns take the normal grounded path (a generated, checked, cited
+(`evals.perf.synthetic`) whose sentence vectors are warmed as `cxa ingest` warms a deployment's (once, cached
+with the index; the time it took is reported), with a fresh SQLite database and the 22 sample customers, and a
+chat model that answers at once: `InstantChatModel` quotes the source sentence that best matches the question
+with its citation (`FakeSupportChatModel`), so turns take the normal grounded path (a generated, checked, cited
 reply), not a handoff every time; the mix of outcomes is reported. Its own time (a few regular expressions)
 is measured and subtracted: what is left is the turn's overhead (persistence, history, intent, retrieval,
 grounding and the output guard, confidence, signals and telemetry, topic, the model-call log).
@@ -11,11 +12,14 @@ grounding and the output guard, confidence, signals and telemetry, topic, the mo
 Every script runs twice, on two paths, interleaved in the same run (which goes first alternates): the
 engine called in-process (`engine.run_turn`, as the API's route does) and the HTTP route
 (`POST /v1/conversations/{id}/messages` through httpx's ASGI transport, in-process: routing, auth,
-validation, the thread hop and JSON included). A script is a sample customer asking a help-center question,
+validation, the thread hop and JSON included). A script's first run starts with this process's caches cold
+(its sources' sentence vectors are read from the store on disk, its customer's record is embedded); its repeat
+finds them in memory. A script is a sample customer asking a help-center question,
 a second one on the same subject, and either "thanks, that worked" or a third question; one in eight starts
 off-topic (declined: offered or handed to a person). Per turn: wall time, the engine's own step timings
 (the turn record's `timings_ms`), SQL statements and transactions (SQLAlchemy events), and any engine, ONNX
-session, chat model or Chroma client built (there must be none).
+session, chat model or Chroma client built (there must be none); per size, where the sentence vectors the turns
+asked for came from (memory, the store, embedded).
 """
 
 from __future__ import annotations
@@ -42,7 +46,14 @@ from assistant.settings import Settings
 from assistant.store.repo import Store
 from evals.perf.probes import Constructions, SqlCounter
 from evals.perf.stats import Machine, Ratio, Timing, percentile
-from evals.perf.synthetic import COLLECTION, index_dir, synthetic_index
+from evals.perf.synthetic import (
+    COLLECTION,
+    SentenceWarm,
+    index_dir,
+    sentence_store_path,
+    synthetic_index,
+    warm_index_sentences,
+)
 from evals.simulate import QUESTIONS
 from evals.workspace import SAMPLE_COMPANY, scratch_settings
 
@@ -136,6 +147,12 @@ class SizeOverhead(BaseModel):
     http_extra_median_ms: float
     outcomes: dict[str, int]
     constructions_during_turns: dict[str, int]
+    sentence_warm: SentenceWarm | None = Field(None, description="the index's sentence vectors, warmed as after ingest")
+    sentence_texts: dict[str, int] = Field(
+        default_factory=dict,
+        description="texts the turns asked vectors of, by where they came from: memory (this process's cache), "
+        "store (the sentence vectors on disk), embedded",
+    )
 
 
 class OverheadFigures(BaseModel):
@@ -163,6 +180,7 @@ class _Sample:
 class _Run:
     samples: list[_Sample] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    sentence_texts: dict[str, int] = field(default_factory=dict)
 
 
 def scripts(n: int, seed: int) -> list[list[str]]:
@@ -192,6 +210,7 @@ def overhead_settings(settings: Settings, size: int) -> Settings:
         company_name=SAMPLE_COMPANY,
         chat_provider="fake",
         evals=settings.evals.model_copy(update={"background": False}),
+        embedding=settings.embedding.model_copy(update={"sentence_store_path": sentence_store_path(settings, size)}),
     )
 
 
@@ -216,7 +235,8 @@ def _outcome(turn: dict[str, Any]) -> str:
 async def _measure(
     app: Any, model: InstantChatModel, plan: list[list[str]], run: _Run, progress: Progress | None, label: str
 ) -> tuple[float, float, dict[str, int]]:
-    """Run the lifespan, warm up, then every conversation; returns (startup s, first turn ms, constructions)."""
+    """Run the lifespan, warm up, then every conversation; returns (startup s, first turn ms, constructions). The
+    sources of the sentence vectors the measured turns asked for go to `run.sentence_texts`."""
     customers = [p.id for p in sample_profiles()]
     started = time.perf_counter()
     async with app.router.lifespan_context(app):
@@ -242,6 +262,8 @@ async def _measure(
                     await client.post(url, json={"text": text}, headers=headers)
             total = 2 * sum(len(s) for s in plan)
             done = 0
+            vectors = services.engine.answerer.vectors
+            before = Counter(vectors.counts)
             with Constructions() as built:
                 for i, script in enumerate(plan):
                     cid = customers[i % len(customers)]
@@ -290,6 +312,7 @@ async def _measure(
                             if progress:
                                 progress(label, done, total)
                 constructed = built.snapshot()
+            run.sentence_texts = dict(Counter(vectors.counts) - before)
             sql.close()
     return startup, first_turn_ms, constructed
 
@@ -334,7 +357,8 @@ def run_size(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> SizeOverhead:
-    _, manifest = synthetic_index(settings, size, seed, progress)
+    index, manifest = synthetic_index(settings, size, seed, progress)
+    warm = warm_index_sentences(settings, size, index, progress)
     s = overhead_settings(settings, size)
     _fresh_database(s)
     model = InstantChatModel()
@@ -354,6 +378,8 @@ def run_size(
         http_extra_median_ms=round((http.wall.median_ms or 0.0) - (engine.wall.median_ms or 0.0), 2),
         outcomes=dict(Counter(s.outcome for s in run.samples).most_common()),
         constructions_during_turns=constructed,
+        sentence_warm=warm,
+        sentence_texts=run.sentence_texts,
     )
 
 
@@ -397,6 +423,13 @@ def summary_rows(figures: OverheadFigures) -> list[tuple[str, str, str]]:
         for stage in e.stages:
             both(f"  step {stage} p50 / p95", lambda p, st=stage: p.stages[st].row() if st in p.stages else "-")
         rows.append(("startup (s) / first turn (ms)", f"{s.startup_s:.1f} / {s.first_turn_ms:.0f}", ""))
+        if s.sentence_warm is not None:
+            w = s.sentence_warm
+            again = f"; this run {w.this_run_s:.1f} s (reused)" if w.reused else ""
+            warmed = f"{w.embedded:,} texts embedded in {w.seconds:.0f} s ({w.texts:,} chunk texts looked up){again}"
+            rows.append(("sentence vectors warmed", warmed, ""))
+        texts = ", ".join(f"{k} {v}" for k, v in sorted(s.sentence_texts.items()))
+        rows.append(("sentence vectors asked by the turns, from", texts or "-", ""))
         rows.append(("outcomes (reply mode / action)", ", ".join(f"{k} {v}" for k, v in s.outcomes.items()), ""))
         built = ", ".join(f"{k} {v}" for k, v in s.constructions_during_turns.items())
         rows.append(("built during the turns", built, ""))

@@ -25,6 +25,11 @@ Chunks are written with precomputed vectors through `KnowledgeIndex.add_embedded
 `ingest` writes, so `Retriever`, `KnowledgeIndex.search` and `iter_chunks` work on them unchanged. An index
 lives in `<data_dir>/bench/index-<N>/chroma` (collection `bench_synthetic`) with a `manifest.json` written
 last; a rerun with the same parameters reuses it.
+
+A deployment's sentence vectors are warmed after ingest (`cxa ingest`'s second stage); so are an index's here
+(`warm_index_sentences`): its sentences, list items and titles embedded for real into
+`<data_dir>/bench/index-<N>/sentence-vectors.sqlite`, once (the synthetic chunks are made of pool sentences, so a
+100k index has ~20k distinct texts), with the time it took in `sentence-vectors.json`.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from assistant.services import build_index
+from assistant.services import build_index, warm_sentences
 from assistant.settings import Settings
 from evals.datasets import doc2dial_documents, doc2dial_turns
 from knowledge.chunking import chunk_document, split_sentences
@@ -78,6 +83,16 @@ class VectorCheck(BaseModel):
     cosine_median: float
     cosine_p5: float
     cosine_min: float
+
+
+class SentenceWarm(BaseModel):
+    """The sentence vectors of an index: how many texts, and how long embedding them took the first time."""
+
+    texts: int
+    embedded: int
+    seconds: float
+    this_run_s: float  # this run's walk (0: the index was warmed at this revision already, nothing walked)
+    reused: bool
 
 
 class SyntheticManifest(BaseModel):
@@ -342,3 +357,36 @@ def real_questions(settings: Settings, n: int, seed: int = 0) -> list[str]:
     turns = list(dict.fromkeys(t.utterance.strip() for t in doc2dial_turns(settings.shared_data_dir)))
     random.Random(seed).shuffle(turns)
     return (sample + [t for t in turns if len(t.split()) >= 3])[:n]
+
+
+def sentence_store_path(settings: Settings, size: int) -> Path:
+    """The sentence vectors of the index of `size` chunks, kept with it."""
+    return index_dir(settings, size) / "sentence-vectors.sqlite"
+
+
+def warm_index_sentences(
+    settings: Settings, size: int, index: KnowledgeIndex, progress: Progress | None = None
+) -> SentenceWarm:
+    """Warm the sentence vectors of the index of `size` chunks as `cxa ingest` does (once; see the module
+    docstring); the figures of the first warming are kept in `sentence-vectors.json` for the reruns."""
+    s = index_settings(settings, size)
+    s = s.model_copy(
+        update={"embedding": s.embedding.model_copy(update={"sentence_store_path": sentence_store_path(s, size)})}
+    )
+    label = f"warm sentence vectors, index-{size}"
+    started = time.perf_counter()
+    report, _ = warm_sentences(s, index, (lambda done, total: progress(label, done, total)) if progress else None)
+    this_run = round(time.perf_counter() - started, 1)
+    record = index_dir(settings, size) / "sentence-vectors.json"
+    if report is not None and report.embedded:
+        seconds = round(report.seconds, 1)
+        warm = SentenceWarm(
+            texts=report.texts, embedded=report.embedded, seconds=seconds, this_run_s=this_run, reused=False
+        )
+        record.write_text(warm.model_dump_json(indent=2))
+        return warm
+    if record.is_file():
+        first = SentenceWarm.model_validate_json(record.read_text())
+        return first.model_copy(update={"this_run_s": this_run, "reused": True})
+    texts = report.texts if report is not None else 0
+    return SentenceWarm(texts=texts, embedded=0, seconds=0.0, this_run_s=this_run, reused=True)

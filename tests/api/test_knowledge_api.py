@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from assistant.turn.grounding import chunk_texts
 from tests.api.support import assert_error, private_app, say, start
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, CX_TOKEN, bearer, widget_headers
 
@@ -79,6 +80,19 @@ def test_a_json_document_is_added_updated_and_left_unchanged(client: TestClient)
     again = post_doc(client, WARRANTY_V2)
     assert again["status"] == "unchanged"
     assert again["chunks"] == updated["chunks"]
+
+
+def test_an_uploaded_document_has_its_sentence_vectors_stored_in_the_background(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    assert services.warmer is not None and services.warmer.wait_idle(60)
+    # the copied data dir was warmed by its ingest: nothing embedded at start (in servers mode the collection is a
+    # copy under another name, so it is walked, and every text is found stored)
+    last = services.warmer.last
+    assert last is None or (last.complete and last.embedded == 0)
+    post_doc(client, WARRANTY_V1)
+    assert services.warmer.wait_idle(60)
+    texts = [t for c in services.index.get_document_chunks(WARRANTY_V1["source_id"]) for t in chunk_texts(c)]
+    assert texts and services.text_vectors.missing(texts) == []
 
 
 def test_an_uploaded_markdown_file_is_searchable(client: TestClient) -> None:

@@ -36,9 +36,13 @@ def test_ingest_reports_and_is_incremental(articles: Path, tmp_path: Path) -> No
     assert first.exit_code == 0, first.output
     assert "added" in first.output and "notes.pdf" in first.output  # the unsupported file is reported, not fatal
     assert "index now holds 2 chunks" in first.output
+    # the second stage: the chunks' sentences and titles, for the turns to read
+    assert "sentence vectors: 4 of 4 texts embedded" in first.output, first.output
+    assert (data / "sentence-vectors.sqlite").is_file()
     again = runner.invoke(app, ["ingest", str(articles), "--data-dir", str(data)], env=env)
     assert again.exit_code == 0
     assert "index now holds 2 chunks" in again.output
+    assert "sentence vectors: up to date" in again.output
     row = next(line for line in again.output.splitlines() if line.count("│") >= 7 and any(ch.isdigit() for ch in line))
     cells = [c.strip() for c in row.strip("│ ").split("│")]
     assert cells[:4] == ["0", "0", "0", "2"], cells  # added, updated, removed, unchanged
