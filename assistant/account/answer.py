@@ -70,6 +70,9 @@ class AccountAnswer(BaseModel):
     offer: bool = Field(False, description="answer, and offer a person")
     confidence: float = 0.9
     help_query: str | None = Field(None, description="a help-center question whose best passage completes the answer")
+    help_in_context: bool = Field(
+        False, description="help_query is a follow-up: searched with the conversation, not alone"
+    )
     help_first: bool = Field(
         False, description="the help center's passage answers; the record's part (a sign-in offer) follows it"
     )

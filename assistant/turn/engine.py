@@ -472,7 +472,7 @@ class ConversationEngine:
             yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
-            quoted = self._quote_help(t, account.help_query, said)
+            quoted = self._quote_help(t, account.help_query, said, account.help_in_context)
             if quoted is not None:
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
@@ -508,17 +508,29 @@ class ConversationEngine:
             sims = vectors.embed(sentences) @ vectors.embed_one(t.text)
             account.text = sentences[int(np.argmax(sims))]
         account.help_query = t.record.query or t.text
+        account.help_in_context = True
         return account
 
-    def _quote_help(self, t: TurnContext, query: str, said: list[str] | None = None) -> AnswerResult | None:
+    def _quote_help(
+        self, t: TurnContext, query: str, said: list[str] | None = None, in_context: bool = False
+    ) -> AnswerResult | None:
         """The help center's best passage for the general part of an account question (None when none is strong);
-        `said`: the conversation's earlier replies, not quoted again."""
+        `said`: the conversation's earlier replies, not quoted again. `in_context`: the query is a follow-up
+        ("why did it fail?"), searched and read with the conversation as the knowledge path does (its earlier
+        messages and the pages its replies cited), not alone."""
         t.record.query = query
-        t.hits = self.search(query, self.settings.retrieval.top_k)
+        context = None
+        if in_context and t.previous:
+            query, context = self.search_request(t.text, query, t.previous)
+            turns = [(m.role, m.text) for m in t.previous if m.role in ("customer", "assistant", "agent")]
+            question = heuristic_standalone(query, turns)
+        else:
+            question = query
+        t.hits = self.search(query, self.settings.retrieval.top_k, context=context)
         t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
         t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
         t.timer.lap("retrieve")
-        return self.answerer.quote(query, t.hits, said)
+        return self.answerer.quote(question, t.hits, said)
 
     def _deliver_approved(self, t: TurnContext, match: ApprovedMatch) -> Iterator[TurnEvent]:
         """A person's answer to this question, word for word, cited as `approved:<id>`; its hit is counted."""

@@ -67,8 +67,8 @@ HAND_WEIGHTS = {
 # order" for "what's the most I can put on a single gift card?").
 _ASKS = {
     "amount": re.compile(
-        r"\b(how much|cost\w*|price\w*|pay|charge\w*|fees?|expensive|cheap\w*|values?|worth|the most|maximum|max|"
-        r"minimum|min|limit)\b",
+        r"\b(how much|cost\w*|price\w*|pay|charge\w*|fees?|amounts?|expensive|cheap\w*|values?|worth|the most|"
+        r"maximum|max|minimum|min|limit)\b",
         re.I,
     ),
     "duration": re.compile(

@@ -152,3 +152,15 @@ def test_a_follow_up_on_the_same_record_is_not_answered_word_for_word_again(app:
     # the one sentence of the record that answers it, not the whole description once more
     assert again["text"].split("\n\n")[0] in first and "08:00" in again["text"]
     assert any(c["source_id"] == "account:order:QX-500200" for c in again["citations"])
+
+
+def test_a_follow_up_asking_why_gets_the_reason_and_how_to_put_it_right(app: TestClient) -> None:
+    """ "why did it fail?" after the payment answer: the record's reason, then the help center's passage found
+    with the conversation (the follow-up alone matches nothing), not the payment answer again."""
+    cid = verified(app, "cus_1003")
+    first = say(app, cid, "hi, did my last payment go through?")["reply"]["text"]
+    why = say(app, cid, "why did it fail?")["reply"]
+    record, _, help_part = why["text"].partition("\n\n")
+    assert "expired" in record and record in first and len(record) < len(first.split("\n\n")[0])
+    assert "Payment method" in help_part  # how to put it right
+    assert any(not c["source_id"].startswith("account:") for c in why["citations"])
