@@ -948,12 +948,16 @@ class TurnTrace(BaseModel):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     prompt_tokens: int | None = Field(None, description="tokens of the prompts this turn sent to the chat model")
+    fallback: str | None = Field(
+        None, description="why the model's answer was not used: model_slow (it missed the first-token deadline)"
+    )
     answerability: AnswerabilityEvidence | None = Field(
         None, description="the calibrated confidence with each feature's contribution (what sent a handoff)"
     )
 
     @classmethod
     def of(cls, r: TurnRecord) -> TurnTrace:
-        trace = cls.model_validate(r.model_dump(include=set(cls.model_fields) - {"answerability"}))
-        trace.answerability = r.evidence.answerability if r.evidence is not None else None
+        trace = cls.model_validate(r.model_dump(include=set(cls.model_fields) - {"answerability", "fallback"}))
+        if r.evidence is not None:
+            trace.answerability, trace.fallback = r.evidence.answerability, r.evidence.fallback
         return trace

@@ -119,6 +119,8 @@ class Trial(BaseModel):
     effort: float | None
     conversation_id: str
     transcript: list[dict[str, Any]] = Field(default_factory=list)
+    model_slow: int = Field(0, description="turns whose model missed its first-token deadline (a quote was shown)")
+    model_failed: int = Field(0, description="turns lost to the model (it failed or timed out: handed to a person)")
     cause: str | None = Field(None, description="a failed trial: what went wrong, by kind (see `explain`)")
     explanation: str | None = Field(None, description="a failed trial: the turn and the evidence behind it")
 
@@ -189,6 +191,9 @@ class CustomersResult(BaseModel):
     mean_turns: float
     per_scenario: list[ScenarioFigures]
     causes: dict[str, int] = Field(default_factory=dict, description="failed trials by cause (see `explain`)")
+    model_slow_turns: int = Field(0, description="turns quoted because the model missed its first-token deadline")
+    model_failed_turns: int = Field(0, description="turns lost to the model: failed or timed out, handed off")
+    busy_cores: int = Field(0, description="processes burning a core each while the run ran (`--busy-cores`)")
     trial_results: list[Trial]
     seconds: float
 
@@ -216,6 +221,8 @@ class CustomersResult(BaseModel):
             ("handed off when it must (policy, explicit)", self.handoff_correct),
             ("false handoffs (answer scenarios)", self.false_handoff_rate),
             ("mean effort (CES 1..7) / mean turns", f"{self.mean_effort} / {self.mean_turns}"),
+            ("turns lost to the model / quoted as it was slow", f"{self.model_failed_turns} / {self.model_slow_turns}"),
+            ("other processes burning a core", self.busy_cores),
             ("wall time (s)", f"{self.seconds:.0f}"),
         ]
 
@@ -307,8 +314,10 @@ def run_trial(day: Day, scenario: Scenario, trial: int, seed: int) -> Trial:
         conversation_id=cid,
         transcript=transcript,
     )
+    traces = day._ok(day.client.get(f"/v1/conversations/{cid}/turns", headers=day.cx))["items"]
+    result.model_slow = sum(t.get("fallback") == "model_slow" for t in traces)
+    result.model_failed = sum(t.get("error") is not None for t in traces)
     if not passed:
-        traces = day._ok(day.client.get(f"/v1/conversations/{cid}/turns", headers=day.cx))["items"]
         result.cause, result.explanation = explain(scenario, result, traces)
     return result
 
@@ -372,6 +381,8 @@ def run_customers(
         mean_turns=round(statistics.fmean(t.turns for t in trials), 2) if trials else 0.0,
         per_scenario=per,
         causes=dict(Counter(t.cause for t in trials if t.cause).most_common()),
+        model_slow_turns=sum(t.model_slow for t in trials),
+        model_failed_turns=sum(t.model_failed for t in trials),
         trial_results=trials,
         seconds=round(time.perf_counter() - started, 1),
     )

@@ -366,15 +366,20 @@ def eval_customers(
         list[Path] | None, typer.Option(help="scenario JSON files or folders (default: evals/scenarios/)")
     ] = None,
     base_url: Annotated[str | None, typer.Option(help="talk to this running server, not in-process")] = None,
+    busy_cores: Annotated[
+        int, typer.Option(min=0, max=64, help="run with N processes burning a core each (a shared machine)")
+    ] = 0,
     widget_key: WidgetKey = None,
     out: FiguresOut = None,
     data_dir: DataDir = None,
 ) -> None:
     """Simulated customers (goal, persona, patience) through the HTTP API, each scenario run k times: pass^k,
-    resolution rate, effort. In-process (the sample help center on a scratch data dir) unless --base-url."""
+    resolution rate, effort, turns lost to the model. In-process (the sample help center on a scratch data dir)
+    unless --base-url; --busy-cores N keeps N other processes burning a core each for the whole run."""
     from rich.markup import escape
 
     from evals.customers import load_scenarios, run_customers
+    from evals.perf.busy import busy_cores as burning
 
     settings = load_settings(data_dir)
     configure_logging(settings, "WARNING")
@@ -383,8 +388,9 @@ def eval_customers(
     except (ValueError, OSError) as exc:
         fail(f"scenarios: {exc}", 2)
     factory = client_factory(base_url, widget_key)
-    with factory(settings) as (client, creds), progress_bars() as bar:
+    with factory(settings) as (client, creds), burning(busy_cores), progress_bars() as bar:
         result = run_customers(client, creds, found, k, seed, limit, stage_progress(bar))
+    result.busy_cores = busy_cores
     metrics_table(f"simulated customers (k={k}, seed {seed})", result.summary_rows())
     per = Table(title="per scenario")
     for col in ("scenario", "passed / trials"):

@@ -253,6 +253,9 @@ class TtftResult(BaseModel):
     same_output: int
     gateway_pairs: list[Pair]
     e2e_pairs: list[E2EPair]
+    customer: list[CustomerView] = Field(
+        default_factory=list, description="what customers get with the shipped deadlines, by answer mode"
+    )
     meets_target: bool
     wall_s: float
     machine: Machine
@@ -279,8 +282,12 @@ def run_ttft(
 
     env = {
         "CXA_CHAT_PROVIDER": "embedded",
-        # A loaded machine can take minutes for a 160-token reply: a slow one must not become a handoff here.
+        # Every answer written by the model (the default quotes with the embedded model), and no deadline: a loaded
+        # machine can take minutes for a 160-token reply, and a slow one must not become a quote or a handoff here.
+        "CXA_ANSWER__MODE": "generative",
         "CXA_EMBEDDED__TIMEOUT_S": "600",
+        "CXA_EMBEDDED__FIRST_TOKEN_S": "600",
+        "CXA_EMBEDDED__QUEUE_WAIT_S": "600",
         "CXA_EMBEDDED__N_THREADS": str(st.threads),
         "CXA_EMBEDDED__N_CTX": str(st.embedded.n_ctx),
         "CXA_EMBEDDED__MAX_TOKENS": str(st.embedded.max_tokens),
@@ -368,7 +375,72 @@ def run_ttft(
                 tick("end to end vs llama.cpp", i + 1, len(qs))
             store.close()
 
-    return _result(st, qs, captured, gateway_pairs, e2e_pairs, started, machine)
+    result = _result(st, qs, captured, gateway_pairs, e2e_pairs, started, machine)
+    result.customer = [
+        customer_view(st, label, mode, progress=tick)
+        for label, mode in (("shipped default (auto)", None), ("answers written by the model", "generative"))
+    ]
+    result.wall_s = round(time.perf_counter() - started, 1)
+    return result
+
+
+class CustomerView(BaseModel):
+    """What a customer gets with the shipped deadlines: every sample help-center question, each in a new
+    conversation, through a server in its own process (`CXA_CHAT_PROVIDER=embedded`, nothing else set but the
+    answer mode)."""
+
+    label: str
+    answer_mode: str = Field(description="CXA_ANSWER__MODE")
+    first_token_deadline_s: float
+    turns: int
+    first_event: Timing = Field(description="POST sent -> the first `token` SSE event (any text the customer reads)")
+    done: Timing = Field(description="POST sent -> the `done` event")
+    lost_to_model: int = Field(description="turns the model failed or timed out on: handed to a person")
+    quoted_as_model_slow: int = Field(description="turns that missed the first-token deadline and got a quote")
+    modes: dict[str, int] = Field(description="reply modes (generated, extractive, account, handoff...)")
+
+
+def customer_view(st: Settings, label: str, mode: str | None, progress: Progress | None = None) -> CustomerView:
+    """Ask every sample help-center question once (see `CustomerView`), `mode` the answer mode (None: default)."""
+    tick = progress or (lambda stage, done, total: None)
+    env = {"CXA_CHAT_PROVIDER": "embedded", **({"CXA_ANSWER__MODE": mode} if mode else {})}
+    if st.embedded.model_path:
+        env["CXA_EMBEDDED__MODEL_PATH"] = str(st.embedded.model_path)
+    qs = [q for pool in QUESTIONS.values() for q in pool]
+    turns: list[E2ETurn] = []
+    lost = slow = 0
+    modes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="cxa-bench-customer-") as tmp:
+        data = Path(tmp) / "data"
+        stage = f"customer view: {label}"
+        tick(stage, 0, len(qs))
+        with (
+            local_server(env=env, data_dir=data) as (url, key),
+            httpx.Client(base_url=url, headers={"X-Widget-Key": key}, timeout=120) as client,
+        ):
+            store = Store(st.model_copy(update={"data_dir": data}).sqlalchemy_url)
+            for i, q in enumerate(qs):
+                turn = _stream_turn(client, q)
+                turns.append(turn)
+                record = store.get_turn(turn.turn_id) if turn.turn_id else None
+                if record is not None:
+                    lost += record.error is not None
+                    slow += record.evidence is not None and record.evidence.fallback == "model_slow"
+                key_mode = turn.mode or "handoff"
+                modes[key_mode] = modes.get(key_mode, 0) + 1
+                tick(stage, i + 1, len(qs))
+            store.close()
+    return CustomerView(
+        label=label,
+        answer_mode=mode or "auto",
+        first_token_deadline_s=st.embedded.first_token_s,
+        turns=len(turns),
+        first_event=Timing.of([t.first_event_s for t in turns if t.first_event_s is not None]),
+        done=Timing.of([t.done_s for t in turns]),
+        lost_to_model=lost,
+        quoted_as_model_slow=slow,
+        modes=modes,
+    )
 
 
 def _values(messages: list[dict[str, str]]) -> dict[str, str]:
@@ -472,6 +544,17 @@ def summary_rows(r: TtftResult) -> list[tuple[str, Any]]:
         (
             "same prompt as captured / same output as llama.cpp",
             f"{r.same_prompt} / {r.same_output} of {len(r.e2e_pairs)}",
+        ),
+        *(
+            row_
+            for c in r.customer
+            for row_ in (
+                (f"customers, {c.label} ({c.turns} questions, deadline {c.first_token_deadline_s:g} s)", ""),
+                ("  POST -> first text, median / p95 (ms)", row(c.first_event)),
+                ("  POST -> done, median / p95 (ms)", row(c.done)),
+                ("  turns lost to the model / quoted as it was slow", f"{c.lost_to_model} / {c.quoted_as_model_slow}"),
+                ("  reply modes", ", ".join(f"{k}: {v}" for k, v in sorted(c.modes.items()))),
+            )
         ),
         (
             "wall time (s) / load average before -> after",

@@ -64,6 +64,7 @@ def test_simulated_customers_score_pass_hat_k(client: TestClient) -> None:
     assert per["explicit-person"].passed == 2 and per["legal-threat"].passed == 2  # the policy hands off
     assert result.handoff_correct == 1.0
     assert result.pass_hat_k[1] >= result.pass_hat_k[2]
+    assert (result.model_failed_turns, result.model_slow_turns) == (0, 0)  # read from every trial's turn traces
     for t in result.trial_results:
         assert t.transcript and t.effort is not None and t.outcome is not None
         if t.scenario == "legal-threat":

@@ -11,6 +11,7 @@ import pytest
 
 from assistant.errors import ModelBusyError, ModelSlowError
 from assistant.llm import ChatGateway
+from assistant.models import TurnTrace
 from assistant.prompts import ANSWER
 from assistant.services import Services
 from tests.conftest import make_settings
@@ -55,6 +56,8 @@ def test_a_slow_model_gives_the_customer_the_best_passage(sample_data_dir: Path)
         assert turn.reply.citations[0].source_id == "account/two-factor-authentication"
         record = sv.store.get_turn(turn.turn_id)
         assert record is not None and record.evidence is not None and record.evidence.fallback == "model_slow"
+        trace = TurnTrace.of(record)  # what agents, the CX team and `cxa eval customers` read
+        assert trace.fallback == "model_slow" and trace.error is None  # not a turn lost: the customer got a quote
     finally:
         release.set()
         sv.close()
