@@ -101,14 +101,22 @@ def metrics_table(title: str, rows: list[tuple[str, object]]) -> None:
 def side_by_side(
     title: str, a: list[tuple[str, object]], b: list[tuple[str, object]], headers: tuple[str, str]
 ) -> None:
-    """Two runs' (label, value) rows in one table, matched by label (e.g. quiet and busy)."""
+    """Two runs' (label, value) rows in one table, matched by label (e.g. quiet and busy); a label that repeats
+    (the same figure under two headings) is matched by its occurrence."""
     table = Table(title=title)
     table.add_column("metric")
     for h in headers:
         table.add_column(h, justify="right")
-    other = dict(b)
+    other: dict[tuple[str, int], object] = {}
+    seen: dict[str, int] = {}
+    for name, value in b:
+        other[(name, seen.get(name, 0))] = value
+        seen[name] = seen.get(name, 0) + 1
+    seen.clear()
     for name, value in a:
-        table.add_row(name, str(value), str(other.get(name, "")))
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        table.add_row(name, str(value), str(other.get((name, n), "")))
     console.print(table)
 
 
