@@ -65,6 +65,7 @@ from assistant.turn.confidence import decide_after_answer, decide_before_answer,
 from assistant.turn.context import StepTimer, TurnContext
 from assistant.turn.history import HistoryBuilder
 from assistant.turn.intent import PolicyRules, frustration, wants_human
+from assistant.turn.quotes import with_stated_fact
 from assistant.turn.rewrite import heuristic_standalone, search_context
 from knowledge.chunking import split_sentences
 from knowledge.errors import KnowledgeError
@@ -380,7 +381,7 @@ class ConversationEngine:
         """The answer, streamed as it is approved (`assistant.turn.answer`)."""
         gen = self.answerer.stream(
             t.text,
-            t.hits,
+            with_stated_fact(t.hits, t.pool, t.record.query or t.text),
             t.customer,
             t.previous,
             turn_id=t.turn_id,
@@ -526,11 +527,13 @@ class ConversationEngine:
             question = heuristic_standalone(query, turns)
         else:
             question = query
-        t.hits = self.search(query, self.settings.retrieval.top_k, context=context)
+        top_k = self.settings.retrieval.top_k
+        t.pool = self.search(query, max(top_k, POOL), context=context)
+        t.hits = t.pool[:top_k]
         t.record.chunk_ids = [h.chunk.chunk_id for h in t.hits]
         t.record.chunk_scores = [round(h.score, 4) for h in t.hits]
         t.timer.lap("retrieve")
-        return self.answerer.quote(question, t.hits, said)
+        return self.answerer.quote(question, with_stated_fact(t.hits, t.pool, question), said)
 
     def _deliver_approved(self, t: TurnContext, match: ApprovedMatch) -> Iterator[TurnEvent]:
         """A person's answer to this question, word for word, cited as `approved:<id>`; its hit is counted."""

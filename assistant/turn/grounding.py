@@ -292,7 +292,7 @@ class Passages:
             return "", []
         self.extractive_relevance = float(sims[best])
         hit, unit = self._unit_of[best]
-        return quote_span(self._units[hit], unit, max_sentences, scored), [hit]
+        return quote_span(self._units[hit], unit, max_sentences, scored, _heading(self.hits[hit].chunk)), [hit]
 
     def extractive_each(self, max_sentences: int = 2, said: list[str] | None = None) -> tuple[str, list[int]]:
         """`extractive`, for each question of a message that asks two ("can a friend collect it, and how long
@@ -334,7 +334,7 @@ class Passages:
         leads: dict[int, str] = {}
         for i in candidates:
             hit, u = self._unit_of[i]
-            lead = _lead_in(self._units[hit], u)
+            lead = _lead_in(self._units[hit], u, page_title(self.hits[hit].chunk))
             if lead is not None:
                 leads[i] = lead
         sims = sims.astype(np.float64, copy=True)
@@ -514,15 +514,21 @@ def _embedded(text: str) -> bool:
     return len(text.split()) >= MIN_WORDS
 
 
-def _lead_in(units: list[_Unit], u: int) -> str | None:
+def _lead_in(units: list[_Unit], u: int, title: str = "") -> str | None:
     """A list item read with the line that introduces its list ("Time after we issue the refund, by payment method:
-    - PayPal: 3-5 business days."), as quoting compares it with the question; None for anything else."""
+    - PayPal: 3-5 business days."), as quoting compares it with the question, under the page's title line
+    (`title`: a table's rows name neither the product nor the fact, "- UK: monthly £7.99 a month"); None for
+    anything else."""
     if not units[u].item:
         return None
-    lead = next((x for x in reversed(units[:u]) if x.block == units[u].block and not x.item), None)
-    if lead is None or not lead.text.rstrip().endswith(":"):
+    block = units[u].block
+    lead = next((x for x in reversed(units[:u]) if x.block == block and not x.item), None)
+    if lead is None:  # a list that opens its section is introduced by the title line (its heading) alone
+        first = all(x.block == block for x in units[:u])
+        return f"{title}: {tidy(units[u].text)}" if title and first else None
+    if not lead.text.rstrip().endswith(":"):
         return None
-    return f"{tidy(lead.text)} {tidy(units[u].text)}"
+    return f"{title}: {tidy(lead.text)} {tidy(units[u].text)}" if title else f"{tidy(lead.text)} {tidy(units[u].text)}"
 
 
 # -- the texts a chunk yields --------------------------------------------------------------------------------
@@ -530,7 +536,12 @@ def _lead_in(units: list[_Unit], u: int) -> str | None:
 # (`assistant.turn.answerability`) and warming (`assistant.turn.warming`, which embeds them all after ingest) read
 # them from here, so a warmed store holds exactly what turns ask for. Change what a chunk yields and bump
 # `TEXTS_VERSION`: servers then warm their stores again at the next start.
-TEXTS_VERSION = "1"
+TEXTS_VERSION = "2"
+
+
+def _heading(chunk: Chunk) -> str:
+    """The heading of the section a chunk is cut from ("" when it has none)."""
+    return chunk.headings[-1] if chunk.headings else ""
 
 
 def page_title(chunk: Chunk) -> str:
@@ -548,17 +559,26 @@ def chunk_texts(chunk: Chunk) -> list[str]:
     quoting), each list item with its lead-in line (quoting), its sentences (answerability) and its title line."""
     units = _units(chunk.text)
     texts = [u.text for u in units if _embedded(u.text)]
-    texts += [lead for u, unit in enumerate(units) if _embedded(unit.text) and (lead := _lead_in(units, u))]
+    title = page_title(chunk)
+    texts += [lead for u, unit in enumerate(units) if _embedded(unit.text) and (lead := _lead_in(units, u, title))]
     texts += chunk_sentences(chunk)
     texts.append(page_title(chunk))
     return list(dict.fromkeys(texts))
 
 
-def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: dict[int, float] | None = None) -> str:
+def quote_span(
+    units: list[_Unit],
+    anchor: int,
+    max_sentences: int = 2,
+    scores: dict[int, float] | None = None,
+    heading: str = "",
+) -> str:
     """The contiguous span of a chunk to quote around `units[anchor]`, within the anchor's block, whole sentences
     only. A list item (or the line introducing a list) quotes the list: its lead-in line and its items (up to
     `MAX_LIST_ITEMS`), one a line; from a longer bulleted list of alternatives (a table's rows) only the items
     scoring close to the best one (`scores`, by unit), when few do. Numbered steps are always quoted whole.
+    A list that opens its section with no line of its own to introduce it is introduced by the section's
+    `heading` ("What isn't included:"): its items alone could read as the opposite of what the page says.
     Prose is the anchor, the sentence before when the anchor leans on it ("This reverses the change"), and the
     sentences after up to `max_sentences` (and `MAX_QUOTE_WORDS` words)."""
     block = units[anchor].block
@@ -574,7 +594,10 @@ def quote_span(units: list[_Unit], anchor: int, max_sentences: int = 2, scores: 
             close = [i for i in items if scores.get(i, -1.0) >= best - ITEM_MARGIN][:3]
             if len(close) <= len(items) // 2:
                 shown = close
-        return _within_words("\n".join(tidy(units[i].text) for i in [*lead, *shown]))
+        lines = [tidy(units[i].text) for i in [*lead, *shown]]
+        if not lead and heading and all(u.block == block for u in units[: items[0]]):
+            lines.insert(0, f"{tidy(heading).rstrip(':')}:")
+        return _within_words("\n".join(lines))
     prose = [i for i in members if not units[i].item] or [anchor]
     pos = prose.index(anchor) if anchor in prose else 0
     picked = [prose[pos]]

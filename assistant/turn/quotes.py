@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from assistant.models import SearchHit
+
 logger = logging.getLogger(__name__)
 
 MODEL_PATH = Path(__file__).with_name("quote_model.json")
@@ -58,7 +60,7 @@ HAND_WEIGHTS = {
     "chunk_rank": 0.1,
     "about_the_page": -0.15,
     "leans_back_alone": -0.1,
-    "answer_type": 0.1,
+    "answer_type": 0.25,
 }
 
 # What kind of fact a question asks for, and how a sentence states it: "how much is Plus?" wants an amount ("£7.99
@@ -95,6 +97,22 @@ def answer_types(question: str) -> frozenset[str]:
 def states_type(sentence: str, kinds: frozenset[str]) -> bool:
     """The sentence states a fact of one of `kinds`."""
     return any(_STATES[k].search(sentence) for k in kinds)
+
+
+def with_stated_fact(hits: list[SearchHit], pool: list[SearchHit], question: str) -> list[SearchHit]:
+    """The chunks an answer is written or quoted from: `hits`, and when the question asks for a kind of fact (an
+    amount, a duration), the chunk of the top hit's page that is closest to the question among those stating
+    one, when the fused ranking left it out ("how much is Plus?": the page's introduction and joining
+    instructions rank above its price table, whose words are only numbers). Nothing added otherwise."""
+    kinds = answer_types(question)
+    if not kinds or not hits:
+        return hits
+    page = hits[0].chunk.source_id
+    stating = [h for h in pool if h.chunk.source_id == page and states_type(h.chunk.text, kinds)]
+    best = max(stating, key=lambda h: h.score, default=None)
+    if best is None or any(h.chunk.chunk_id == best.chunk.chunk_id for h in hits):
+        return hits
+    return [*hits, best]
 
 
 class QuoteModel(BaseModel):

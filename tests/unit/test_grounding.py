@@ -173,3 +173,39 @@ def test_two_questions_get_a_quote_each_but_a_follow_up_with_its_context_one(vec
         message="and how long for PayPal?",
     )
     assert "\n\n" not in follow_up.extractive_each(1)[0]
+
+
+def _chunk(cid: str, text: str, headings: list[str], source: str = "plus") -> Chunk:
+    return Chunk(
+        chunk_id=cid,
+        source_id=source,
+        title="Plus membership benefits and prices",
+        headings=headings,
+        text=text,
+        start=0,
+        end=len(text),
+        position=int(cid.rsplit(":", 1)[-1]),
+    )
+
+
+def test_a_list_that_opens_its_section_is_quoted_under_its_heading(vectors: SentenceVectors) -> None:
+    """Items alone could read as the opposite of what the page says: "Large item collection, which remains £29"
+    is what Plus does *not* include."""
+    text = "- Large item collection for returns, which remains £29.\n- Gift cards can't be used to pay for it."
+    chunk = _chunk("plus::3", text, ["What isn't included"])
+    p = Passages(hits=[SearchHit(chunk=chunk, score=0.7)], history="", embedder=vectors, question="large item returns")
+    quote, _ = p.extractive(max_sentences=2)
+    assert quote.splitlines()[0] == "What isn't included:" and "£29" in quote
+
+
+def test_a_table_row_is_compared_with_its_page_title(vectors: SentenceVectors) -> None:
+    """ "How much is Plus?": the price table's rows name neither the product nor the fact; read under the page's
+    title line they answer it, ahead of the introduction that shares the question's words."""
+    intro = _chunk("plus::0", "Plus is our paid membership for people who shop with us regularly.", [])
+    prices = _chunk(
+        "plus::1", "Monthly, Annual, by store:\n- UK: monthly £7.99 a month; annual £69 a year.", ["Prices"]
+    )
+    hits = [SearchHit(chunk=intro, score=0.70), SearchHit(chunk=prices, score=0.76)]
+    p = Passages(hits=hits, history="", embedder=vectors, question="How much is Plus?")
+    quote, owners = p.extractive(max_sentences=2)
+    assert "£7.99" in quote and owners == [1]
