@@ -271,9 +271,11 @@
     node.querySelector(".cites-label")?.remove();
     if (!cites || !cites.length) return;
     const list = el("ol", { class: "cites", "aria-label": "Sources" });
-    const seen = new Set(); // several passages of one article are one source to the customer
+    // several passages of one article are one source to the customer, and so are several records of one kind
+    // ("Your account: payments" for each of three failed payments): keyed by link, else by what is shown
+    const seen = new Set();
     for (const c of cites) {
-      const key = c.url || c.source_id;
+      const key = c.url || c.title || c.source_id;
       if (seen.has(key)) continue;
       seen.add(key);
       const href = c.url && safeUrl(c.url);

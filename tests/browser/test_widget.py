@@ -143,3 +143,18 @@ def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server:
     expect(bubble.locator("b")).to_have_count(0)  # HTML in a reply is text, never markup
     expect(bubble).to_contain_text("<b>x</b>")
     assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]
+
+
+def test_records_of_one_kind_are_one_source(live_server: LiveServer, new_page) -> None:  # noqa: ANN001
+    """Three failed payments are cited as three records; the customer reads one "Your account: payments"."""
+    page: Page = new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/demo?customer=cus_1003")
+    page.get_by_role("button", name=re.compile("Open chat")).click()
+    box = page.get_by_role("textbox", name="Your message")
+    box.fill("hi, did my last payment go through?")
+    box.press("Enter")
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_have_attribute("data-done", "true")
+    labels = answer.locator(".cites li").all_inner_texts()
+    assert labels and len(labels) == len(set(labels)), labels
+    assert labels.count("Your account: payments") == 1, labels
