@@ -446,6 +446,8 @@ class ConversationEngine:
         something general ("my sofa is late, can I still return it?"); handed to a person when the record itself
         needs one (a late delivery, an overdue refund)."""
         said = [m.text for m in t.previous if m.role == "assistant"]  # earlier replies: not said again
+        quoted: AnswerResult | None = None
+        searched = False  # the help passage was already looked up this turn (not searched twice)
         if self.account is not None and self.account.phraser is not None:
             gen = self.account.phrase(
                 account,
@@ -459,7 +461,7 @@ class ConversationEngine:
             t.timer.lap("generate")
         elif account.help_first and account.help_query and asks_how_things_work(t.text):
             # an anonymous visitor's question the help center answers: that answer first, signing in on offer
-            quoted = self._quote_help(t, account.help_query)
+            quoted, searched = self._quote_help(t, account.help_query, said), True
             if quoted is not None and quoted.evidence.answer_relevance >= HELP_FIRST_RELEVANCE:
                 account.text = f"{quoted.text}\n\n{SIGN_IN_TO_CHECK.fill()}"
                 account.citations = [*quoted.citations, *account.citations]
@@ -473,8 +475,9 @@ class ConversationEngine:
             yield TokenEvent(text=account.text)
         text, citations = account.text, list(account.citations)
         if account.help_query:
-            quoted = self._quote_help(t, account.help_query, said, account.help_in_context)
-            if quoted is not None:
+            if not searched:
+                quoted = self._quote_help(t, account.help_query, said, account.help_in_context)
+            if quoted is not None:  # after the record's answer (help-first: the passage too weak to lead)
                 text = f"{text}\n\n{quoted.text}"
                 citations += quoted.citations
                 yield TokenEvent(text=f"\n\n{quoted.text}")

@@ -6,11 +6,25 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
+
+
+def ask_on_the_demo(page: Page, live_server: LiveServer, text: str, customer: str | None = None) -> Locator:
+    """Open the widget on the demo shop page (as `customer`, else anonymous), ask `text` with the keyboard and wait
+    for the whole answer: its bubble."""
+    page.goto(f"{live_server.url}/demo" + (f"?customer={customer}" if customer else ""))
+    page.get_by_role("button", name=re.compile("Open chat")).click()
+    box = page.get_by_role("textbox", name="Your message")
+    box.fill(text)
+    box.press("Enter")
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_have_attribute("data-done", "true")
+    return answer
+
 
 HOSTILE_PAGE = """<!doctype html><html><head><style>
 * { font-family: "Comic Sans MS", cursive !important; color: #f0f !important; letter-spacing: 6px !important;
@@ -111,12 +125,7 @@ def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server:
     import httpx
 
     page: Page = new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{live_server.url}/demo")
-    page.get_by_role("button", name=re.compile("Open chat")).click()
-    box = page.get_by_role("textbox", name="Your message")
-    box.fill("How can I track my order?")
-    box.press("Enter")
-    expect(page.locator(".msg.assistant").last).to_have_attribute("data-done", "true")
+    ask_on_the_demo(page, live_server, "How can I track my order?")
     page.get_by_role("button", name="Talk to a person").click()
     expect(page.get_by_role("status").filter(has_text="A person will join")).to_be_visible()
     conversation_id = page.evaluate("window.__cxaWidget.conversationId")
@@ -148,13 +157,7 @@ def test_replies_render_their_markdown_as_lists_bold_and_safe_links(live_server:
 def test_records_of_one_kind_are_one_source(live_server: LiveServer, new_page) -> None:  # noqa: ANN001
     """Three failed payments are cited as three records; the customer reads one "Your account: payments"."""
     page: Page = new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{live_server.url}/demo?customer=cus_1003")
-    page.get_by_role("button", name=re.compile("Open chat")).click()
-    box = page.get_by_role("textbox", name="Your message")
-    box.fill("hi, did my last payment go through?")
-    box.press("Enter")
-    answer = page.locator(".msg.assistant").last
-    expect(answer).to_have_attribute("data-done", "true")
+    answer = ask_on_the_demo(page, live_server, "hi, did my last payment go through?", customer="cus_1003")
     labels = answer.locator(".cites li").all_inner_texts()
     assert labels and len(labels) == len(set(labels)), labels
     assert labels.count("Your account: payments") == 1, labels
